@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * tcpstated's kernel side: every TCP state change, the resets that tell a
+ * TIME_WAIT hand-off from an abort, socket destruction and SYN-ACK
+ * retransmits, sent to userspace through one ring buffer.
+ *
+ * Two attach modes share the event format:
+ *  - tp_btf (preferred): typed struct sock *, identity is the socket cookie;
+ *  - classic tracepoints (fallback): identity is a per-incarnation id that
+ *    this file assigns to each skaddr, because the TCP slab reuses addresses.
+ * Userspace disables autoload of the mode it does not use.
+ *
+ * What must stay exact even when the ring buffer overflows is counted here,
+ * in per-CPU arrays: transitions per (old, new), events per source and ring
+ * reserve failures per source.
+ */
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "bpf/tcpstated_abi.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define RCV_SHUTDOWN 1
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* userspace sets the configured size */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TCPSTATED_TRANSITION_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} transitions SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TCPSTATED_SRC_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} source_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TCPSTATED_SRC_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} source_lost SEC(".maps");
+
+/* Classic-tracepoint mode only: skaddr -> id of the socket living there. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 16); /* userspace sets it from the table bound */
+	__type(key, __u64);
+	__type(value, __u64);
+} incarnations SEC(".maps");
+
+/* Per-CPU sequence for incarnation ids: no shared atomic on the hot path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} incarnation_seq SEC(".maps");
+
+static __always_inline void count(void *map, __u32 slot)
+{
+	__u64 *value = bpf_map_lookup_elem(map, &slot);
+
+	if (value)
+		*value += 1;
+}
+
+static __always_inline void count_transition(int oldstate, int newstate)
+{
+	if (oldstate < 0 || oldstate >= TCPSTATED_STATE_SLOTS || newstate < 0 ||
+	    newstate >= TCPSTATED_STATE_SLOTS)
+		return;
+	count(&transitions, (__u32)oldstate * TCPSTATED_STATE_SLOTS + (__u32)newstate);
+}
+
+/* Reserves an event, counting it (and its loss) per source. */
+static __always_inline struct tcpstated_event *reserve(__u8 source)
+{
+	struct tcpstated_event *e;
+
+	count(&source_events, source);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&source_lost, source);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->source = source;
+	return e;
+}
+
+/* Addresses, ports, family and netns straight from the socket. Works on a
+ * struct sock or on the sock_common at the head of a request socket. */
+static __always_inline void fill_addresses(struct tcpstated_event *e, const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET6) {
+		e->flags |= TCPSTATED_F_IPV6;
+		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		BPF_CORE_READ_INTO((__u32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)e->daddr, sk, __sk_common.skc_daddr);
+	}
+}
+
+/* inet_num is already 0 on X->CLOSE: the bound port lives on in inet_sport. */
+static __always_inline __u16 local_port(const struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+}
+
+/* Transitions that run in the owning process (connect, listen, close,
+ * shutdown). Elsewhere "current" is whatever softirq or timer interrupted. */
+static __always_inline bool process_context(int oldstate, int newstate)
+{
+	switch (newstate) {
+	case TCPSTATED_TCP_SYN_SENT:
+	case TCPSTATED_TCP_LISTEN:
+		return oldstate == TCPSTATED_TCP_CLOSE;
+	case TCPSTATED_TCP_FIN_WAIT1:
+		return oldstate == TCPSTATED_TCP_ESTABLISHED || oldstate == TCPSTATED_TCP_SYN_RECV;
+	case TCPSTATED_TCP_LAST_ACK:
+		return oldstate == TCPSTATED_TCP_CLOSE_WAIT;
+	case TCPSTATED_TCP_CLOSE:
+		return oldstate == TCPSTATED_TCP_LISTEN;
+	default:
+		return false;
+	}
+}
+
+static __always_inline void fill_state(struct tcpstated_event *e, const struct sock *sk,
+				       int oldstate, int newstate)
+{
+	e->oldstate = (__u8)oldstate;
+	e->newstate = (__u8)newstate;
+	e->skaddr = (__u64)sk;
+	if (newstate == TCPSTATED_TCP_CLOSE &&
+	    (oldstate == TCPSTATED_TCP_FIN_WAIT2 || oldstate == TCPSTATED_TCP_CLOSING) &&
+	    (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & RCV_SHUTDOWN))
+		e->flags |= TCPSTATED_F_PEER_FIN;
+	if (process_context(oldstate, newstate)) {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+		e->flags |= TCPSTATED_F_PROCESS_CTX;
+		e->tgid = pid_tgid >> 32;
+		e->pid = (__u32)pid_tgid;
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	}
+}
+
+/* Socket states whose struct is not a full socket: no cookie, no fields. */
+static __always_inline bool full_socket(const struct sock *sk)
+{
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	return state != TCPSTATED_TCP_TIME_WAIT && state != TCPSTATED_TCP_NEW_SYN_RECV;
+}
+
+/* ---- tp_btf mode: the socket cookie is the identity ---- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int newstate)
+{
+	struct tcpstated_event *e;
+
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	count_transition(oldstate, newstate);
+	e = reserve(TCPSTATED_SRC_STATE);
+	if (!e)
+		return 0;
+	e->id = bpf_get_socket_cookie((void *)sk);
+	e->flags |= TCPSTATED_F_COOKIE;
+	fill_addresses(e, sk);
+	e->sport = local_port(sk);
+	fill_state(e, sk, oldstate, newstate);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int btf_sock_event(const struct sock *sk, __u8 source)
+{
+	struct tcpstated_event *e;
+
+	if (!sk || !full_socket(sk))
+		return 0;
+	e = reserve(source);
+	if (!e)
+		return 0;
+	e->id = bpf_get_socket_cookie((void *)sk);
+	e->flags |= TCPSTATED_F_COOKIE;
+	e->skaddr = (__u64)sk;
+	e->oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
+	fill_addresses(e, sk);
+	e->sport = local_port(sk);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(btf_receive_reset, struct sock *sk)
+{
+	return btf_sock_event(sk, TCPSTATED_SRC_RECV_RESET);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(btf_send_reset, const struct sock *sk)
+{
+	return btf_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(btf_destroy_sock, struct sock *sk)
+{
+	return btf_sock_event(sk, TCPSTATED_SRC_DESTROY);
+}
+
+static __always_inline int synack_event(const struct sock *listener, const struct request_sock *req)
+{
+	struct tcpstated_event *e;
+
+	if (!listener || !req)
+		return 0;
+	e = reserve(TCPSTATED_SRC_SYNACK_RETRANS);
+	if (!e)
+		return 0;
+	e->skaddr = (__u64)listener;
+	e->oldstate = TCPSTATED_TCP_LISTEN;
+	/* The request socket carries the connection's 4-tuple. */
+	fill_addresses(e, (const struct sock *)req);
+	e->sport = BPF_CORE_READ(req, __req_common.skc_num);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(btf_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+{
+	return synack_event(sk, req);
+}
+
+/* ---- classic tracepoint mode: skaddr plus an incarnation id ---- */
+
+static __always_inline __u64 new_incarnation(__u64 skaddr)
+{
+	__u32 zero = 0;
+	__u64 *seq = bpf_map_lookup_elem(&incarnation_seq, &zero);
+	__u64 id;
+
+	if (!seq)
+		return 0;
+	*seq += 1;
+	/* CPU number in the top bits keeps per-CPU sequences disjoint. */
+	id = ((__u64)(bpf_get_smp_processor_id() + 1) << 48) | (*seq & ((1ULL << 48) - 1));
+	bpf_map_update_elem(&incarnations, &skaddr, &id, BPF_ANY);
+	return id;
+}
+
+static __always_inline __u64 current_incarnation(__u64 skaddr)
+{
+	__u64 *id = bpf_map_lookup_elem(&incarnations, &skaddr);
+
+	return id ? *id : 0;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int tp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	const struct sock *sk = ctx->skaddr;
+	__u64 skaddr = (__u64)sk;
+	struct tcpstated_event *e;
+	int oldstate = ctx->oldstate;
+	int newstate = ctx->newstate;
+	__u64 id;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	count_transition(oldstate, newstate);
+	/* A socket's life starts in CLOSE (connect, listen) or as a child cloned
+	 * from its listener; anything else continues the address's current
+	 * incarnation, or adopts a socket that predates us. */
+	if (oldstate == TCPSTATED_TCP_CLOSE ||
+	    (oldstate == TCPSTATED_TCP_LISTEN && newstate == TCPSTATED_TCP_SYN_RECV))
+		id = new_incarnation(skaddr);
+	else if (!(id = current_incarnation(skaddr)))
+		id = new_incarnation(skaddr);
+	e = reserve(TCPSTATED_SRC_STATE);
+	if (!e)
+		return 0;
+	e->id = id;
+	/* The socket has the addresses the tracepoint copied; the ports are
+	 * taken from the tracepoint as it formats them. */
+	fill_addresses(e, sk);
+	e->sport = ctx->sport;
+	e->dport = ctx->dport;
+	fill_state(e, sk, oldstate, newstate);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int tp_sock_event(const struct sock *sk, __u8 source)
+{
+	__u64 skaddr = (__u64)sk;
+	struct tcpstated_event *e;
+	__u64 id;
+
+	if (!sk || !full_socket(sk))
+		return 0;
+	id = current_incarnation(skaddr);
+	if (source == TCPSTATED_SRC_DESTROY)
+		bpf_map_delete_elem(&incarnations, &skaddr);
+	e = reserve(source);
+	if (!e)
+		return 0;
+	e->id = id;
+	e->skaddr = skaddr;
+	e->oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
+	fill_addresses(e, sk);
+	e->sport = local_port(sk);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/tcp/tcp_receive_reset")
+int tp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	return tp_sock_event(ctx->skaddr, TCPSTATED_SRC_RECV_RESET);
+}
+
+SEC("tracepoint/tcp/tcp_destroy_sock")
+int tp_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
+{
+	return tp_sock_event(ctx->skaddr, TCPSTATED_SRC_DESTROY);
+}
+
+/* tcp_send_reset has had two layouts; skaddr is all we read, so CO-RE finds
+ * it in either. */
+struct trace_event_raw_tcp_send_reset___new {
+	const void *skaddr;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_tcp_event_sk_skb___old {
+	const void *skaddr;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/tcp/tcp_send_reset")
+int tp_send_reset(void *ctx)
+{
+	const struct sock *sk;
+
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_send_reset___new))
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_send_reset___new *)ctx, skaddr);
+	else
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
+	return tp_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_synack")
+int tp_retransmit_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
+{
+	return synack_event(ctx->skaddr, ctx->req);
+}

@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The contract between tcpstated's BPF programs and userspace: one event
+ * record, the sources that produce it, and the layout of the in-kernel
+ * counters. Plain C with fixed-width types and explicit padding, included by
+ * the BPF object and by the daemon (which static_asserts the sizes).
+ */
+#ifndef TCPSTATED_ABI_H
+#define TCPSTATED_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define TCPSTATED_COMM_LEN 16
+
+/* Kernel TCP state numbers (include/net/tcp_states.h). */
+#define TCPSTATED_TCP_ESTABLISHED 1
+#define TCPSTATED_TCP_SYN_SENT 2
+#define TCPSTATED_TCP_SYN_RECV 3
+#define TCPSTATED_TCP_FIN_WAIT1 4
+#define TCPSTATED_TCP_FIN_WAIT2 5
+#define TCPSTATED_TCP_TIME_WAIT 6
+#define TCPSTATED_TCP_CLOSE 7
+#define TCPSTATED_TCP_CLOSE_WAIT 8
+#define TCPSTATED_TCP_LAST_ACK 9
+#define TCPSTATED_TCP_LISTEN 10
+#define TCPSTATED_TCP_CLOSING 11
+#define TCPSTATED_TCP_NEW_SYN_RECV 12
+#define TCPSTATED_TCP_BOUND_INACTIVE 13
+
+/* Transition counters are a per-CPU array indexed by old * 16 + new. */
+#define TCPSTATED_STATE_SLOTS 16
+#define TCPSTATED_TRANSITION_SLOTS (TCPSTATED_STATE_SLOTS * TCPSTATED_STATE_SLOTS)
+
+/* Which program produced an event; also the index of the per-CPU event and
+ * loss counters. */
+enum tcpstated_source {
+	TCPSTATED_SRC_STATE = 0,	  /* sock/inet_sock_set_state */
+	TCPSTATED_SRC_RECV_RESET = 1,	  /* tcp/tcp_receive_reset */
+	TCPSTATED_SRC_SEND_RESET = 2,	  /* tcp/tcp_send_reset */
+	TCPSTATED_SRC_DESTROY = 3,	  /* tcp/tcp_destroy_sock */
+	TCPSTATED_SRC_SYNACK_RETRANS = 4, /* tcp/tcp_retransmit_synack */
+	TCPSTATED_SRC_COUNT = 5,
+};
+
+/* Event flags. */
+enum tcpstated_event_flags {
+	/* pid/tgid/comm/cgroup_id describe the socket's owner: the transition
+	 * ran in the owner's process (connect, listen, close, shutdown). */
+	TCPSTATED_F_PROCESS_CTX = 1 << 0,
+	/* The peer's FIN had been received (RCV_SHUTDOWN) when the socket
+	 * left FIN_WAIT2/CLOSING: a hand-off goes to the TIME_WAIT substate,
+	 * otherwise to the FIN_WAIT2 substate aged by tcp_fin_timeout. */
+	TCPSTATED_F_PEER_FIN = 1 << 1,
+	/* The event's id is a socket cookie (tp_btf) rather than a
+	 * per-incarnation id derived from skaddr (classic tracepoint). */
+	TCPSTATED_F_COOKIE = 1 << 2,
+	/* IPv6 socket (addresses are 16 bytes); otherwise IPv4 in bytes 0-3. */
+	TCPSTATED_F_IPV6 = 1 << 3,
+};
+
+/* Sent through the ring buffer. Largest fields first, no implicit padding. */
+struct tcpstated_event {
+	__u64 ts_ns;	 /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 id;	 /* socket cookie, or per-incarnation id (see flags) */
+	__u64 skaddr;	 /* kernel address of the socket (listener for SYN-ACKs) */
+	__u64 cgroup_id; /* only with TCPSTATED_F_PROCESS_CTX */
+	__u32 netns;	 /* network namespace inode */
+	__u32 tgid;	 /* only with TCPSTATED_F_PROCESS_CTX */
+	__u32 pid;	 /* only with TCPSTATED_F_PROCESS_CTX */
+	__u16 sport;	 /* host byte order */
+	__u16 dport;	 /* host byte order */
+	__u8 saddr[16];	 /* network byte order */
+	__u8 daddr[16];	 /* network byte order */
+	__u8 source;	 /* enum tcpstated_source */
+	__u8 oldstate;	 /* STATE: old state; resets: socket state */
+	__u8 newstate;	 /* STATE: new state */
+	__u8 flags;	 /* enum tcpstated_event_flags */
+	__u8 pad[4];
+	char comm[TCPSTATED_COMM_LEN]; /* only with TCPSTATED_F_PROCESS_CTX */
+};
+
+#define TCPSTATED_EVENT_SIZE 104
+
+#endif /* TCPSTATED_ABI_H */

@@ -1,0 +1,223 @@
+#include "tcpstated/bpf_probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <spdlog/spdlog.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bpf/tcpstated_abi.h"
+#include "tcpstated_bpf.skel.h"
+
+namespace tcpstated {
+namespace {
+
+constexpr int kCapPerfmon = 38;  // CAP_PERFMON, Linux 5.8
+constexpr int kCapBpf = 39;      // CAP_BPF, Linux 5.8
+
+int LibbpfPrint(enum libbpf_print_level level, const char* format,
+                va_list args) {
+  if (level == LIBBPF_DEBUG && !spdlog::should_log(spdlog::level::trace)) {
+    return 0;
+  }
+  // Verifier logs run to many kilobytes: format into a growing buffer.
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  if (n <= 0) return 0;
+  std::string line(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(line.data(), line.size(), format, args);
+  line.resize(static_cast<size_t>(n));
+  while (!line.empty() && line.back() == '\n') line.pop_back();
+  // libbpf's warnings are expected while auto mode probes for tp_btf; our
+  // own error message says what failed, so they go to debug.
+  spdlog::debug("{}", line);
+  return 0;
+}
+
+std::string ErrnoText(int err) {
+  if (err < 0) err = -err;
+  return std::strerror(err);
+}
+
+bool HasEffectiveCap(int cap) {
+  __user_cap_header_struct header{};
+  __user_cap_data_struct data[2] = {};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
+}
+
+}  // namespace
+
+void CheckBpfPrivileges() {
+  constexpr int kCapSysAdmin = 21;
+  if (HasEffectiveCap(kCapSysAdmin)) return;
+  std::vector<std::string> missing;
+  if (!HasEffectiveCap(kCapBpf)) missing.push_back("CAP_BPF");
+  if (!HasEffectiveCap(kCapPerfmon)) missing.push_back("CAP_PERFMON");
+  if (missing.empty()) return;
+  std::string names;
+  for (const auto& m : missing) names += (names.empty() ? "" : " and ") + m;
+  throw ProbeError(
+      "missing capabilities " + names +
+      " (or CAP_SYS_ADMIN) needed to load tracing BPF programs: run as root "
+      "or grant them, e.g. AmbientCapabilities=CAP_BPF CAP_PERFMON in the "
+      "systemd unit");
+}
+
+BpfProbe::BpfProbe(const Options& options) : options_(options) {
+  libbpf_set_print(LibbpfPrint);
+  CheckBpfPrivileges();
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ <= 0) {
+    throw ProbeError("cannot read the number of possible CPUs: " +
+                     ErrnoText(ncpus_));
+  }
+  const bool have_btf = access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+  if (!have_btf) {
+    throw ProbeError(
+        "no kernel BTF at /sys/kernel/btf/vmlinux: tcpstated's CO-RE "
+        "programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (both the "
+        "tp_btf mode and the classic-tracepoint fallback relocate against "
+        "it)");
+  }
+  switch (options.attach) {
+    case AttachMode::kTpBtf:
+    case AttachMode::kTracepoint:
+      LoadAndAttach(options.attach);
+      break;
+    case AttachMode::kAuto:
+      try {
+        LoadAndAttach(AttachMode::kTpBtf);
+      } catch (const ProbeError& e) {
+        spdlog::warn(
+            "tp_btf attach failed ({}); falling back to classic "
+            "tracepoints",
+            e.what());
+        LoadAndAttach(AttachMode::kTracepoint);
+      }
+      break;
+  }
+}
+
+BpfProbe::~BpfProbe() { Destroy(); }
+
+void BpfProbe::Destroy() {
+  if (skel_ != nullptr) {
+    tcpstated_bpf__destroy(skel_);
+    skel_ = nullptr;
+  }
+}
+
+void BpfProbe::LoadAndAttach(AttachMode mode) {
+  Destroy();
+  skel_ = tcpstated_bpf__open();
+  if (skel_ == nullptr) {
+    throw ProbeError("cannot open the BPF object: " + ErrnoText(errno));
+  }
+  const bool btf = mode == AttachMode::kTpBtf;
+  struct bpf_program* btf_progs[] = {
+      skel_->progs.btf_set_state, skel_->progs.btf_receive_reset,
+      skel_->progs.btf_send_reset, skel_->progs.btf_destroy_sock,
+      skel_->progs.btf_retransmit_synack};
+  struct bpf_program* tp_progs[] = {
+      skel_->progs.tp_set_state, skel_->progs.tp_receive_reset,
+      skel_->progs.tp_send_reset, skel_->progs.tp_destroy_sock,
+      skel_->progs.tp_retransmit_synack};
+  for (auto* p : btf_progs) bpf_program__set_autoload(p, btf);
+  for (auto* p : tp_progs) bpf_program__set_autoload(p, !btf);
+
+  int err = bpf_map__set_max_entries(
+      skel_->maps.events, static_cast<uint32_t>(options_.ring_buffer_bytes));
+  if (err == 0) {
+    // The incarnation map is only used by classic tracepoints; in tp_btf
+    // mode it shrinks to one entry.
+    uint64_t n =
+        btf ? 1 : std::min<uint64_t>(options_.max_tracked_sockets, 1u << 24);
+    err = bpf_map__set_max_entries(
+        skel_->maps.incarnations,
+        static_cast<uint32_t>(std::max<uint64_t>(n, 1)));
+  }
+  if (err != 0) {
+    Destroy();
+    throw ProbeError("cannot size BPF maps: " + ErrnoText(err));
+  }
+
+  err = tcpstated_bpf__load(skel_);
+  if (err != 0) {
+    Destroy();
+    if (err == -EPERM) {
+      throw ProbeError(
+          "the kernel refused to load BPF programs (" + ErrnoText(err) +
+          "): needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), and "
+          "kernel.unprivileged_bpf_disabled does not apply to root; check "
+          "lockdown (cat /sys/kernel/security/lockdown)");
+    }
+    throw ProbeError(std::string("cannot load the ") +
+                     (btf ? "tp_btf" : "tracepoint") +
+                     " BPF programs: " + ErrnoText(err) +
+                     " (run with --log.level=debug for the verifier log)");
+  }
+  err = tcpstated_bpf__attach(skel_);
+  if (err != 0) {
+    Destroy();
+    if (!btf && (err == -ENOENT || err == -ENOTDIR)) {
+      throw ProbeError(
+          "cannot attach classic tracepoints (" + ErrnoText(err) +
+          "): tracefs is not mounted or the kernel lacks the sock/tcp "
+          "tracepoints; mount it with 'mount -t tracefs nodev "
+          "/sys/kernel/tracing'");
+    }
+    throw ProbeError(std::string("cannot attach the ") +
+                     (btf ? "tp_btf" : "tracepoint") +
+                     " programs: " + ErrnoText(err) +
+                     (btf ? " (the kernel may lack tp_btf support for "
+                            "sock:inet_sock_set_state; try "
+                            "bpf.attach: tracepoint)"
+                          : ""));
+  }
+  mode_ = mode;
+}
+
+int BpfProbe::ring_buffer_fd() const { return bpf_map__fd(skel_->maps.events); }
+
+KernelCounters BpfProbe::ReadCounters(bool* ok) const {
+  KernelCounters c;
+  bool all_ok = true;
+  std::vector<uint64_t> values(static_cast<size_t>(ncpus_));
+  auto sum = [&](int fd, uint32_t key) -> uint64_t {
+    if (bpf_map_lookup_elem(fd, &key, values.data()) != 0) {
+      all_ok = false;
+      return 0;
+    }
+    uint64_t total = 0;
+    for (uint64_t v : values) total += v;
+    return total;
+  };
+  int transitions_fd = bpf_map__fd(skel_->maps.transitions);
+  for (uint32_t from = 1; from < kStateSlots; ++from) {
+    for (uint32_t to = 1; to < kStateSlots; ++to) {
+      c.transitions[from][to] =
+          sum(transitions_fd, from * TCPSTATED_STATE_SLOTS + to);
+    }
+  }
+  int seen_fd = bpf_map__fd(skel_->maps.source_events);
+  int lost_fd = bpf_map__fd(skel_->maps.source_lost);
+  for (uint32_t s = 0; s < kSourceCount; ++s) {
+    c.seen[s] = sum(seen_fd, s);
+    c.lost[s] = sum(lost_fd, s);
+  }
+  if (ok != nullptr) *ok = all_ok;
+  return c;
+}
+
+}  // namespace tcpstated

@@ -1,0 +1,98 @@
+#include "tcpstated/ring_consumer.h"
+
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "tcpstated/event.h"
+
+namespace tcpstated {
+namespace {
+
+// Records applied before the consumer lets go of the mirror's lock once, so
+// a scrape never waits behind a whole storm's worth of events.
+constexpr uint64_t kRecordsPerLockHold = 4096;
+constexpr int kPollTimeoutMs = 100;
+
+}  // namespace
+
+uint64_t MonotonicNowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * kNsPerSec +
+         static_cast<uint64_t>(ts.tv_nsec);
+}
+
+RingConsumer::RingConsumer(int ring_fd, Mirror* mirror, std::mutex* mutex)
+    : mirror_(mirror), mutex_(mutex) {
+  ring_ = ring_buffer__new(ring_fd, &RingConsumer::HandleRecord, this, nullptr);
+  if (ring_ == nullptr) {
+    throw std::runtime_error(std::string("cannot map the ring buffer: ") +
+                             std::strerror(errno));
+  }
+  heartbeat_ns_ = MonotonicNowNs();
+}
+
+RingConsumer::~RingConsumer() {
+  Stop();
+  ring_buffer__free(ring_);
+}
+
+void RingConsumer::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void RingConsumer::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+int RingConsumer::HandleRecord(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<RingConsumer*>(ctx);
+  Event event;
+  DecodeError err = DecodeEvent(data, size, &event);
+  if (err != DecodeError::kNone) {
+    self->decode_errors_++;
+    SPDLOG_DEBUG("dropping malformed ring record ({} bytes): {}", size,
+                 DecodeErrorName(err));
+    return 0;
+  }
+  self->mirror_->Apply(event);
+  if (++self->batch_records_ % kRecordsPerLockHold == 0) {
+    self->mutex_->unlock();
+    self->mutex_->lock();
+  }
+  return 0;
+}
+
+void RingConsumer::Run() {
+  int epfd = ring_buffer__epoll_fd(ring_);
+  epoll_event ev{};
+  while (!stop_) {
+    int n = epoll_wait(epfd, &ev, 1, kPollTimeoutMs);
+    heartbeat_ns_ = MonotonicNowNs();
+    if (n < 0) {
+      if (errno != EINTR) {
+        poll_errors_++;
+        spdlog::warn("ring buffer wait failed: {}", std::strerror(errno));
+      }
+      continue;
+    }
+    if (n == 0) continue;
+    std::lock_guard<std::mutex> lock(*mutex_);
+    batch_records_ = 0;
+    int consumed = ring_buffer__consume(ring_);
+    if (consumed < 0) {
+      poll_errors_++;
+      spdlog::warn("ring buffer consume failed: {}", std::strerror(-consumed));
+    }
+  }
+}
+
+}  // namespace tcpstated

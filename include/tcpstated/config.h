@@ -1,0 +1,89 @@
+// Daemon configuration: the YAML file and the command-line flags that
+// override it. Parsing is strict: every problem is a ConfigError whose
+// message names the key (or flag) and what is wrong with it, in one line.
+//
+// Thread-safety: the functions are pure; a Config is a plain value.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tcpstated {
+
+// One line naming the key and the problem. Callers print what() and exit 2.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class AttachMode { kAuto, kTpBtf, kTracepoint };
+enum class LogFormat { kText, kJson };
+
+struct Config {
+  struct Web {
+    std::string listen_address = ":9640";
+    std::string telemetry_path = "/metrics";
+    std::string config_file;  // exporter-toolkit style TLS / basic auth
+  } web;
+  struct Log {
+    std::string level = "info";  // trace|debug|info|warn|error
+    LogFormat format = LogFormat::kText;
+  } log;
+  struct Bpf {
+    AttachMode attach = AttachMode::kAuto;
+    uint64_t ring_buffer_bytes = 4u << 20;  // power of two, >= one page
+  } bpf;
+  struct Tracking {
+    uint64_t max_tracked_sockets = 1000000;
+    std::chrono::milliseconds reconcile_interval{30000};
+    uint64_t max_series_per_metric = 50;
+  } tracking;
+  struct Detectors {
+    std::chrono::milliseconds close_wait_leak_after{60000};
+    double syn_flood_half_open_ratio = 0.5;
+    double synack_retransmit_rate = 100;  // per second, per listener
+    double port_exhaustion_ratio = 0.8;
+    double time_wait_buckets_ratio = 0.8;
+  } detectors;
+};
+
+// Parses a Prometheus-style duration ("500ms", "30s", "5m", "1h", "1h30m").
+// Throws ConfigError (naming `key`) on anything else, including negative or
+// empty values. Zero is accepted here; callers decide whether it is allowed.
+std::chrono::milliseconds ParseDuration(const std::string& key,
+                                        const std::string& text);
+
+// Parses YAML text into a Config starting from the defaults. Unknown keys,
+// wrong types and out-of-range values throw ConfigError naming the key
+// (dotted path, e.g. "bpf.ring_buffer_bytes").
+Config ParseConfigYaml(const std::string& yaml_text);
+
+// Reads and parses a file; a missing or unreadable file is a ConfigError
+// naming the path.
+Config LoadConfigFile(const std::string& path);
+
+// Validates cross-field constraints and value ranges of an assembled Config
+// (after flags were applied). Throws ConfigError naming the key.
+void ValidateConfig(const Config& config);
+
+const char* AttachModeName(AttachMode mode);
+const char* LogFormatName(LogFormat format);
+
+// The command line. Flags override values from --config.file.
+struct CommandLine {
+  Config config;
+  bool show_version = false;
+  bool show_help = false;
+  bool config_check = false;  // --config.check: validate, print, exit
+  std::string help_text;      // filled when show_help is set
+};
+
+// Parses argv. Unknown or malformed flags throw ConfigError with one line.
+// Loads --config.file when given, then applies the flags on top of it, then
+// runs ValidateConfig.
+CommandLine ParseCommandLine(int argc, const char* const* argv);
+
+}  // namespace tcpstated

@@ -1,0 +1,46 @@
+// Wires the pieces together: the BPF probe, the ring-buffer consumer, the
+// mirror and its lock, and the HTTP endpoint.
+//
+// Thread-safety: construct, Tick and destroy from the main thread; the HTTP
+// handlers run on civetweb's threads and the consumer on its own.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "tcpstated/bpf_probe.h"
+#include "tcpstated/config.h"
+#include "tcpstated/http_server.h"
+#include "tcpstated/mirror.h"
+#include "tcpstated/ring_consumer.h"
+
+namespace tcpstated {
+
+class Daemon {
+ public:
+  // Loads and attaches, starts the consumer and the HTTP server. Throws
+  // ProbeError or HttpError (one actionable line) on start-up failure.
+  explicit Daemon(const Config& config);
+  ~Daemon();
+
+  // Periodic work from the main loop: ageing of inferred TIME_WAIT.
+  void Tick();
+
+  // Whether the event consumer is alive (advanced within the last few
+  // seconds): the systemd watchdog and /healthz both ask this.
+  bool Healthy(std::string* detail) const;
+
+  std::string RenderMetrics() const;
+  AttachMode attach_mode() const { return probe_->mode(); }
+
+ private:
+  Config config_;
+  mutable std::mutex mirror_mutex_;
+  Mirror mirror_;
+  std::unique_ptr<BpfProbe> probe_;
+  std::unique_ptr<RingConsumer> consumer_;
+  std::unique_ptr<HttpServer> http_;
+};
+
+}  // namespace tcpstated

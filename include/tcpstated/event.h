@@ -1,0 +1,68 @@
+// One decoded kernel event, and the decoder that turns a ring-buffer record
+// (bpf/tcpstated_abi.h) into it.
+//
+// Thread-safety: pure functions; Event is a plain value.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "tcpstated/tcp_state.h"
+
+namespace tcpstated {
+
+enum class Source : uint8_t {
+  kStateChange = 0,    // sock/inet_sock_set_state
+  kReceiveReset = 1,   // tcp/tcp_receive_reset
+  kSendReset = 2,      // tcp/tcp_send_reset
+  kDestroy = 3,        // tcp/tcp_destroy_sock
+  kSynackRetrans = 4,  // tcp/tcp_retransmit_synack
+};
+inline constexpr size_t kSourceCount = 5;
+
+// Label value of a source: the tracepoint name ("inet_sock_set_state", ...).
+std::string_view SourceName(Source source);
+
+using Address = std::array<uint8_t, 16>;
+
+struct Event {
+  uint64_t ts_ns = 0;  // CLOCK_MONOTONIC
+  uint64_t id = 0;     // socket cookie, or per-incarnation id
+  uint64_t skaddr = 0;
+  uint64_t cgroup_id = 0;
+  uint32_t netns = 0;
+  uint32_t tgid = 0;
+  uint32_t pid = 0;
+  uint16_t sport = 0;
+  uint16_t dport = 0;
+  Address saddr{};
+  Address daddr{};
+  Source source = Source::kStateChange;
+  TcpState oldstate = TcpState::kClose;  // resets/destroy: socket's state
+  TcpState newstate = TcpState::kClose;
+  bool ipv6 = false;
+  bool process_context = false;  // pid/tgid/comm/cgroup_id are the owner's
+  bool peer_fin = false;         // RCV_SHUTDOWN when leaving FIN_WAIT2/CLOSING
+  std::array<char, 16> comm{};   // NUL-terminated when process_context
+};
+
+enum class DecodeError {
+  kNone = 0,
+  kBadSize,
+  kBadSource,
+  kBadState,
+};
+
+std::string_view DecodeErrorName(DecodeError error);
+
+// Decodes one ring-buffer record. Never reads past `size`; rejects records of
+// the wrong size, unknown sources and state numbers outside 1..13.
+DecodeError DecodeEvent(const void* data, size_t size, Event* out);
+
+// "10.0.0.1" / "2001:db8::1" for logs and labels.
+std::string FormatAddress(const Address& address, bool ipv6);
+
+}  // namespace tcpstated

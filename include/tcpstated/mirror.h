@@ -1,0 +1,189 @@
+// The mirror: tcpstated's own copy of the TCP state of every live socket,
+// fed by decoded kernel events (and, at start-up and on reconcile, by the
+// kernel's own socket dump).
+//
+// Pure C++: no libbpf, no syscalls. Every state change is checked against
+// the legal transition table; an illegal one is counted and the mirror
+// follows the kernel. TIME_WAIT, which the tracepoint never reports, is
+// inferred from a FIN_WAIT2/CLOSING -> CLOSE without a reset, and aged out.
+//
+// Thread-safety: none. The daemon serialises Apply/Expire/reads with one
+// mutex; aggregates are maintained incrementally so that reading them is
+// cheap and never walks the table.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tcpstated/event.h"
+#include "tcpstated/socket_table.h"
+#include "tcpstated/tcp_state.h"
+
+namespace tcpstated {
+
+inline constexpr uint64_t kNsPerSec = 1000000000ULL;
+// TCP_TIMEWAIT_LEN: fixed in the kernel.
+inline constexpr uint64_t kTimeWaitNs = 60 * kNsPerSec;
+
+// Who owns a socket: captured where the transition ran in its process
+// (connect, listen, close), inherited by accepted children from their
+// listener, or resolved from /proc for sockets found in a dump.
+struct Owner {
+  uint32_t tgid = 0;
+  uint64_t cgroup_id = 0;
+  std::string comm;
+};
+
+struct SocketEntry {
+  uint64_t id = 0;          // identity; 0 = empty slot
+  uint64_t entered_ns = 0;  // when it entered `state` (best estimate)
+  Address saddr{};
+  Address daddr{};
+  uint32_t netns = 0;
+  uint32_t owner = 0;  // index into the owner table; 0 = unknown
+  uint16_t sport = 0;
+  uint16_t dport = 0;
+  TcpState state = TcpState::kClose;
+  Role role = Role::kUnknown;
+  uint8_t flags = 0;  // kEntry* below
+  uint8_t reserved = 0;
+};
+static_assert(sizeof(SocketEntry) == 64, "one cache line per tracked socket");
+
+// SocketEntry::flags
+inline constexpr uint8_t kEntryIpv6 = 1 << 0;
+// A reset was received or sent: the next ->CLOSE is not a TIME_WAIT hand-off.
+inline constexpr uint8_t kEntryResetSeen = 1 << 1;
+// entered_ns is an estimate (adopted mid-life or seeded from a dump): its
+// state duration is not observed into the histogram.
+inline constexpr uint8_t kEntryAgeUnknown = 1 << 2;
+// Inferred TIME_WAIT in the FIN_WAIT2 substate (aged by tcp_fin_timeout).
+inline constexpr uint8_t kEntryFinWait2Substate = 1 << 3;
+
+// Buckets of tcpstated_state_duration_seconds.
+inline constexpr std::array<double, 15> kDurationBuckets = {
+    0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 86400};
+
+struct DurationHistogram {
+  std::array<uint64_t, kDurationBuckets.size() + 1> counts{};  // +Inf last
+  double sum = 0;
+  uint64_t count = 0;
+};
+
+using StateCounts = std::array<int64_t, kStateSlots>;
+using TransitionMatrix =
+    std::array<std::array<uint64_t, kStateSlots>, kStateSlots>;
+
+struct MirrorStats {
+  uint64_t tracked = 0;
+  uint64_t limit = 0;
+  uint64_t evictions = 0;
+  // Events whose old state disagreed with the mirror (an event was lost or
+  // the socket predates us): the mirror took the kernel's word.
+  uint64_t resyncs = 0;
+  std::array<uint64_t, kSourceCount> events{};  // applied, per source
+};
+
+class Mirror {
+ public:
+  explicit Mirror(size_t max_tracked_sockets);
+
+  // Applies one decoded event. Never throws for any event content.
+  void Apply(const Event& event);
+
+  // Removes inferred TIME_WAIT entries whose time is up at `now_ns`
+  // (CLOCK_MONOTONIC, the clock of Event::ts_ns).
+  void Expire(uint64_t now_ns);
+
+  // tcp_fin_timeout of a namespace (default 60 s): the lifetime of an
+  // inferred TIME_WAIT entry in the FIN_WAIT2 substate.
+  void SetFinTimeout(uint32_t netns, uint64_t ns);
+
+  // Per-namespace socket counts indexed by kernel state number, for every
+  // namespace seen so far (a namespace stays listed with zeros).
+  const std::unordered_map<uint32_t, StateCounts>& counts() const {
+    return counts_;
+  }
+  const TransitionMatrix& invalid_transitions() const { return invalid_; }
+  const std::array<DurationHistogram, kStateSlots>& durations() const {
+    return durations_;
+  }
+  MirrorStats stats() const;
+
+  const SocketEntry* Find(uint64_t id) const { return table_.Find(id); }
+  const Owner* OwnerOf(const SocketEntry& entry) const;
+  template <typename F>
+  void ForEach(F&& f) const {
+    table_.ForEach(f);
+  }
+
+  // Called for every invalid transition (for the debug log), with the
+  // event that carried it. Optional.
+  void set_invalid_transition_hook(std::function<void(const Event&)> hook) {
+    invalid_hook_ = std::move(hook);
+  }
+
+ private:
+  void ApplyStateChange(const Event& e);
+  void ApplyReset(const Event& e);
+  void ApplyDestroy(const Event& e);
+
+  SocketEntry* Track(const Event& e, TcpState state, uint64_t entered_ns,
+                     uint8_t flags);
+  void SetState(SocketEntry* entry, TcpState state, uint64_t now_ns);
+  void Remove(SocketEntry* entry, uint64_t now_ns, bool observe);
+  void Observe(const SocketEntry& entry, uint64_t now_ns);
+  void EvictOne(uint64_t near_id, uint64_t now_ns);
+  void EnterTimeWait(SocketEntry* entry, const Event& e);
+  uint64_t TimeWaitLifetime(const SocketEntry& entry) const;
+  void Count(uint32_t netns, TcpState state, int64_t delta);
+  static void CopyTuple(SocketEntry* entry, const Event& e);
+
+  uint32_t AcquireOwner(const Event& e);
+  void AddOwnerRef(uint32_t owner);
+  void ReleaseOwner(uint32_t owner);
+
+  struct ListenerKey {
+    uint32_t netns;
+    uint16_t port;
+    bool operator==(const ListenerKey& o) const {
+      return netns == o.netns && port == o.port;
+    }
+  };
+  struct ListenerKeyHash {
+    size_t operator()(const ListenerKey& k) const {
+      return (static_cast<size_t>(k.netns) << 16) ^ k.port;
+    }
+  };
+  struct Expiry {
+    uint64_t at_ns;
+    uint64_t id;
+    bool operator>(const Expiry& o) const { return at_ns > o.at_ns; }
+  };
+  struct OwnerSlot {
+    Owner owner;
+    uint32_t refs = 0;
+  };
+
+  SocketTable<SocketEntry> table_;
+  std::unordered_map<uint32_t, StateCounts> counts_;
+  TransitionMatrix invalid_{};
+  std::array<DurationHistogram, kStateSlots> durations_{};
+  std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash> listeners_;
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>>
+      expiries_;
+  std::unordered_map<uint32_t, uint64_t> fin_timeouts_;
+  std::vector<OwnerSlot> owners_;  // index 0 unused (unknown owner)
+  std::vector<uint32_t> free_owners_;
+  uint64_t evictions_ = 0;
+  uint64_t resyncs_ = 0;
+  std::array<uint64_t, kSourceCount> events_{};
+  std::function<void(const Event&)> invalid_hook_;
+};
+
+}  // namespace tcpstated

@@ -1,0 +1,56 @@
+// The ring-buffer consumer thread: waits for kernel events, decodes them and
+// applies them to the mirror in batches under the mirror's lock.
+//
+// Thread-safety: Start/Stop from the owning thread; heartbeat and
+// decode_errors may be read from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "tcpstated/mirror.h"
+
+struct ring_buffer;
+
+namespace tcpstated {
+
+class RingConsumer {
+ public:
+  // `mirror` is guarded by `mirror_mutex`, which the consumer holds while it
+  // drains the ring (letting go briefly every few thousand records).
+  RingConsumer(int ring_fd, Mirror* mirror, std::mutex* mirror_mutex);
+  ~RingConsumer();
+  RingConsumer(const RingConsumer&) = delete;
+  RingConsumer& operator=(const RingConsumer&) = delete;
+
+  void Start();
+  void Stop();  // joins; idempotent
+
+  // CLOCK_MONOTONIC ns of the consumer loop's last turn (for /healthz and
+  // the systemd watchdog): a stuck consumer stops advancing it.
+  uint64_t heartbeat_ns() const { return heartbeat_ns_.load(); }
+  uint64_t decode_errors() const { return decode_errors_.load(); }
+  // Errors from the ring buffer itself (other than EINTR).
+  uint64_t poll_errors() const { return poll_errors_.load(); }
+
+ private:
+  static int HandleRecord(void* ctx, void* data, size_t size);
+  void Run();
+
+  struct ring_buffer* ring_ = nullptr;
+  Mirror* mirror_;
+  std::mutex* mutex_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> heartbeat_ns_{0};
+  std::atomic<uint64_t> decode_errors_{0};
+  std::atomic<uint64_t> poll_errors_{0};
+  uint64_t batch_records_ = 0;  // consumer thread only
+};
+
+uint64_t MonotonicNowNs();
+
+}  // namespace tcpstated

@@ -1,0 +1,150 @@
+// A flat open-addressing hash table of tracked sockets, keyed by their 64-bit
+// identity (socket cookie or incarnation id; 0 is reserved for "empty").
+//
+// Linear probing with backward-shift deletion: no tombstones, so lookups stay
+// short however many sockets come and go, and an entry costs its own size
+// plus the load-factor slack, with no per-node allocation. Grows by doubling
+// up to the capacity that holds `max_entries` at the maximum load factor.
+//
+// Thread-safety: none; the owner serialises access.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace tcpstated {
+
+// Entry must have a public `uint64_t id` member (0 = empty slot) and be
+// trivially copyable.
+template <typename Entry>
+class SocketTable {
+ public:
+  explicit SocketTable(size_t max_entries) : max_entries_(max_entries) {
+    Rehash(kMinCapacity);
+  }
+
+  size_t size() const { return size_; }
+  size_t capacity() const { return slots_.size(); }
+  size_t max_entries() const { return max_entries_; }
+  bool full() const { return size_ >= max_entries_; }
+  size_t memory_bytes() const { return slots_.capacity() * sizeof(Entry); }
+
+  Entry* Find(uint64_t id) {
+    if (id == 0) return nullptr;
+    for (size_t i = Home(id);; i = Next(i)) {
+      Entry& slot = slots_[i];
+      if (slot.id == id) return &slot;
+      if (slot.id == 0) return nullptr;
+    }
+  }
+  const Entry* Find(uint64_t id) const {
+    return const_cast<SocketTable*>(this)->Find(id);
+  }
+
+  // Inserts a value-initialised entry for `id` and returns it. The caller
+  // must check full() first (eviction is its policy, not the table's) and
+  // that `id` is not present. Pointers returned earlier may be invalidated.
+  Entry* Insert(uint64_t id) {
+    if ((size_ + 1) * kLoadDen > slots_.size() * kLoadNum) {
+      Rehash(slots_.size() * 2);
+    }
+    size_t i = Home(id);
+    while (slots_[i].id != 0) i = Next(i);
+    slots_[i] = Entry{};
+    slots_[i].id = id;
+    ++size_;
+    return &slots_[i];
+  }
+
+  // Removes the entry at `slot` (a pointer returned by Find/Insert or
+  // visited by ForEach). Pointers to other entries may be invalidated.
+  void Erase(Entry* slot) {
+    size_t hole = static_cast<size_t>(slot - slots_.data());
+    // Backward-shift: pull later members of the probe run into the hole so
+    // that every entry stays reachable from its home slot.
+    for (size_t i = Next(hole);; i = Next(i)) {
+      Entry& candidate = slots_[i];
+      if (candidate.id == 0) break;
+      size_t home = Home(candidate.id);
+      // Movable when its home is not in the cyclic range (hole, i].
+      bool home_after_hole = ((i - home) & mask_) < ((i - hole) & mask_);
+      if (!home_after_hole) {
+        slots_[hole] = candidate;
+        hole = i;
+      }
+    }
+    slots_[hole] = Entry{};
+    --size_;
+  }
+
+  // Up to `window` occupied entries in the probe run starting at id's home:
+  // the cheap neighbourhood the eviction policy chooses a victim from.
+  template <typename F>
+  void ForEachNear(uint64_t id, size_t window, F&& f) {
+    size_t seen = 0;
+    for (size_t i = Home(id), n = 0; n < slots_.size() && seen < window;
+         i = Next(i), ++n) {
+      if (slots_[i].id != 0) {
+        f(slots_[i]);
+        ++seen;
+      }
+    }
+  }
+
+  template <typename F>
+  void ForEach(F&& f) const {
+    for (const Entry& slot : slots_) {
+      if (slot.id != 0) f(slot);
+    }
+  }
+
+  template <typename F>
+  void ForEachMutable(F&& f) {
+    for (Entry& slot : slots_) {
+      if (slot.id != 0) f(slot);
+    }
+  }
+
+ private:
+  static constexpr size_t kMinCapacity = 1024;
+  // Maximum load factor 7/8: linear probing stays short at this load with a
+  // good hash, and the slack per entry is what bounds RSS per socket.
+  static constexpr size_t kLoadNum = 7;
+  static constexpr size_t kLoadDen = 8;
+
+  static uint64_t Mix(uint64_t x) {
+    // splitmix64 finaliser: cookies are sequential, skaddrs are aligned.
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+  }
+  size_t Home(uint64_t id) const { return Mix(id) & mask_; }
+  size_t Next(size_t i) const { return (i + 1) & mask_; }
+
+  void Rehash(size_t capacity) {
+    std::vector<Entry> old;
+    old.swap(slots_);
+    slots_.assign(capacity, Entry{});
+    mask_ = capacity - 1;
+    size_ = 0;
+    for (const Entry& e : old) {
+      if (e.id == 0) continue;
+      size_t i = Home(e.id);
+      while (slots_[i].id != 0) i = Next(i);
+      slots_[i] = e;
+      ++size_;
+    }
+  }
+
+  std::vector<Entry> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+  size_t max_entries_;
+};
+
+}  // namespace tcpstated
