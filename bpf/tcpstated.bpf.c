@@ -26,7 +26,6 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
-#define RCV_SHUTDOWN 1
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -110,8 +109,11 @@ static __always_inline struct tcpstated_event *reserve(__u8 source)
 static __always_inline void fill_addresses(struct tcpstated_event *e, const struct sock *sk)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
 
-	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	e->netns = BPF_CORE_READ(net, ns.inum);
+	if (bpf_core_field_exists(net->net_cookie))
+		e->netns_cookie = BPF_CORE_READ(net, net_cookie);
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET6) {
 		e->flags |= TCPSTATED_F_IPV6;
@@ -154,9 +156,11 @@ static __always_inline void fill_state(struct tcpstated_event *e, const struct s
 	e->oldstate = (__u8)oldstate;
 	e->newstate = (__u8)newstate;
 	e->skaddr = (__u64)sk;
+	/* tcp_fin() marks the socket SOCK_DONE when the peer's FIN arrives;
+	 * close() sets RCV_SHUTDOWN itself, so sk_shutdown cannot tell. */
 	if (newstate == TCPSTATED_TCP_CLOSE &&
 	    (oldstate == TCPSTATED_TCP_FIN_WAIT2 || oldstate == TCPSTATED_TCP_CLOSING) &&
-	    (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown) & RCV_SHUTDOWN))
+	    (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
 		e->flags |= TCPSTATED_F_PEER_FIN;
 	if (process_context(oldstate, newstate)) {
 		__u64 pid_tgid = bpf_get_current_pid_tgid();

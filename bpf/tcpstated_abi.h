@@ -49,7 +49,7 @@ enum tcpstated_event_flags {
 	/* pid/tgid/comm/cgroup_id describe the socket's owner: the transition
 	 * ran in the owner's process (connect, listen, close, shutdown). */
 	TCPSTATED_F_PROCESS_CTX = 1 << 0,
-	/* The peer's FIN had been received (RCV_SHUTDOWN) when the socket
+	/* The peer's FIN had been received (SOCK_DONE) when the socket
 	 * left FIN_WAIT2/CLOSING: a hand-off goes to the TIME_WAIT substate,
 	 * otherwise to the FIN_WAIT2 substate aged by tcp_fin_timeout. */
 	TCPSTATED_F_PEER_FIN = 1 << 1,
@@ -66,6 +66,10 @@ struct tcpstated_event {
 	__u64 id;	 /* socket cookie, or per-incarnation id (see flags) */
 	__u64 skaddr;	 /* kernel address of the socket (listener for SYN-ACKs) */
 	__u64 cgroup_id; /* only with TCPSTATED_F_PROCESS_CTX */
+	/* Network namespace cookie: never reused, unlike the inode number, so
+	 * a namespace that died and whose inode came back is told apart. 0 on
+	 * kernels without net_cookie (before 5.14). */
+	__u64 netns_cookie;
 	__u32 netns;	 /* network namespace inode */
 	__u32 tgid;	 /* only with TCPSTATED_F_PROCESS_CTX */
 	__u32 pid;	 /* only with TCPSTATED_F_PROCESS_CTX */
@@ -81,6 +85,6 @@ struct tcpstated_event {
 	char comm[TCPSTATED_COMM_LEN]; /* only with TCPSTATED_F_PROCESS_CTX */
 };
 
-#define TCPSTATED_EVENT_SIZE 104
+#define TCPSTATED_EVENT_SIZE 112
 
 #endif /* TCPSTATED_ABI_H */

@@ -63,6 +63,7 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.id = raw.id;
   e.skaddr = raw.skaddr;
   e.cgroup_id = raw.cgroup_id;
+  e.netns_cookie = raw.netns_cookie;
   e.netns = raw.netns;
   e.tgid = raw.tgid;
   e.pid = raw.pid;

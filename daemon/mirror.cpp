@@ -39,6 +39,7 @@ MirrorStats Mirror::stats() const {
   s.limit = table_.max_entries();
   s.evictions = evictions_;
   s.resyncs = resyncs_;
+  s.netns_purges = netns_purges_;
   s.events = events_;
   return s;
 }
@@ -54,6 +55,7 @@ void Mirror::SetFinTimeout(uint32_t netns, uint64_t ns) {
 
 void Mirror::Apply(const Event& e) {
   events_[static_cast<size_t>(e.source)]++;
+  CheckNamespace(e);
   switch (e.source) {
     case Source::kStateChange:
       ApplyStateChange(e);
@@ -70,6 +72,30 @@ void Mirror::Apply(const Event& e) {
   }
 }
 
+void Mirror::CheckNamespace(const Event& e) {
+  if (e.netns_cookie == 0) return;
+  auto [it, inserted] = netns_cookies_.try_emplace(e.netns, e.netns_cookie);
+  if (inserted || it->second == e.netns_cookie) return;
+  // Inode numbers of namespaces are reused. A new cookie behind a known
+  // inode means the old namespace is gone, and with it every socket it had
+  // (the kernel purges its timewait sockets without an event).
+  PurgeNamespace(e.netns);
+  it->second = e.netns_cookie;
+  netns_purges_++;
+}
+
+void Mirror::PurgeNamespace(uint32_t netns) {
+  std::vector<uint64_t> ids;
+  table_.ForEach([&](const SocketEntry& s) {
+    if (s.netns == netns) ids.push_back(s.id);
+  });
+  for (uint64_t id : ids) {
+    if (SocketEntry* entry = table_.Find(id)) {
+      Remove(entry, 0, /*observe=*/false);
+    }
+  }
+}
+
 void Mirror::ApplyStateChange(const Event& e) {
   const TcpState from = e.oldstate;
   const TcpState to = e.newstate;
@@ -81,14 +107,24 @@ void Mirror::ApplyStateChange(const Event& e) {
   counts_.try_emplace(e.netns);
 
   SocketEntry* entry = table_.Find(e.id);
+  if (entry != nullptr && (entry->flags & kEntryTimewaitSock)) {
+    // The id of a timewait socket comes back on a full socket: the
+    // application kept the fd after the hand-off and reused it. A new life.
+    Remove(entry, e.ts_ns, /*observe=*/false);
+    entry = nullptr;
+  }
   if (entry != nullptr && entry->state != from) {
-    // An inferred TIME_WAIT entry whose id comes back (the application kept
-    // the fd after a hand-off and reused it) is a new life, not a desync.
-    if (entry->state != TcpState::kTimeWait) resyncs_++;
-    if (entry->state == TcpState::kTimeWait || from == TcpState::kClose) {
+    resyncs_++;
+    if (from == TcpState::kClose) {
       Remove(entry, e.ts_ns, /*observe=*/false);
       entry = nullptr;
     }
+  }
+
+  // A local peer sending its FIN moves the FIN_WAIT2 orphan on the other
+  // end of the connection to TIME_WAIT, as the kernel silently does.
+  if (to == TcpState::kLastAck && !orphans_.empty()) {
+    PromoteOrphan(e, /*peer_reset=*/false);
   }
 
   if (to == TcpState::kClose) {
@@ -153,9 +189,13 @@ void Mirror::ApplyStateChange(const Event& e) {
 }
 
 void Mirror::ApplyReset(const Event& e) {
+  // A local peer's RST kills the FIN_WAIT2 orphan it was connected to.
+  if (e.source == Source::kSendReset && !orphans_.empty()) {
+    PromoteOrphan(e, /*peer_reset=*/true);
+  }
   SocketEntry* entry = table_.Find(e.id);
   if (entry == nullptr) return;
-  if (entry->state == TcpState::kTimeWait) {
+  if (entry->flags & kEntryTimewaitSock) {
     // tcp_send_reset after CLOSE (close() with unread data, disconnect): the
     // FIN_WAIT2/CLOSING -> CLOSE we took for a hand-off was an abort. The
     // BPF side never reports resets of real timewait sockets.
@@ -170,7 +210,7 @@ void Mirror::ApplyReset(const Event& e) {
 void Mirror::ApplyDestroy(const Event& e) {
   SocketEntry* entry = table_.Find(e.id);
   // A destroyed full socket is gone unless a timewait socket took its place.
-  if (entry != nullptr && entry->state != TcpState::kTimeWait) {
+  if (entry != nullptr && (entry->flags & kEntryTimewaitSock) == 0) {
     Remove(entry, e.ts_ns, /*observe=*/true);
   }
 }
@@ -183,7 +223,7 @@ void Mirror::Expire(uint64_t now_ns) {
     // Stale items (the entry left TIME_WAIT) are dropped. The deadline is
     // recomputed, since the entry may have re-entered TIME_WAIT or its
     // namespace's tcp_fin_timeout may have changed since it was queued.
-    if (entry == nullptr || entry->state != TcpState::kTimeWait) continue;
+    if (entry == nullptr || (entry->flags & kEntryTimewaitSock) == 0) continue;
     uint64_t deadline = entry->entered_ns + TimeWaitLifetime(*entry);
     if (deadline <= now_ns) {
       Remove(entry, now_ns, /*observe=*/true);
@@ -202,14 +242,64 @@ uint64_t Mirror::TimeWaitLifetime(const SocketEntry& entry) const {
 }
 
 void Mirror::EnterTimeWait(SocketEntry* entry, const Event& e) {
-  // CLOSING -> CLOSE means both FINs were exchanged: TIME_WAIT substate.
-  // FIN_WAIT2 -> CLOSE without the peer's FIN is an orphaned FIN_WAIT2
-  // socket that lives at most tcp_fin_timeout unless the FIN arrives.
-  bool fin_wait2_substate = e.oldstate == TcpState::kFinWait2 && !e.peer_fin;
-  SetState(entry, TcpState::kTimeWait, e.ts_ns);
-  entry->flags &= static_cast<uint8_t>(~kEntryFinWait2Substate);
-  if (fin_wait2_substate) entry->flags |= kEntryFinWait2Substate;
+  entry->flags |= kEntryTimewaitSock;
+  // CLOSING -> CLOSE means both FINs were exchanged, as does FIN_WAIT2 ->
+  // CLOSE after the peer's FIN: TIME_WAIT substate. FIN_WAIT2 -> CLOSE
+  // without it is an orphan that the kernel keeps as a timewait socket in
+  // the FIN_WAIT2 substate for at most tcp_fin_timeout from now.
+  if (e.oldstate == TcpState::kFinWait2 && !e.peer_fin) {
+    entry->flags |= kEntryFinWait2Substate;
+    // Still FIN_WAIT2 for ss and for us; its clock restarts at the
+    // hand-off, which is when the kernel's timer starts.
+    entry->entered_ns = e.ts_ns;
+    orphans_[KeyOf(*entry)] = entry->id;
+  } else {
+    SetState(entry, TcpState::kTimeWait, e.ts_ns);
+  }
   expiries_.push({entry->entered_ns + TimeWaitLifetime(*entry), entry->id});
+}
+
+void Mirror::PromoteOrphan(const Event& peer, bool peer_reset) {
+  TupleKey key{peer.netns, peer.dport, peer.sport, peer.daddr, peer.saddr};
+  auto it = orphans_.find(key);
+  if (it == orphans_.end()) return;
+  SocketEntry* orphan = table_.Find(it->second);
+  if (orphan == nullptr) {
+    orphans_.erase(it);
+    return;
+  }
+  if (peer_reset) {
+    // A timewait socket in FIN_WAIT2 dies on the peer's RST.
+    Remove(orphan, peer.ts_ns, /*observe=*/true);
+    return;
+  }
+  orphans_.erase(it);
+  orphan->flags &= static_cast<uint8_t>(~kEntryFinWait2Substate);
+  SetState(orphan, TcpState::kTimeWait, peer.ts_ns);
+  expiries_.push({orphan->entered_ns + kTimeWaitNs, orphan->id});
+}
+
+Mirror::TupleKey Mirror::KeyOf(const SocketEntry& entry) {
+  return {entry.netns, entry.sport, entry.dport, entry.saddr, entry.daddr};
+}
+
+size_t Mirror::TupleKeyHash::operator()(const TupleKey& k) const {
+  uint64_t h = (static_cast<uint64_t>(k.netns) << 32) ^
+               (static_cast<uint64_t>(k.sport) << 16) ^ k.dport;
+  for (size_t i = 0; i < k.saddr.size(); i += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, k.saddr.data() + i, 8);
+    std::memcpy(&b, k.daddr.data() + i, 8);
+    h = (h ^ a) * 0x9e3779b97f4a7c15ULL;
+    h = (h ^ b) * 0x9e3779b97f4a7c15ULL;
+  }
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+
+void Mirror::Unindex(const SocketEntry& entry) {
+  if ((entry.flags & kEntryFinWait2Substate) == 0) return;
+  auto it = orphans_.find(KeyOf(entry));
+  if (it != orphans_.end() && it->second == entry.id) orphans_.erase(it);
 }
 
 SocketEntry* Mirror::Track(const Event& e, TcpState state, uint64_t entered_ns,
@@ -227,13 +317,13 @@ SocketEntry* Mirror::Track(const Event& e, TcpState state, uint64_t entered_ns,
 }
 
 void Mirror::EvictOne(uint64_t near_id, uint64_t now_ns) {
-  // Prefer an inferred TIME_WAIT entry (the kernel will confirm it at the
-  // next reconcile), then the entry that has been in its state longest.
+  // Prefer a timewait socket (the kernel will confirm it at the next
+  // reconcile), then the entry that has been in its state longest.
   uint64_t victim = 0;
   bool victim_tw = false;
   uint64_t victim_entered = UINT64_MAX;
   table_.ForEachNear(near_id, kEvictionWindow, [&](const SocketEntry& s) {
-    bool tw = s.state == TcpState::kTimeWait;
+    bool tw = (s.flags & kEntryTimewaitSock) != 0;
     if ((tw && !victim_tw) ||
         (tw == victim_tw && s.entered_ns < victim_entered)) {
       victim = s.id;
@@ -263,6 +353,7 @@ void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
     auto it = listeners_.find({entry->netns, entry->sport});
     if (it != listeners_.end() && it->second == entry->id) listeners_.erase(it);
   }
+  Unindex(*entry);
   ReleaseOwner(entry->owner);
   table_.Erase(entry);
 }

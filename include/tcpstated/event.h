@@ -33,6 +33,7 @@ struct Event {
   uint64_t id = 0;     // socket cookie, or per-incarnation id
   uint64_t skaddr = 0;
   uint64_t cgroup_id = 0;
+  uint64_t netns_cookie = 0;  // 0 when the kernel has none
   uint32_t netns = 0;
   uint32_t tgid = 0;
   uint32_t pid = 0;

@@ -62,8 +62,14 @@ inline constexpr uint8_t kEntryResetSeen = 1 << 1;
 // entered_ns is an estimate (adopted mid-life or seeded from a dump): its
 // state duration is not observed into the histogram.
 inline constexpr uint8_t kEntryAgeUnknown = 1 << 2;
-// Inferred TIME_WAIT in the FIN_WAIT2 substate (aged by tcp_fin_timeout).
-inline constexpr uint8_t kEntryFinWait2Substate = 1 << 3;
+// The full socket handed over to a timewait socket: what remains is the
+// kernel's inet_timewait_sock, in state TIME_WAIT or, with the flag below,
+// in the FIN_WAIT2 substate (an orphan still waiting for the peer's FIN).
+inline constexpr uint8_t kEntryTimewaitSock = 1 << 3;
+// Timewait socket in the FIN_WAIT2 substate: reported as fin_wait2 (as `ss`
+// does), aged by the namespace's tcp_fin_timeout, and promoted to TIME_WAIT
+// when a local peer is seen sending its FIN.
+inline constexpr uint8_t kEntryFinWait2Substate = 1 << 4;
 
 // Buckets of tcpstated_state_duration_seconds.
 inline constexpr std::array<double, 15> kDurationBuckets = {
@@ -86,6 +92,9 @@ struct MirrorStats {
   // Events whose old state disagreed with the mirror (an event was lost or
   // the socket predates us): the mirror took the kernel's word.
   uint64_t resyncs = 0;
+  // Namespaces found dead (their inode number came back with a new
+  // namespace cookie): their sockets, timewait included, were dropped.
+  uint64_t netns_purges = 0;
   std::array<uint64_t, kSourceCount> events{};  // applied, per source
 };
 
@@ -129,6 +138,8 @@ class Mirror {
   }
 
  private:
+  void CheckNamespace(const Event& e);
+  void PurgeNamespace(uint32_t netns);
   void ApplyStateChange(const Event& e);
   void ApplyReset(const Event& e);
   void ApplyDestroy(const Event& e);
@@ -140,6 +151,7 @@ class Mirror {
   void Observe(const SocketEntry& entry, uint64_t now_ns);
   void EvictOne(uint64_t near_id, uint64_t now_ns);
   void EnterTimeWait(SocketEntry* entry, const Event& e);
+  void PromoteOrphan(const Event& peer_event, bool peer_reset);
   uint64_t TimeWaitLifetime(const SocketEntry& entry) const;
   void Count(uint32_t netns, TcpState state, int64_t delta);
   static void CopyTuple(SocketEntry* entry, const Event& e);
@@ -160,6 +172,23 @@ class Mirror {
       return (static_cast<size_t>(k.netns) << 16) ^ k.port;
     }
   };
+  // The 4-tuple of a connection as seen from one side, for finding the
+  // local peer of a FIN_WAIT2 orphan.
+  struct TupleKey {
+    uint32_t netns;
+    uint16_t sport, dport;
+    Address saddr, daddr;
+    bool operator==(const TupleKey& o) const {
+      return netns == o.netns && sport == o.sport && dport == o.dport &&
+             saddr == o.saddr && daddr == o.daddr;
+    }
+  };
+  struct TupleKeyHash {
+    size_t operator()(const TupleKey& k) const;
+  };
+  static TupleKey KeyOf(const SocketEntry& entry);
+  void Unindex(const SocketEntry& entry);
+
   struct Expiry {
     uint64_t at_ns;
     uint64_t id;
@@ -178,6 +207,9 @@ class Mirror {
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>>
       expiries_;
   std::unordered_map<uint32_t, uint64_t> fin_timeouts_;
+  std::unordered_map<uint32_t, uint64_t> netns_cookies_;  // inode -> cookie
+  uint64_t netns_purges_ = 0;
+  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> orphans_;
   std::vector<OwnerSlot> owners_;  // index 0 unused (unknown owner)
   std::vector<uint32_t> free_owners_;
   uint64_t evictions_ = 0;

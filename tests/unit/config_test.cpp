@@ -1,0 +1,762 @@
+#include "tcpstated/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace tcpstated {
+namespace {
+
+using std::chrono::milliseconds;
+namespace fs = std::filesystem;
+
+// Runs `fn` and returns the ConfigError message, failing the test if it
+// does not throw one. Every message must fit on one line for the caller.
+template <typename Fn>
+std::string ErrorOf(Fn&& fn) {
+  try {
+    fn();
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_FALSE(message.empty());
+    return message;
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "unexpected exception type: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "expected a ConfigError";
+  return "";
+}
+
+std::string YamlError(const std::string& yaml) {
+  return ErrorOf([&] { ParseConfigYaml(yaml); });
+}
+
+void ExpectSameConfig(const Config& a, const Config& b) {
+  EXPECT_EQ(a.web.listen_address, b.web.listen_address);
+  EXPECT_EQ(a.web.telemetry_path, b.web.telemetry_path);
+  EXPECT_EQ(a.web.config_file, b.web.config_file);
+  EXPECT_EQ(a.log.level, b.log.level);
+  EXPECT_EQ(a.log.format, b.log.format);
+  EXPECT_EQ(a.bpf.attach, b.bpf.attach);
+  EXPECT_EQ(a.bpf.ring_buffer_bytes, b.bpf.ring_buffer_bytes);
+  EXPECT_EQ(a.tracking.max_tracked_sockets, b.tracking.max_tracked_sockets);
+  EXPECT_EQ(a.tracking.reconcile_interval, b.tracking.reconcile_interval);
+  EXPECT_EQ(a.tracking.max_series_per_metric, b.tracking.max_series_per_metric);
+  EXPECT_EQ(a.detectors.close_wait_leak_after,
+            b.detectors.close_wait_leak_after);
+  EXPECT_EQ(a.detectors.syn_flood_half_open_ratio,
+            b.detectors.syn_flood_half_open_ratio);
+  EXPECT_EQ(a.detectors.synack_retransmit_rate,
+            b.detectors.synack_retransmit_rate);
+  EXPECT_EQ(a.detectors.port_exhaustion_ratio,
+            b.detectors.port_exhaustion_ratio);
+  EXPECT_EQ(a.detectors.time_wait_buckets_ratio,
+            b.detectors.time_wait_buckets_ratio);
+}
+
+// The defaults are part of the interface (SPEC "Configuration file"), so they
+// are spelled out here rather than taken from Config{}.
+TEST(ConfigDefaultsTest, MatchSpec) {
+  const Config c;
+  EXPECT_EQ(c.web.listen_address, ":9640");
+  EXPECT_EQ(c.web.telemetry_path, "/metrics");
+  EXPECT_EQ(c.web.config_file, "");
+  EXPECT_EQ(c.log.level, "info");
+  EXPECT_EQ(c.log.format, LogFormat::kText);
+  EXPECT_EQ(c.bpf.attach, AttachMode::kAuto);
+  EXPECT_EQ(c.bpf.ring_buffer_bytes, 4194304u);
+  EXPECT_EQ(c.tracking.max_tracked_sockets, 1000000u);
+  EXPECT_EQ(c.tracking.reconcile_interval, milliseconds(30000));
+  EXPECT_EQ(c.tracking.max_series_per_metric, 50u);
+  EXPECT_EQ(c.detectors.close_wait_leak_after, milliseconds(60000));
+  EXPECT_EQ(c.detectors.syn_flood_half_open_ratio, 0.5);
+  EXPECT_EQ(c.detectors.synack_retransmit_rate, 100);
+  EXPECT_EQ(c.detectors.port_exhaustion_ratio, 0.8);
+  EXPECT_EQ(c.detectors.time_wait_buckets_ratio, 0.8);
+  EXPECT_NO_THROW(ValidateConfig(c));
+}
+
+class EmptyYamlTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(EmptyYamlTest, GivesDefaults) {
+  ExpectSameConfig(ParseConfigYaml(GetParam()), Config{});
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Inputs, EmptyYamlTest,
+    testing::Values("", "\n", "# only a comment\n", "---\n", "~\n",
+                    "web:\nlog:\nbpf:\ntracking:\ndetectors:\n", "{}\n",
+                    "---\n...\n"));
+
+// Mirrors the commented block in SPEC.md, so that shipping that block as the
+// default config file cannot break.
+TEST(ParseConfigYamlTest, SpecExampleGivesDefaults) {
+  const std::string yaml = R"(web:
+  listen_address: ":9640"
+  telemetry_path: /metrics
+  config_file: ""              # exporter-toolkit style TLS / basic auth
+log:
+  level: info                  # trace|debug|info|warn|error
+  format: text                 # text|json
+bpf:
+  attach: auto                 # auto|tp_btf|tracepoint
+  ring_buffer_bytes: 4194304   # power of two, at least one page
+tracking:
+  max_tracked_sockets: 1000000
+  reconcile_interval: 30s
+  max_series_per_metric: 50
+detectors:
+  close_wait_leak_after: 60s
+  syn_flood_half_open_ratio: 0.5
+  synack_retransmit_rate: 100  # per second, per listener
+  port_exhaustion_ratio: 0.8
+  time_wait_buckets_ratio: 0.8
+)";
+  ExpectSameConfig(ParseConfigYaml(yaml), Config{});
+}
+
+TEST(ParseConfigYamlTest, EveryKeyRoundTrips) {
+  const std::string yaml = R"(web:
+  listen_address: "127.0.0.1:9999"
+  telemetry_path: /custom/metrics
+  config_file: /etc/tcpstated/web.yml
+log:
+  level: debug
+  format: json
+bpf:
+  attach: tracepoint
+  ring_buffer_bytes: 0x10000
+tracking:
+  max_tracked_sockets: 12345
+  reconcile_interval: 1m30s
+  max_series_per_metric: 7
+detectors:
+  close_wait_leak_after: 500ms
+  syn_flood_half_open_ratio: 0.25
+  synack_retransmit_rate: 2.5
+  port_exhaustion_ratio: 1
+  time_wait_buckets_ratio: .9
+)";
+  const Config c = ParseConfigYaml(yaml);
+  EXPECT_EQ(c.web.listen_address, "127.0.0.1:9999");
+  EXPECT_EQ(c.web.telemetry_path, "/custom/metrics");
+  EXPECT_EQ(c.web.config_file, "/etc/tcpstated/web.yml");
+  EXPECT_EQ(c.log.level, "debug");
+  EXPECT_EQ(c.log.format, LogFormat::kJson);
+  EXPECT_EQ(c.bpf.attach, AttachMode::kTracepoint);
+  EXPECT_EQ(c.bpf.ring_buffer_bytes, 65536u);
+  EXPECT_EQ(c.tracking.max_tracked_sockets, 12345u);
+  EXPECT_EQ(c.tracking.reconcile_interval, milliseconds(90000));
+  EXPECT_EQ(c.tracking.max_series_per_metric, 7u);
+  EXPECT_EQ(c.detectors.close_wait_leak_after, milliseconds(500));
+  EXPECT_EQ(c.detectors.syn_flood_half_open_ratio, 0.25);
+  EXPECT_EQ(c.detectors.synack_retransmit_rate, 2.5);
+  EXPECT_EQ(c.detectors.port_exhaustion_ratio, 1.0);
+  EXPECT_EQ(c.detectors.time_wait_buckets_ratio, 0.9);
+}
+
+TEST(ParseConfigYamlTest, PartialSectionKeepsOtherDefaults) {
+  const Config c = ParseConfigYaml("bpf:\n  attach: tp_btf\n");
+  EXPECT_EQ(c.bpf.attach, AttachMode::kTpBtf);
+  EXPECT_EQ(c.bpf.ring_buffer_bytes, Config{}.bpf.ring_buffer_bytes);
+  EXPECT_EQ(c.web.listen_address, ":9640");
+}
+
+TEST(ParseConfigYamlTest, AcceptedListenAddresses) {
+  for (const char* addr : {":1", ":65535", "0.0.0.0:9640", "localhost:9640",
+                           "255.255.255.255:80"}) {
+    EXPECT_EQ(
+        ParseConfigYaml(std::string("web: {listen_address: \"") + addr + "\"}")
+            .web.listen_address,
+        addr);
+  }
+}
+
+struct ErrorCase {
+  const char* name;
+  const char* yaml;
+  // Every fragment must appear in the message; the first is usually the key.
+  std::vector<const char*> fragments;
+};
+
+void PrintTo(const ErrorCase& c, std::ostream* os) { *os << c.name; }
+
+class YamlErrorTest : public testing::TestWithParam<ErrorCase> {};
+
+TEST_P(YamlErrorTest, NamesTheKey) {
+  const std::string message = YamlError(GetParam().yaml);
+  for (const char* fragment : GetParam().fragments) {
+    EXPECT_NE(message.find(fragment), std::string::npos)
+        << "message: " << message << "\nmissing: " << fragment;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, YamlErrorTest,
+    testing::Values(
+        // Structure.
+        ErrorCase{"UnknownNestedKey",
+                  "bpf:\n  foo: 1\n",
+                  {"config: unknown key \"bpf.foo\""}},
+        ErrorCase{"UnknownTopLevelKey",
+                  "webb:\n  listen_address: x\n",
+                  {"config: unknown key \"webb\""}},
+        ErrorCase{"MisspelledKey",
+                  "web: {listen_adress: \":1\"}",
+                  {"unknown key \"web.listen_adress\""}},
+        ErrorCase{"TopLevelString",
+                  "just a string\n",
+                  {"config:", "expected a map", "string"}},
+        ErrorCase{"TopLevelList",
+                  "- a\n- b\n",
+                  {"config:", "expected a map", "sequence"}},
+        ErrorCase{"SectionIsScalar",
+                  "web: 5\n",
+                  {"web:", "expected a map", "integer 5"}},
+        ErrorCase{"SectionIsList", "log: [a]\n", {"log:", "expected a map"}},
+        ErrorCase{"NonScalarKey",
+                  "web:\n  ? [a]\n  : 1\n",
+                  {"web:", "keys must be strings"}},
+        ErrorCase{"DuplicateKey",
+                  "log: {level: info, level: debug}",
+                  {"duplicate key \"log.level\""}},
+        ErrorCase{"TwoDocuments",
+                  "log: {}\n---\nbpf: {}\n",
+                  {"config:", "one YAML document"}},
+        ErrorCase{"SyntaxError",
+                  "web:\n  listen_address: [\n",
+                  {"config: YAML syntax error at line", "column"}},
+        ErrorCase{"SyntaxErrorBadIndent",
+                  "web:\n  a: b: c\n",
+                  {"config: YAML syntax error at line 2, column"}},
+        // Types.
+        ErrorCase{"MapForScalar",
+                  "web:\n  listen_address: {a: 1}\n",
+                  {"web.listen_address:", "expected a string", "a map"}},
+        ErrorCase{"ListForString",
+                  "log:\n  level: [info]\n",
+                  {"log.level:", "expected a string", "a sequence"}},
+        ErrorCase{"NullLeaf",
+                  "log:\n  level:\n",
+                  {"log.level:", "expected a string", "null"}},
+        ErrorCase{"IntegerForString",
+                  "web:\n  telemetry_path: 123\n",
+                  {"web.telemetry_path:", "expected a string", "integer"}},
+        ErrorCase{"StringForInteger",
+                  "bpf:\n  ring_buffer_bytes: abc\n",
+                  {"bpf.ring_buffer_bytes:", "integer", "string \"abc\""}},
+        ErrorCase{"QuotedNumberForInteger",
+                  "tracking:\n  max_tracked_sockets: \"100\"\n",
+                  {"tracking.max_tracked_sockets:", "integer", "string"}},
+        ErrorCase{"FloatForInteger",
+                  "tracking:\n  max_series_per_metric: 2.5\n",
+                  {"tracking.max_series_per_metric:", "integer", "float"}},
+        ErrorCase{"ExponentForInteger",
+                  "bpf:\n  ring_buffer_bytes: 1e6\n",
+                  {"bpf.ring_buffer_bytes:", "integer", "float"}},
+        ErrorCase{"NegativeForUnsigned",
+                  "tracking:\n  max_tracked_sockets: -5\n",
+                  {"tracking.max_tracked_sockets:", "non-negative integer"}},
+        ErrorCase{"IntegerOverflow",
+                  "tracking:\n  max_tracked_sockets: 99999999999999999999\n",
+                  {"tracking.max_tracked_sockets:", "too large"}},
+        ErrorCase{"StringForRatio",
+                  "detectors:\n  port_exhaustion_ratio: high\n",
+                  {"detectors.port_exhaustion_ratio:", "expected a number"}},
+        ErrorCase{
+            "BoolForRatio",
+            "detectors:\n  syn_flood_half_open_ratio: true\n",
+            {"detectors.syn_flood_half_open_ratio:", "number", "boolean"}},
+        ErrorCase{"MismatchedTag",
+                  "log:\n  level: !!int info\n",
+                  {"log.level:", "tag"}},
+        ErrorCase{"CustomTag",
+                  "log:\n  level: !custom info\n",
+                  {"log.level:", "tag"}},
+        // Enumerations.
+        ErrorCase{
+            "BadLogLevel", "log:\n  level: loud\n", {"log.level:", "\"loud\""}},
+        ErrorCase{
+            "LogLevelIsCaseSensitive", "log:\n  level: INFO\n", {"log.level:"}},
+        ErrorCase{"BadLogFormat",
+                  "log:\n  format: xml\n",
+                  {"log.format:", "\"xml\""}},
+        ErrorCase{"BadAttachMode",
+                  "bpf:\n  attach: kprobe\n",
+                  {"bpf.attach:", "\"kprobe\""}},
+        // Durations.
+        ErrorCase{"NegativeDuration",
+                  "tracking:\n  reconcile_interval: -5s\n",
+                  {"tracking.reconcile_interval: negative duration \"-5s\""}},
+        ErrorCase{"UnitlessDuration",
+                  "tracking:\n  reconcile_interval: 30\n",
+                  {"tracking.reconcile_interval:", "no unit"}},
+        ErrorCase{"QuotedUnitlessDuration",
+                  "detectors:\n  close_wait_leak_after: \"30\"\n",
+                  {"detectors.close_wait_leak_after:", "no unit"}},
+        ErrorCase{"FloatDuration",
+                  "detectors:\n  close_wait_leak_after: 1.5\n",
+                  {"detectors.close_wait_leak_after:", "duration"}},
+        ErrorCase{"UnknownUnitDuration",
+                  "tracking:\n  reconcile_interval: 5x\n",
+                  {"tracking.reconcile_interval:", "unknown unit \"x\""}},
+        ErrorCase{"ZeroDuration",
+                  "tracking:\n  reconcile_interval: 0s\n",
+                  {"tracking.reconcile_interval:", "greater than 0"}},
+        ErrorCase{"ZeroIntegerDuration",
+                  "detectors:\n  close_wait_leak_after: 0\n",
+                  {"detectors.close_wait_leak_after:", "greater than 0"}},
+        ErrorCase{"MapDuration",
+                  "tracking:\n  reconcile_interval: {s: 5}\n",
+                  {"tracking.reconcile_interval:", "duration", "a map"}},
+        // Ranges.
+        ErrorCase{"RingNotPowerOfTwo",
+                  "bpf:\n  ring_buffer_bytes: 5000\n",
+                  {"bpf.ring_buffer_bytes: 5000 is not a power of two"}},
+        ErrorCase{"RingTooSmall",
+                  "bpf:\n  ring_buffer_bytes: 2048\n",
+                  {"bpf.ring_buffer_bytes:", "2048", "minimum"}},
+        ErrorCase{"RingZero",
+                  "bpf:\n  ring_buffer_bytes: 0\n",
+                  {"bpf.ring_buffer_bytes:"}},
+        ErrorCase{"RingTooLarge",
+                  "bpf:\n  ring_buffer_bytes: 2147483648\n",
+                  {"bpf.ring_buffer_bytes:", "maximum"}},
+        ErrorCase{"ZeroTrackedSockets",
+                  "tracking:\n  max_tracked_sockets: 0\n",
+                  {"tracking.max_tracked_sockets:", "out of range"}},
+        ErrorCase{"TooManyTrackedSockets",
+                  "tracking:\n  max_tracked_sockets: 100000001\n",
+                  {"tracking.max_tracked_sockets:", "out of range"}},
+        ErrorCase{"ZeroSeries",
+                  "tracking:\n  max_series_per_metric: 0\n",
+                  {"tracking.max_series_per_metric:", "out of range"}},
+        ErrorCase{"TooManySeries",
+                  "tracking:\n  max_series_per_metric: 10001\n",
+                  {"tracking.max_series_per_metric:", "out of range"}},
+        ErrorCase{"ZeroRate",
+                  "detectors:\n  synack_retransmit_rate: 0\n",
+                  {"detectors.synack_retransmit_rate:", "greater than 0"}},
+        ErrorCase{"NegativeRate",
+                  "detectors:\n  synack_retransmit_rate: -1.5\n",
+                  {"detectors.synack_retransmit_rate:"}},
+        ErrorCase{"InfiniteRate",
+                  "detectors:\n  synack_retransmit_rate: .inf\n",
+                  {"detectors.synack_retransmit_rate:", "finite"}},
+        ErrorCase{"NanRatio",
+                  "detectors:\n  port_exhaustion_ratio: .nan\n",
+                  {"detectors.port_exhaustion_ratio:"}},
+        // Web.
+        ErrorCase{"PathWithoutSlash",
+                  "web:\n  telemetry_path: metrics\n",
+                  {"web.telemetry_path:", "must start with \"/\""}},
+        ErrorCase{"PathIsRoot",
+                  "web:\n  telemetry_path: /\n",
+                  {"web.telemetry_path:"}},
+        ErrorCase{"PathIsHealthz",
+                  "web:\n  telemetry_path: /healthz\n",
+                  {"web.telemetry_path:", "/healthz"}},
+        ErrorCase{"PathWithSpace",
+                  "web:\n  telemetry_path: \"/a b\"\n",
+                  {"web.telemetry_path:"}},
+        ErrorCase{"AddressWithoutPort",
+                  "web:\n  listen_address: \"127.0.0.1\"\n",
+                  {"web.listen_address:", "[host]:port"}},
+        ErrorCase{"AddressPortZero",
+                  "web:\n  listen_address: \":0\"\n",
+                  {"web.listen_address:", "port"}},
+        ErrorCase{"AddressPortTooLarge",
+                  "web:\n  listen_address: \":65536\"\n",
+                  {"web.listen_address:", "port"}},
+        ErrorCase{"AddressPortNotNumber",
+                  "web:\n  listen_address: \":http\"\n",
+                  {"web.listen_address:", "port"}},
+        ErrorCase{"AddressBadHost",
+                  "web:\n  listen_address: \"example.com:9640\"\n",
+                  {"web.listen_address:", "host"}},
+        ErrorCase{"AddressBadIpv4",
+                  "web:\n  listen_address: \"256.1.1.1:9640\"\n",
+                  {"web.listen_address:", "host"}},
+        ErrorCase{"AddressIpv4LeadingZero",
+                  "web:\n  listen_address: \"127.0.0.01:9640\"\n",
+                  {"web.listen_address:", "host"}},
+        ErrorCase{"AddressNewlineStaysOneLine",
+                  "web:\n  listen_address: \"a\\nb\"\n",
+                  {"web.listen_address:", "\\n"}}),
+    [](const testing::TestParamInfo<ErrorCase>& case_info) {
+      return std::string(case_info.param.name);
+    });
+
+class RatioTest : public testing::TestWithParam<const char*> {};
+
+TEST_P(RatioTest, RejectsOutsideZeroToOne) {
+  const std::string key = GetParam();
+  const std::string leaf = key.substr(key.find('.') + 1);
+  for (const char* bad : {"0", "1.5", "-0.1", "0.0", "2"}) {
+    const std::string message =
+        YamlError("detectors:\n  " + leaf + ": " + bad + "\n");
+    EXPECT_EQ(message.rfind(key + ": ", 0), 0u) << message;
+  }
+}
+
+TEST_P(RatioTest, AcceptsOneAndSmallValues) {
+  const std::string leaf =
+      std::string(GetParam()).substr(std::string(GetParam()).find('.') + 1);
+  EXPECT_NO_THROW(ParseConfigYaml("detectors:\n  " + leaf + ": 1\n"));
+  EXPECT_NO_THROW(ParseConfigYaml("detectors:\n  " + leaf + ": 1.0\n"));
+  EXPECT_NO_THROW(ParseConfigYaml("detectors:\n  " + leaf + ": 0.001\n"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Keys, RatioTest,
+                         testing::Values("detectors.syn_flood_half_open_ratio",
+                                         "detectors.port_exhaustion_ratio",
+                                         "detectors.time_wait_buckets_ratio"));
+
+TEST(RingBufferTest, AcceptsPowersOfTwoInRange) {
+  for (uint64_t bytes :
+       {uint64_t{4096}, uint64_t{1} << 20, uint64_t{1} << 30}) {
+    EXPECT_EQ(ParseConfigYaml(
+                  "bpf: {ring_buffer_bytes: " + std::to_string(bytes) + "}")
+                  .bpf.ring_buffer_bytes,
+              bytes);
+  }
+}
+
+struct DurationCase {
+  const char* text;
+  int64_t ms;
+};
+
+class DurationOkTest : public testing::TestWithParam<DurationCase> {};
+
+TEST_P(DurationOkTest, Parses) {
+  EXPECT_EQ(ParseDuration("k", GetParam().text), milliseconds(GetParam().ms))
+      << GetParam().text;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, DurationOkTest,
+    testing::Values(DurationCase{"500ms", 500}, DurationCase{"30s", 30000},
+                    DurationCase{"5m", 300000}, DurationCase{"1h", 3600000},
+                    DurationCase{"1h30m", 5400000},
+                    DurationCase{"1d", 86400000},
+                    DurationCase{"2w", 2 * 7 * 86400000LL},
+                    DurationCase{"1y", 365 * 86400000LL},
+                    DurationCase{"1h1m1s1ms", 3661001},
+                    DurationCase{"1s500ms", 1500}, DurationCase{"0s", 0},
+                    DurationCase{"0", 0}, DurationCase{"0ms", 0},
+                    DurationCase{"90m", 5400000}));
+
+struct BadDurationCase {
+  const char* text;
+  const char* fragment;
+};
+
+class DurationBadTest : public testing::TestWithParam<BadDurationCase> {};
+
+TEST_P(DurationBadTest, NamesKey) {
+  const std::string message =
+      ErrorOf([] { ParseDuration("my.key", GetParam().text); });
+  EXPECT_EQ(message.rfind("my.key: ", 0), 0u) << message;
+  EXPECT_NE(message.find(GetParam().fragment), std::string::npos) << message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, DurationBadTest,
+    testing::Values(BadDurationCase{"", "empty"},
+                    BadDurationCase{"-5s", "negative duration \"-5s\""},
+                    BadDurationCase{"-0s", "negative"},
+                    BadDurationCase{"30", "no unit"},
+                    BadDurationCase{"5x", "unknown unit"},
+                    BadDurationCase{"5S", "unknown unit"},
+                    BadDurationCase{"5sec", "unknown unit"},
+                    BadDurationCase{"1.5s", "invalid duration"},
+                    BadDurationCase{"s", "invalid duration"},
+                    BadDurationCase{"1h30", "invalid duration"},
+                    BadDurationCase{"5s5m", "largest first"},
+                    BadDurationCase{"5s5s", "largest first"},
+                    BadDurationCase{" 5s", "invalid duration"},
+                    BadDurationCase{"5s ", "invalid duration"},
+                    BadDurationCase{"+5s", "invalid duration"},
+                    BadDurationCase{"5 s", "invalid duration"},
+                    BadDurationCase{"99999999999999999999ms", "out of range"},
+                    BadDurationCase{"9223372036854775807s", "out of range"},
+                    BadDurationCase{"292471209y", "out of range"}));
+
+TEST(DurationTest, LargestRepresentableValueParses) {
+  EXPECT_EQ(ParseDuration("k", "9223372036854775807ms").count(),
+            9223372036854775807LL);
+}
+
+TEST(ValidateConfigTest, RejectsProgrammaticMistakes) {
+  Config c;
+  c.tracking.reconcile_interval = milliseconds(0);
+  EXPECT_NE(
+      ErrorOf([&] { ValidateConfig(c); }).find("tracking.reconcile_interval:"),
+      std::string::npos);
+  c = Config{};
+  c.detectors.close_wait_leak_after = milliseconds(-1);
+  EXPECT_NE(ErrorOf([&] {
+              ValidateConfig(c);
+            }).find("detectors.close_wait_leak_after:"),
+            std::string::npos);
+  c = Config{};
+  c.log.level = "verbose";
+  EXPECT_NE(ErrorOf([&] { ValidateConfig(c); }).find("log.level:"),
+            std::string::npos);
+  c = Config{};
+  c.bpf.ring_buffer_bytes = 4097;
+  EXPECT_NE(ErrorOf([&] { ValidateConfig(c); }).find("bpf.ring_buffer_bytes"),
+            std::string::npos);
+}
+
+TEST(NamesTest, AttachModeAndLogFormat) {
+  EXPECT_STREQ(AttachModeName(AttachMode::kAuto), "auto");
+  EXPECT_STREQ(AttachModeName(AttachMode::kTpBtf), "tp_btf");
+  EXPECT_STREQ(AttachModeName(AttachMode::kTracepoint), "tracepoint");
+  EXPECT_STREQ(LogFormatName(LogFormat::kText), "text");
+  EXPECT_STREQ(LogFormatName(LogFormat::kJson), "json");
+}
+
+// Each test gets its own directory so that parallel test runs (ctest -j)
+// cannot trip over each other's files.
+class FileTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::random_device random;
+    for (int attempt = 0; attempt < 100 && dir_.empty(); ++attempt) {
+      const fs::path candidate =
+          fs::temp_directory_path() /
+          ("tcpstated-config-test-" + std::to_string(getpid()) + "-" +
+           std::to_string(random()));
+      std::error_code ec;
+      if (fs::create_directory(candidate, ec)) dir_ = candidate;
+    }
+    ASSERT_FALSE(dir_.empty()) << "could not create a temporary directory";
+  }
+
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  std::string Write(const std::string& name, const std::string& contents) {
+    const fs::path path = dir_ / name;
+    std::ofstream out(path, std::ios::binary);
+    out << contents;
+    out.close();
+    EXPECT_TRUE(out.good()) << path;
+    return path.string();
+  }
+
+  static CommandLine Parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "tcpstated");
+    std::vector<const char*> argv;
+    for (const std::string& arg : args) argv.push_back(arg.c_str());
+    argv.push_back(nullptr);
+    return ParseCommandLine(static_cast<int>(args.size()), argv.data());
+  }
+
+  static std::string ParseError(std::vector<std::string> args) {
+    return ErrorOf([&] { Parse(args); });
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(FileTest, LoadsFile) {
+  const std::string path = Write("c.yml", "log:\n  level: warn\n");
+  EXPECT_EQ(LoadConfigFile(path).log.level, "warn");
+}
+
+TEST_F(FileTest, EmptyFileGivesDefaults) {
+  ExpectSameConfig(LoadConfigFile(Write("empty.yml", "")), Config{});
+}
+
+TEST_F(FileTest, MissingFileNamesPath) {
+  const std::string path = (dir_ / "nope.yml").string();
+  EXPECT_EQ(ErrorOf([&] { LoadConfigFile(path); }),
+            "config file \"" + path + "\": No such file or directory");
+}
+
+TEST_F(FileTest, DirectoryNamesPath) {
+  const std::string message = ErrorOf([&] { LoadConfigFile(dir_.string()); });
+  EXPECT_NE(message.find("config file \"" + dir_.string() + "\""),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("Is a directory"), std::string::npos) << message;
+}
+
+TEST_F(FileTest, BadFileContentNamesKey) {
+  const std::string path = Write("bad.yml", "bpf:\n  foo: 1\n");
+  EXPECT_EQ(ErrorOf([&] { LoadConfigFile(path); }),
+            "config: unknown key \"bpf.foo\"");
+}
+
+TEST_F(FileTest, NoArgumentsGiveDefaults) {
+  const CommandLine cl = Parse({});
+  ExpectSameConfig(cl.config, Config{});
+  EXPECT_FALSE(cl.show_help);
+  EXPECT_FALSE(cl.show_version);
+  EXPECT_FALSE(cl.config_check);
+}
+
+TEST_F(FileTest, NullArgvIsNoArguments) {
+  ExpectSameConfig(ParseCommandLine(0, nullptr).config, Config{});
+}
+
+TEST_F(FileTest, FlagsOverrideFile) {
+  const std::string path = Write("c.yml", R"(web:
+  listen_address: "127.0.0.1:1111"
+  telemetry_path: /from-file
+  config_file: /from/file.yml
+log:
+  level: error
+  format: text
+tracking:
+  max_series_per_metric: 9
+)");
+  const CommandLine cl = Parse(
+      {"--config.file", path, "--web.listen-address=:2222",
+       "--web.telemetry-path", "/from-flag",
+       "--web.config.file=", "--log.level=trace", "--log.format", "json"});
+  EXPECT_EQ(cl.config.web.listen_address, ":2222");
+  EXPECT_EQ(cl.config.web.telemetry_path, "/from-flag");
+  EXPECT_EQ(cl.config.web.config_file, "");
+  EXPECT_EQ(cl.config.log.level, "trace");
+  EXPECT_EQ(cl.config.log.format, LogFormat::kJson);
+  // Not overridden: comes from the file.
+  EXPECT_EQ(cl.config.tracking.max_series_per_metric, 9u);
+}
+
+TEST_F(FileTest, FileValuesSurviveWhenFlagsAbsent) {
+  const std::string path =
+      Write("c.yml", "web:\n  listen_address: \"127.0.0.1:1111\"\n");
+  const CommandLine cl = Parse({"--config.file=" + path, "--log.level=debug"});
+  EXPECT_EQ(cl.config.web.listen_address, "127.0.0.1:1111");
+  EXPECT_EQ(cl.config.log.level, "debug");
+}
+
+TEST_F(FileTest, FlagsWithoutFile) {
+  const CommandLine cl = Parse({"--web.config.file", "/etc/web.yml"});
+  EXPECT_EQ(cl.config.web.config_file, "/etc/web.yml");
+  EXPECT_EQ(cl.config.web.listen_address, ":9640");
+}
+
+TEST_F(FileTest, ConfigCheck) {
+  const std::string path = Write("c.yml", "log: {format: json}\n");
+  const CommandLine cl = Parse({"--config.file", path, "--config.check"});
+  EXPECT_TRUE(cl.config_check);
+  EXPECT_EQ(cl.config.log.format, LogFormat::kJson);
+}
+
+TEST_F(FileTest, ConfigCheckStillFailsOnBadFile) {
+  const std::string path = Write("c.yml", "log: {format: xml}\n");
+  EXPECT_NE(
+      ParseError({"--config.file", path, "--config.check"}).find("log.format:"),
+      std::string::npos);
+}
+
+TEST_F(FileTest, MissingConfigFileFlagNamesPath) {
+  const std::string path = (dir_ / "missing.yml").string();
+  EXPECT_EQ(ParseError({"--config.file", path}),
+            "config file \"" + path + "\": No such file or directory");
+}
+
+TEST_F(FileTest, Help) {
+  for (const char* flag : {"--help", "-h"}) {
+    CommandLine cl;
+    ASSERT_NO_THROW(cl = Parse({flag}));
+    EXPECT_TRUE(cl.show_help);
+    EXPECT_NE(cl.help_text.find("--web.listen-address"), std::string::npos)
+        << cl.help_text;
+    EXPECT_NE(cl.help_text.find("--config.file"), std::string::npos);
+  }
+}
+
+TEST_F(FileTest, HelpAndVersionDoNotLoadConfig) {
+  const std::string missing = (dir_ / "missing.yml").string();
+  CommandLine cl;
+  ASSERT_NO_THROW(cl = Parse({"--config.file", missing, "--help"}));
+  EXPECT_TRUE(cl.show_help);
+  ASSERT_NO_THROW(cl = Parse({"--version", "--config.file", missing}));
+  EXPECT_TRUE(cl.show_version);
+  EXPECT_FALSE(cl.show_help);
+}
+
+TEST_F(FileTest, HelpWinsOverBadFlagValue) {
+  CommandLine cl;
+  ASSERT_NO_THROW(cl = Parse({"--log.level=loud", "--help"}));
+  EXPECT_TRUE(cl.show_help);
+}
+
+struct FlagErrorCase {
+  const char* name;
+  std::vector<std::string> args;
+  const char* fragment;
+};
+
+void PrintTo(const FlagErrorCase& c, std::ostream* os) { *os << c.name; }
+
+class FlagErrorTest : public testing::TestWithParam<FlagErrorCase> {};
+
+TEST_P(FlagErrorTest, OneLineNamingTheFlag) {
+  const std::vector<std::string> args = GetParam().args;
+  const std::string message = ErrorOf([&] {
+    std::vector<const char*> argv = {"tcpstated"};
+    for (const std::string& arg : args) argv.push_back(arg.c_str());
+    ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+  });
+  EXPECT_NE(message.find(GetParam().fragment), std::string::npos) << message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, FlagErrorTest,
+    testing::Values(
+        FlagErrorCase{"UnknownFlag", {"--foo"}, "unknown flag --foo"},
+        FlagErrorCase{
+            "UnknownFlagWithValue", {"--foo=bar"}, "unknown flag --foo"},
+        FlagErrorCase{"UnknownShortFlag", {"-x"}, "unknown flag -x"},
+        FlagErrorCase{"UnderscoreSpelling",
+                      {"--web.listen_address=:1"},
+                      "unknown flag --web.listen_address"},
+        FlagErrorCase{"Positional", {"extra"}, "unexpected argument \"extra\""},
+        FlagErrorCase{"PositionalAfterTerminator",
+                      {"--", "--log.level"},
+                      "unexpected argument \"--log.level\""},
+        FlagErrorCase{
+            "MissingValue", {"--log.level"}, "--log.level: missing value"},
+        FlagErrorCase{"EmptyValueIsNotMissing",
+                      {"--log.level="},
+                      "--log.level: invalid log level \"\""},
+        FlagErrorCase{"RepeatedFlag",
+                      {"--log.level=info", "--log.level=debug"},
+                      "--log.level: given more than once"},
+        FlagErrorCase{"BadLogLevel",
+                      {"--log.level", "loud"},
+                      "--log.level: invalid log level \"loud\""},
+        FlagErrorCase{"BadLogFormat", {"--log.format=xml"}, "--log.format:"},
+        FlagErrorCase{"BadListenAddress",
+                      {"--web.listen-address", "9640"},
+                      "--web.listen-address:"},
+        FlagErrorCase{"BadTelemetryPath",
+                      {"--web.telemetry-path=/healthz"},
+                      "--web.telemetry-path:"},
+        FlagErrorCase{"BadBoolValue",
+                      {"--config.check=maybe"},
+                      "--config.check: invalid value \"maybe\""}),
+    [](const testing::TestParamInfo<FlagErrorCase>& case_info) {
+      return std::string(case_info.param.name);
+    });
+
+}  // namespace
+}  // namespace tcpstated
