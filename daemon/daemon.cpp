@@ -50,9 +50,12 @@ Daemon::~Daemon() {
   // Stop serving first (handlers use everything else), then the consumer,
   // then detach.
   http_.reset();
+  SPDLOG_DEBUG("HTTP server stopped");
   if (consumer_) consumer_->Stop();
   consumer_.reset();
+  SPDLOG_DEBUG("event consumer stopped");
   probe_.reset();
+  SPDLOG_DEBUG("BPF programs detached");
 }
 
 void Daemon::Tick() {

@@ -3,8 +3,16 @@
 #include <civetweb.h>
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 namespace tcpstated {
 namespace {
@@ -72,6 +80,14 @@ HttpServer::HttpServer(const std::string& listen_address,
   static std::once_flag init;
   std::call_once(init, [] { mg_init_library(0); });
   std::string ports = CivetwebListenSpec(listen_address);
+  // Where a connection reaches our own listener (to wake it on stop).
+  std::string host = ports.find(':') == std::string::npos
+                         ? "127.0.0.1"
+                         : ports.substr(0, ports.rfind(':'));
+  if (inet_pton(AF_INET, host.c_str(), &wake_address_) != 1) {
+    throw HttpError("listen address \"" + listen_address +
+                    "\" is not an IPv4 address");
+  }
   const char* options[] = {"listening_ports", ports.c_str(), "num_threads", "4",
                            // A stalled scraper is dropped, not waited for.
                            "request_timeout_ms", "10000", "enable_keep_alive",
@@ -100,7 +116,27 @@ HttpServer::HttpServer(const std::string& listen_address,
 }
 
 HttpServer::~HttpServer() {
-  if (ctx_ != nullptr) mg_stop(ctx_);
+  if (ctx_ == nullptr) return;
+  // civetweb's master thread polls its listening socket for up to two
+  // seconds before it notices the stop flag; a connection wakes it at once.
+  int port = this->port();
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    mg_stop(ctx_);
+    stopped = true;
+  });
+  for (int i = 0; i < 20 && !stopped && port > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) break;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = wake_address_;
+    connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    close(fd);
+  }
+  stopper.join();
 }
 
 int HttpServer::port() const {

@@ -54,6 +54,13 @@ void Mirror::SetFinTimeout(uint32_t netns, uint64_t ns) {
 }
 
 void Mirror::Apply(const Event& e) {
+  // DecodeEvent guarantees these; a hand-built event must not index out of
+  // the per-state arrays.
+  if (static_cast<size_t>(e.source) >= kSourceCount ||
+      StateIndex(e.oldstate) >= kStateSlots ||
+      StateIndex(e.newstate) >= kStateSlots) {
+    return;
+  }
   events_[static_cast<size_t>(e.source)]++;
   CheckNamespace(e);
   switch (e.source) {
@@ -154,9 +161,10 @@ void Mirror::ApplyStateChange(const Event& e) {
     if (e.id == 0) return;  // no identity (incarnation map full): untrackable
     // New socket (connect, listen, accepted child) or one that predates us:
     // for the latter the time it entered `from` is unknown.
+    // Either way nothing is observed for the state it starts in: a new
+    // socket's CLOSE (or a child's copied LISTEN) is not a stay.
     Role role = RoleFromTransition(from, to);
-    uint8_t flags = role == Role::kUnknown ? kEntryAgeUnknown : 0;
-    entry = Track(e, from, e.ts_ns, flags);
+    entry = Track(e, from, e.ts_ns, kEntryAgeUnknown);
     if (entry == nullptr) return;
     entry->role = role;
     if (role == Role::kServer) {
@@ -185,7 +193,18 @@ void Mirror::ApplyStateChange(const Event& e) {
     entry->role = Role::kListener;
     if (entry->sport != 0) listeners_[{entry->netns, entry->sport}] = entry->id;
   }
-  if (from != to) SetState(entry, to, e.ts_ns);
+  if (from != to) {
+    // A reset that did not close the socket (an answer to a bad segment in
+    // SYN_SENT or SYN_RECV) says nothing about how it will end.
+    entry->flags &= static_cast<uint8_t>(~kEntryResetSeen);
+    SetState(entry, to, e.ts_ns);
+    if (to == TcpState::kTimeWait) {
+      // Never emitted by Linux (counted invalid above); age it like an
+      // inferred one rather than keep it forever.
+      entry->flags |= kEntryTimewaitSock;
+      expiries_.push({entry->entered_ns + kTimeWaitNs, entry->id});
+    }
+  }
 }
 
 void Mirror::ApplyReset(const Event& e) {

@@ -40,16 +40,12 @@ const std::vector<std::pair<TcpState, TcpState>> kLegal = {
     {S::kEstablished, S::kClose},
     {S::kFinWait1, S::kClose},
     {S::kCloseWait, S::kClose},
-    // Self-transitions (close() after shutdown(SHUT_WR), repeated calls).
-    {S::kEstablished, S::kEstablished},
-    {S::kSynSent, S::kSynSent},
-    {S::kSynRecv, S::kSynRecv},
+    // Self-transitions: close() after shutdown(SHUT_WR) sets the state the
+    // socket is already in. No other X->X is emitted.
     {S::kFinWait1, S::kFinWait1},
     {S::kFinWait2, S::kFinWait2},
-    {S::kCloseWait, S::kCloseWait},
-    {S::kLastAck, S::kLastAck},
-    {S::kListen, S::kListen},
     {S::kClosing, S::kClosing},
+    {S::kLastAck, S::kLastAck},
 };
 
 using Matrix = std::array<std::array<bool, kStateSlots>, kStateSlots>;

@@ -5,6 +5,7 @@
 // must be thread-safe. Construction and destruction from one thread.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -48,6 +49,7 @@ class HttpServer {
   std::string telemetry_path_;
   Handlers handlers_;
   mg_context* ctx_ = nullptr;
+  uint32_t wake_address_ = 0;  // network order
 };
 
 // Converts "[host]:port" to civetweb's listening_ports syntax; throws

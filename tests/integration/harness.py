@@ -146,6 +146,7 @@ class Workload:
             except (subprocess.TimeoutExpired, BrokenPipeError):
                 self.proc.kill()
                 self.proc.wait()
+        self.proc.stdout.close()
 
 
 def free_port():
@@ -244,6 +245,8 @@ class Daemon:
         self.stop()
 
     def log_text(self):
+        if self.log.closed:
+            return "(daemon stopped)"
         self.log.flush()
         with open(self.log.name) as f:
             return f.read()[-20000:]
@@ -257,6 +260,8 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if hasattr(self, "log") and not self.log.closed:
+            self.log.close()
         if hasattr(self, "dir"):
             shutil.rmtree(self.dir, ignore_errors=True)
         return code
