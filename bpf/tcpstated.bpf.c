@@ -288,6 +288,19 @@ static __always_inline __u64 current_incarnation(__u64 skaddr)
 	return id ? *id : 0;
 }
 
+/* A socket first seen mid-life (it predates us, or its map entry was
+ * evicted). If a socket dump already gave it a cookie, that cookie is its
+ * identity, so the mirror's seeded entry and these events agree. */
+static __always_inline __u64 adopt_incarnation(const struct sock *sk, __u64 skaddr)
+{
+	__u64 cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+
+	if (!cookie)
+		return new_incarnation(skaddr);
+	bpf_map_update_elem(&incarnations, &skaddr, &cookie, BPF_ANY);
+	return cookie;
+}
+
 SEC("tracepoint/sock/inet_sock_set_state")
 int tp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
@@ -308,7 +321,7 @@ int tp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	    (oldstate == TCPSTATED_TCP_LISTEN && newstate == TCPSTATED_TCP_SYN_RECV))
 		id = new_incarnation(skaddr);
 	else if (!(id = current_incarnation(skaddr)))
-		id = new_incarnation(skaddr);
+		id = adopt_incarnation(sk, skaddr);
 	e = reserve(TCPSTATED_SRC_STATE);
 	if (!e)
 		return 0;
@@ -332,6 +345,8 @@ static __always_inline int tp_sock_event(const struct sock *sk, __u8 source)
 	if (!sk || !full_socket(sk))
 		return 0;
 	id = current_incarnation(skaddr);
+	if (!id)
+		id = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	if (source == TCPSTATED_SRC_DESTROY)
 		bpf_map_delete_elem(&incarnations, &skaddr);
 	e = reserve(source);

@@ -4,8 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <sstream>
+#include <system_error>
 
 #include "tcpstated/metrics.h"
+#include "tcpstated/privileges.h"
 #include "tcpstated/version.h"
 
 namespace tcpstated {
@@ -13,6 +15,24 @@ namespace {
 
 // The consumer wakes at least every 100 ms; this much silence means stuck.
 constexpr uint64_t kConsumerStallNs = 5 * kNsPerSec;
+
+KernelView::Options KernelViewOptions(const Config& config) {
+  KernelView::Options o;
+  o.reconcile_interval = config.tracking.reconcile_interval;
+  DetectorConfig& d = o.detectors;
+  d.close_wait_leak_after_seconds =
+      static_cast<double>(config.detectors.close_wait_leak_after.count()) /
+      1000.0;
+  d.syn_flood_half_open_ratio = config.detectors.syn_flood_half_open_ratio;
+  d.synack_retransmit_rate = config.detectors.synack_retransmit_rate;
+  d.port_exhaustion_ratio = config.detectors.port_exhaustion_ratio;
+  d.time_wait_buckets_ratio = config.detectors.time_wait_buckets_ratio;
+  d.max_series_per_metric = config.tracking.max_series_per_metric;
+  // Detection should not lag the reconcile: at most every 5 s.
+  o.detector_interval = std::min<std::chrono::milliseconds>(
+      o.reconcile_interval, std::chrono::milliseconds(5000));
+  return o;
+}
 
 }  // namespace
 
@@ -34,9 +54,22 @@ Daemon::Daemon(const Config& config)
   probe_ = std::make_unique<BpfProbe>(options);
   spdlog::info("attached BPF programs in {} mode",
                AttachModeName(probe_->mode()));
+  // Before any thread exists: capabilities are per thread, and every thread
+  // created from here on inherits the reduced sets.
+  try {
+    spdlog::info("dropped capabilities; keeping {}",
+                 DropCapabilitiesExcept(CapabilitiesKeptAfterAttach()));
+  } catch (const std::system_error& e) {
+    throw std::runtime_error(std::string("cannot drop capabilities: ") +
+                             e.what());
+  }
   consumer_ = std::make_unique<RingConsumer>(probe_->ring_buffer_fd(), &mirror_,
                                              &mirror_mutex_);
   consumer_->Start();
+  kernel_view_ = std::make_unique<KernelView>(KernelViewOptions(config),
+                                              &mirror_, &mirror_mutex_);
+  kernel_view_->Seed();
+  kernel_view_->Start();
   HttpServer::Handlers handlers;
   handlers.metrics = [this] { return RenderMetrics(); };
   handlers.health = [this](std::string* detail) { return Healthy(detail); };
@@ -51,11 +84,41 @@ Daemon::~Daemon() {
   // then detach.
   http_.reset();
   SPDLOG_DEBUG("HTTP server stopped");
+  if (kernel_view_) kernel_view_->Stop();
   if (consumer_) consumer_->Stop();
   consumer_.reset();
   SPDLOG_DEBUG("event consumer stopped");
   probe_.reset();
   SPDLOG_DEBUG("BPF programs detached");
+}
+
+void Daemon::Reconfigure(const Config& config) {
+  auto restart_needed = [](const char* key) {
+    spdlog::warn("SIGHUP: {} changed; it takes effect only after a restart",
+                 key);
+  };
+  if (config.web.listen_address != config_.web.listen_address) {
+    restart_needed("web.listen_address");
+  }
+  if (config.web.telemetry_path != config_.web.telemetry_path) {
+    restart_needed("web.telemetry_path");
+  }
+  if (config.web.config_file != config_.web.config_file) {
+    restart_needed("web.config_file");
+  }
+  if (config.bpf.attach != config_.bpf.attach) restart_needed("bpf.attach");
+  if (config.bpf.ring_buffer_bytes != config_.bpf.ring_buffer_bytes) {
+    restart_needed("bpf.ring_buffer_bytes");
+  }
+  if (config.tracking.max_tracked_sockets !=
+      config_.tracking.max_tracked_sockets) {
+    restart_needed("tracking.max_tracked_sockets");
+  }
+  spdlog::default_logger()->set_level(
+      spdlog::level::from_str(config.log.level));
+  kernel_view_->Reconfigure(KernelViewOptions(config));
+  config_ = config;
+  spdlog::info("SIGHUP: configuration reloaded");
 }
 
 void Daemon::Tick() {
@@ -93,8 +156,10 @@ std::string Daemon::RenderMetrics() const {
   s.attach = AttachModeName(probe_->mode());
   std::sort(s.sockets.begin(), s.sockets.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<prometheus::MetricFamily> families = BuildMetrics(s);
+  for (auto& f : kernel_view_->Metrics()) families.push_back(std::move(f));
   std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, BuildMetrics(s));
+  prometheus::TextSerializer().Serialize(out, families);
   return out.str();
 }
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "tcpstated/bpf_probe.h"
 #include "tcpstated/config.h"
 #include "tcpstated/daemon.h"
 #include "tcpstated/version.h"
@@ -92,6 +93,25 @@ int main(int argc, char** argv) {
   }
   SetUpLogging(cli.config);
 
+  if (cli.config_check) {
+    // Also proves the BPF programs load and attach here; nothing else starts.
+    try {
+      tcpstated::BpfProbe::Options options;
+      options.attach = cli.config.bpf.attach;
+      options.ring_buffer_bytes = cli.config.bpf.ring_buffer_bytes;
+      options.max_tracked_sockets = cli.config.tracking.max_tracked_sockets;
+      tcpstated::BpfProbe probe(options);
+      std::printf(
+          "tcpstated: configuration OK; BPF programs load and attach "
+          "in %s mode\n",
+          tcpstated::AttachModeName(probe.mode()));
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "tcpstated: %s\n", e.what());
+      return 2;
+    }
+  }
+
   // Signals are taken synchronously by the main loop below; block them
   // before any thread starts so that every thread inherits the mask.
   sigset_t signals;
@@ -121,9 +141,17 @@ int main(int argc, char** argv) {
       break;
     }
     if (sig == SIGHUP) {
-      spdlog::warn(
-          "SIGHUP: configuration reload is not supported yet; "
-          "restart to apply changes");
+      // The same flags over a re-read file; an invalid file changes nothing.
+      try {
+        tcpstated::CommandLine reloaded =
+            tcpstated::ParseCommandLine(argc, argv);
+        daemon->Reconfigure(reloaded.config);
+      } catch (const tcpstated::ConfigError& e) {
+        spdlog::error(
+            "SIGHUP: configuration refused, keeping the running "
+            "one: {}",
+            e.what());
+      }
     }
     daemon->Tick();
     std::string detail;

@@ -75,7 +75,9 @@ void Mirror::Apply(const Event& e) {
       ApplyDestroy(e);
       break;
     case Source::kSynackRetrans:
-      break;  // per-listener counters live with the detectors
+      // sport is the listener's port (the request socket's local port).
+      synack_retransmits_[ListenerKeyOf(e.netns, e.sport)]++;
+      break;
   }
 }
 
@@ -92,6 +94,11 @@ void Mirror::CheckNamespace(const Event& e) {
 }
 
 void Mirror::PurgeNamespace(uint32_t netns) {
+  for (auto it = synack_retransmits_.begin();
+       it != synack_retransmits_.end();) {
+    it = (it->first >> 16) == netns ? synack_retransmits_.erase(it)
+                                    : std::next(it);
+  }
   std::vector<uint64_t> ids;
   table_.ForEach([&](const SocketEntry& s) {
     if (s.netns == netns) ids.push_back(s.id);
@@ -140,7 +147,7 @@ void Mirror::ApplyStateChange(const Event& e) {
       // lost) can still hand off to a timewait socket.
       if ((from == TcpState::kFinWait2 || from == TcpState::kClosing) &&
           e.id != 0) {
-        entry = Track(e, from, e.ts_ns, kEntryAgeUnknown);
+        entry = Track(e, from, e.ts_ns, kEntryAgeUnknown, Role::kUnknown);
         if (entry != nullptr) EnterTimeWait(entry, e);
       }
       return;
@@ -164,9 +171,8 @@ void Mirror::ApplyStateChange(const Event& e) {
     // Either way nothing is observed for the state it starts in: a new
     // socket's CLOSE (or a child's copied LISTEN) is not a stay.
     Role role = RoleFromTransition(from, to);
-    entry = Track(e, from, e.ts_ns, kEntryAgeUnknown);
+    entry = Track(e, from, e.ts_ns, kEntryAgeUnknown, role);
     if (entry == nullptr) return;
-    entry->role = role;
     if (role == Role::kServer) {
       auto it = listeners_.find({e.netns, e.sport});
       if (it != listeners_.end()) {
@@ -322,7 +328,7 @@ void Mirror::Unindex(const SocketEntry& entry) {
 }
 
 SocketEntry* Mirror::Track(const Event& e, TcpState state, uint64_t entered_ns,
-                           uint8_t flags) {
+                           uint8_t flags, Role role) {
   if (table_.max_entries() == 0) return nullptr;
   if (table_.full()) EvictOne(e.id, e.ts_ns);
   SocketEntry* entry = table_.Insert(e.id);
@@ -330,8 +336,10 @@ SocketEntry* Mirror::Track(const Event& e, TcpState state, uint64_t entered_ns,
   entry->state = state;
   entry->entered_ns = entered_ns;
   entry->flags = flags;
+  entry->role = role;
   CopyTuple(entry, e);
-  Count(entry->netns, state, +1);
+  Account(*entry, state, +1);
+  UpdateDestination(entry);
   return entry;
 }
 
@@ -358,8 +366,8 @@ void Mirror::EvictOne(uint64_t near_id, uint64_t now_ns) {
 
 void Mirror::SetState(SocketEntry* entry, TcpState state, uint64_t now_ns) {
   Observe(*entry, now_ns);
-  Count(entry->netns, entry->state, -1);
-  Count(entry->netns, state, +1);
+  Account(*entry, entry->state, -1);
+  Account(*entry, state, +1);
   entry->state = state;
   entry->entered_ns = now_ns;
   entry->flags &= static_cast<uint8_t>(~kEntryAgeUnknown);
@@ -367,7 +375,9 @@ void Mirror::SetState(SocketEntry* entry, TcpState state, uint64_t now_ns) {
 
 void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
   if (observe) Observe(*entry, now_ns);
-  Count(entry->netns, entry->state, -1);
+  if (reconciling_) removed_during_reconcile_.insert(entry->id);
+  Account(*entry, entry->state, -1);
+  UnregisterDestination(*entry);
   if (entry->state == TcpState::kListen) {
     auto it = listeners_.find({entry->netns, entry->sport});
     if (it != listeners_.end() && it->second == entry->id) listeners_.erase(it);
@@ -389,21 +399,62 @@ void Mirror::Observe(const SocketEntry& entry, uint64_t now_ns) {
   h.count++;
 }
 
-void Mirror::Count(uint32_t netns, TcpState state, int64_t delta) {
-  counts_[netns][StateIndex(state)] += delta;
+void Mirror::Account(const SocketEntry& entry, TcpState state, int delta) {
+  counts_[entry.netns][StateIndex(state)] += delta;
+  if (state == TcpState::kCloseWait) {
+    if (delta > 0) {
+      close_wait_ids_.insert(entry.id);
+    } else {
+      close_wait_ids_.erase(entry.id);
+    }
+  }
 }
 
 void Mirror::CopyTuple(SocketEntry* entry, const Event& e) {
   // Early events carry partial tuples (sport 0 before the port is chosen;
   // before 6.15 a child's first event has its listener's addresses), so a
   // known field is never overwritten by an unknown one.
+  bool changed = (e.sport != 0 && e.sport != entry->sport) ||
+                 (e.dport != 0 && e.dport != entry->dport) ||
+                 (!IsZero(e.saddr) && e.saddr != entry->saddr) ||
+                 (!IsZero(e.daddr) && e.daddr != entry->daddr);
+  if (!changed) {
+    if (e.ipv6) entry->flags |= kEntryIpv6;
+    return;
+  }
+  UnregisterDestination(*entry);
   if (e.sport != 0) entry->sport = e.sport;
   if (e.dport != 0) entry->dport = e.dport;
   if (!IsZero(e.saddr)) entry->saddr = e.saddr;
   if (!IsZero(e.daddr)) entry->daddr = e.daddr;
-  if (e.ipv6) {
-    entry->flags |= kEntryIpv6;
+  if (e.ipv6) entry->flags |= kEntryIpv6;
+  UpdateDestination(entry);
+}
+
+Mirror::DestinationKey Mirror::DestinationOf(const SocketEntry& entry) {
+  return {entry.netns, entry.dport, entry.saddr, entry.daddr};
+}
+
+void Mirror::UpdateDestination(SocketEntry* entry) {
+  if (entry->flags & kEntryDestCounted) return;
+  // A connection holds an ephemeral port towards its destination when it
+  // was opened by connect(): clients, and sockets of unknown origin that do
+  // not sit on a local listener's port. Both ports must be known.
+  if (entry->sport == 0 || entry->dport == 0) return;
+  if (entry->role == Role::kListener || entry->role == Role::kServer) return;
+  if (entry->role == Role::kUnknown &&
+      listeners_.count({entry->netns, entry->sport}) != 0) {
+    return;
   }
+  destinations_[DestinationOf(*entry)]++;
+  entry->flags |= kEntryDestCounted;
+}
+
+void Mirror::UnregisterDestination(SocketEntry& entry) {
+  if ((entry.flags & kEntryDestCounted) == 0) return;
+  entry.flags &= static_cast<uint8_t>(~kEntryDestCounted);
+  auto it = destinations_.find(DestinationOf(entry));
+  if (it != destinations_.end() && --it->second == 0) destinations_.erase(it);
 }
 
 uint32_t Mirror::AcquireOwner(const Event& e) {
@@ -434,6 +485,250 @@ void Mirror::ReleaseOwner(uint32_t owner) {
     slot.owner = Owner{};
     free_owners_.push_back(owner);
   }
+}
+
+}  // namespace tcpstated
+
+namespace tcpstated {
+
+size_t Mirror::DestinationKeyHash::operator()(const DestinationKey& k) const {
+  return TupleKeyHash()({k.netns, 0, k.dport, k.saddr, k.daddr});
+}
+
+void Mirror::SetOwner(uint64_t id, const Owner& owner) {
+  SocketEntry* entry = table_.Find(id);
+  if (entry == nullptr || entry->owner != 0) return;
+  Event e;
+  e.tgid = owner.tgid;
+  e.cgroup_id = owner.cgroup_id;
+  size_t n = std::min(owner.comm.size(), e.comm.size() - 1);
+  std::memcpy(e.comm.data(), owner.comm.data(), n);
+  entry->owner = AcquireOwner(e);
+}
+
+void Mirror::DropNamespace(uint32_t netns) {
+  PurgeNamespace(netns);
+  counts_.erase(netns);
+  netns_cookies_.erase(netns);
+  fin_timeouts_.erase(netns);
+}
+
+void Mirror::SetRequestSockets(uint32_t netns, uint64_t count) {
+  counts_[netns][StateIndex(TcpState::kNewSynRecv)] =
+      static_cast<int64_t>(count);
+}
+
+std::unordered_map<uint32_t, uint64_t> Mirror::TimewaitSockets() const {
+  std::unordered_map<uint32_t, uint64_t> out;
+  for (const auto& [netns, counts] : counts_) {
+    out[netns] = static_cast<uint64_t>(
+        std::max<int64_t>(0, counts[StateIndex(TcpState::kTimeWait)]));
+  }
+  for (const auto& [key, id] : orphans_) out[key.netns]++;
+  return out;
+}
+
+void Mirror::BeginReconcile() {
+  reconciling_ = true;
+  removed_during_reconcile_.clear();
+}
+
+namespace {
+
+// The timewait lifetime a dump's socket is in: its substate decides.
+uint64_t DumpLifetimeNs(const DiagSocket& d, uint32_t fin_timeout_s) {
+  return d.state == TcpState::kFinWait2
+             ? static_cast<uint64_t>(fin_timeout_s) * kNsPerSec
+             : kTimeWaitNs;
+}
+
+}  // namespace
+
+SocketEntry* Mirror::Seed(
+    const DiagSocket& d, uint32_t netns, uint64_t now_ns,
+    uint32_t fin_timeout_s,
+    const std::unordered_map<uint32_t, std::vector<uint16_t>>& listening) {
+  Event e;
+  e.id = d.cookie;
+  e.netns = netns;
+  e.sport = d.sport;
+  e.dport = d.dport;
+  e.saddr = d.saddr;
+  e.daddr = d.daddr;
+  e.ipv6 = d.ipv6;
+  e.ts_ns = now_ns;
+  // A socket on a port some local listener owns was accepted from it;
+  // otherwise it was opened by connect().
+  Role role = Role::kClient;
+  if (d.state == TcpState::kListen) {
+    role = Role::kListener;
+  } else if (auto it = listening.find(netns); it != listening.end()) {
+    for (uint16_t port : it->second) {
+      if (port == d.sport) role = Role::kServer;
+    }
+  }
+  // Ages: a timewait socket's remaining time is in the dump (exact); for
+  // any other socket the time it entered its state is unknown, and its age
+  // counts from now (a lower bound).
+  uint64_t entered = now_ns;
+  uint8_t flags = kEntryAgeUnknown;
+  if (d.timewait) {
+    uint64_t life = DumpLifetimeNs(d, fin_timeout_s);
+    uint64_t left = static_cast<uint64_t>(d.expires_ms) * 1000000ULL;
+    entered = now_ns - std::min(now_ns, life > left ? life - left : 0);
+  }
+  SocketEntry* entry = Track(e, d.state, entered, flags, role);
+  if (entry == nullptr) return nullptr;
+  if (d.state == TcpState::kListen && d.sport != 0) {
+    listeners_[{netns, d.sport}] = entry->id;
+  }
+  if (d.timewait) {
+    entry->flags |= kEntryTimewaitSock;
+    if (d.state == TcpState::kFinWait2) {
+      entry->flags |= kEntryFinWait2Substate;
+      orphans_[KeyOf(*entry)] = entry->id;
+    }
+    expiries_.push({entry->entered_ns + TimeWaitLifetime(*entry), entry->id});
+  }
+  return entry;
+}
+
+void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
+                          uint64_t now_ns, uint32_t fin_timeout_s) {
+  Unindex(*entry);
+  Account(*entry, entry->state, -1);
+  Account(*entry, d.state, +1);
+  entry->state = d.state;
+  entry->flags &=
+      static_cast<uint8_t>(~(kEntryTimewaitSock | kEntryFinWait2Substate));
+  entry->flags |= kEntryAgeUnknown;
+  entry->entered_ns = now_ns;
+  if (d.timewait) {
+    uint64_t life = DumpLifetimeNs(d, fin_timeout_s);
+    uint64_t left = static_cast<uint64_t>(d.expires_ms) * 1000000ULL;
+    entry->entered_ns =
+        now_ns - std::min(now_ns, life > left ? life - left : 0);
+    entry->flags |= kEntryTimewaitSock;
+    if (d.state == TcpState::kFinWait2) {
+      entry->flags |= kEntryFinWait2Substate;
+      orphans_[KeyOf(*entry)] = entry->id;
+    }
+    expiries_.push({entry->entered_ns + TimeWaitLifetime(*entry), entry->id});
+  }
+}
+
+Mirror::ReconcileStats Mirror::Reconcile(
+    const std::vector<NamespaceDump>& dumps, uint64_t dump_start_ns,
+    uint64_t now_ns, bool seeding) {
+  ReconcileStats stats;
+  std::unordered_map<uint32_t, const NamespaceDump*> by_netns;
+  std::unordered_map<uint32_t, std::vector<uint16_t>> listening;
+  for (const NamespaceDump& dump : dumps) {
+    if (dump.sockets == nullptr) continue;
+    if (dump.netns_cookie != 0) {
+      auto [it, inserted] =
+          netns_cookies_.try_emplace(dump.netns, dump.netns_cookie);
+      if (!inserted && it->second != dump.netns_cookie) {
+        PurgeNamespace(dump.netns);
+        it->second = dump.netns_cookie;
+        netns_purges_++;
+      }
+    }
+    by_netns[dump.netns] = &dump;
+    counts_.try_emplace(dump.netns);
+    fin_timeouts_[dump.netns] =
+        static_cast<uint64_t>(dump.fin_timeout_s) * kNsPerSec;
+    for (const DiagSocket& d : *dump.sockets) {
+      if (d.state == TcpState::kListen)
+        listening[dump.netns].push_back(d.sport);
+    }
+  }
+
+  auto correct = [&](TcpState state) {
+    if (!seeding) stats.corrections[StateIndex(state)]++;
+  };
+
+  // Pass 1: the kernel's sockets, matched by cookie. The rest wait for the
+  // 4-tuple pass (classic-tracepoint ids are not cookies).
+  std::unordered_set<uint64_t> matched;
+  std::vector<std::pair<const DiagSocket*, uint32_t>> unmatched;
+  for (const auto& [netns, dump] : by_netns) {
+    uint64_t request_sockets = 0;
+    for (const DiagSocket& d : *dump->sockets) {
+      if (d.state == TcpState::kNewSynRecv) {
+        request_sockets++;
+        continue;
+      }
+      SocketEntry* entry = d.cookie != 0 ? table_.Find(d.cookie) : nullptr;
+      if (entry == nullptr || entry->netns != netns) {
+        unmatched.emplace_back(&d, netns);
+        continue;
+      }
+      matched.insert(entry->id);
+      bool same = entry->state == d.state &&
+                  ((entry->flags & kEntryTimewaitSock) != 0) == d.timewait;
+      // What the mirror learned after the dump began is newer than the dump.
+      if (!same && entry->entered_ns < dump_start_ns) {
+        correct(d.state);
+        stats.changed++;
+        CorrectState(entry, d, now_ns, dump->fin_timeout_s);
+      }
+    }
+    StateCounts& counts = counts_[netns];
+    counts[StateIndex(TcpState::kNewSynRecv)] =
+        static_cast<int64_t>(request_sockets);
+  }
+
+  // The mirror's sockets in the dumped namespaces that no cookie claimed.
+  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> by_tuple;
+  std::vector<uint64_t> candidates;
+  table_.ForEach([&](const SocketEntry& s) {
+    if (by_netns.count(s.netns) == 0 || matched.count(s.id) != 0) return;
+    candidates.push_back(s.id);
+    if (!unmatched.empty()) by_tuple.emplace(KeyOf(s), s.id);
+  });
+
+  // Pass 2: by 4-tuple, then seed what is still unknown.
+  for (const auto& [d, netns] : unmatched) {
+    TupleKey key{netns, d->sport, d->dport, d->saddr, d->daddr};
+    auto it = by_tuple.find(key);
+    if (it != by_tuple.end() && matched.count(it->second) == 0) {
+      SocketEntry* entry = table_.Find(it->second);
+      matched.insert(it->second);
+      if (entry != nullptr && entry->state != d->state &&
+          entry->entered_ns < dump_start_ns) {
+        correct(d->state);
+        stats.changed++;
+        CorrectState(entry, *d, now_ns, by_netns[netns]->fin_timeout_s);
+      }
+      continue;
+    }
+    // Closed while the dump was being taken: the dump is older news.
+    if (removed_during_reconcile_.count(d->cookie) != 0 || d->cookie == 0) {
+      continue;
+    }
+    if (table_.Find(d->cookie) != nullptr) continue;  // cookie in other netns
+    if (Seed(*d, netns, now_ns, by_netns[netns]->fin_timeout_s, listening) !=
+        nullptr) {
+      matched.insert(d->cookie);
+      correct(d->state);
+      stats.added++;
+    }
+  }
+
+  // Pass 3: what the kernel no longer has.
+  for (uint64_t id : candidates) {
+    if (matched.count(id) != 0) continue;
+    SocketEntry* entry = table_.Find(id);
+    if (entry == nullptr || entry->entered_ns >= dump_start_ns) continue;
+    correct(entry->state);
+    stats.removed++;
+    Remove(entry, now_ns, /*observe=*/false);
+  }
+
+  reconciling_ = false;
+  removed_during_reconcile_.clear();
+  return stats;
 }
 
 }  // namespace tcpstated

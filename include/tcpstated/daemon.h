@@ -12,6 +12,7 @@
 #include "tcpstated/bpf_probe.h"
 #include "tcpstated/config.h"
 #include "tcpstated/http_server.h"
+#include "tcpstated/kernel_view.h"
 #include "tcpstated/mirror.h"
 #include "tcpstated/ring_consumer.h"
 
@@ -19,8 +20,10 @@ namespace tcpstated {
 
 class Daemon {
  public:
-  // Loads and attaches, starts the consumer and the HTTP server. Throws
-  // ProbeError or HttpError (one actionable line) on start-up failure.
+  // Loads and attaches, starts the consumer, seeds the mirror from the
+  // kernel's socket dump, and starts the HTTP server: when it returns the
+  // daemon is ready. Throws ProbeError, HttpError or std::runtime_error (one
+  // actionable line) on start-up failure.
   explicit Daemon(const Config& config);
   ~Daemon();
 
@@ -32,6 +35,11 @@ class Daemon {
   bool Healthy(std::string* detail) const;
 
   std::string RenderMetrics() const;
+
+  // SIGHUP: applies what can change at run time (log level, detector
+  // thresholds, reconcile interval, series bound) and warns about settings
+  // that need a restart. The caller has already validated `config`.
+  void Reconfigure(const Config& config);
   AttachMode attach_mode() const { return probe_->mode(); }
 
  private:
@@ -40,6 +48,7 @@ class Daemon {
   Mirror mirror_;
   std::unique_ptr<BpfProbe> probe_;
   std::unique_ptr<RingConsumer> consumer_;
+  std::unique_ptr<KernelView> kernel_view_;
   std::unique_ptr<HttpServer> http_;
 };
 

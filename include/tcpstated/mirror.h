@@ -18,9 +18,11 @@
 #include <queue>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "tcpstated/event.h"
+#include "tcpstated/sock_diag.h"
 #include "tcpstated/socket_table.h"
 #include "tcpstated/tcp_state.h"
 
@@ -70,6 +72,8 @@ inline constexpr uint8_t kEntryTimewaitSock = 1 << 3;
 // does), aged by the namespace's tcp_fin_timeout, and promoted to TIME_WAIT
 // when a local peer is seen sending its FIN.
 inline constexpr uint8_t kEntryFinWait2Substate = 1 << 4;
+// Counted in the per-destination ephemeral-port books (see destinations()).
+inline constexpr uint8_t kEntryDestCounted = 1 << 5;
 
 // Buckets of tcpstated_state_duration_seconds.
 inline constexpr std::array<double, 15> kDurationBuckets = {
@@ -124,6 +128,85 @@ class Mirror {
   }
   MirrorStats stats() const;
 
+  // A connection's destination as seen from the local end: the sockets
+  // holding an ephemeral port towards it are what exhausts the port range.
+  struct DestinationKey {
+    uint32_t netns;
+    uint16_t dport;
+    Address saddr, daddr;
+    bool operator==(const DestinationKey& o) const {
+      return netns == o.netns && dport == o.dport && saddr == o.saddr &&
+             daddr == o.daddr;
+    }
+  };
+  struct DestinationKeyHash {
+    size_t operator()(const DestinationKey& k) const;
+  };
+  // Outbound connections (any state, timewait included) per destination.
+  const std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>&
+  destinations() const {
+    return destinations_;
+  }
+
+  // SYN-ACK retransmits per listener (netns, local port), from the events.
+  const std::unordered_map<uint64_t, uint64_t>& synack_retransmits() const {
+    return synack_retransmits_;
+  }
+  static uint64_t ListenerKeyOf(uint32_t netns, uint16_t port) {
+    return (static_cast<uint64_t>(netns) << 16) | port;
+  }
+
+  // Sockets in CLOSE_WAIT, without walking the table.
+  template <typename F>
+  void ForEachCloseWait(F&& f) const {
+    for (uint64_t id : close_wait_ids_) {
+      if (const SocketEntry* entry = table_.Find(id)) f(*entry);
+    }
+  }
+
+  // Owner of a socket found in a dump, resolved by the caller from /proc.
+  // Ignored if the socket is gone or already has an owner.
+  void SetOwner(uint64_t id, const Owner& owner);
+
+  // ---- Reconciliation with the kernel's socket dump ----
+  //
+  // BeginReconcile() is called (under the caller's lock) before the dumps
+  // are taken; from then on the mirror remembers which sockets it removed,
+  // so a dump that raced with their close cannot resurrect them.
+  // Reconcile() then applies every namespace's dump in one pass over the
+  // table: sockets the mirror lacks are added (seeded), states that differ
+  // are corrected, and sockets the kernel no longer has are removed, except
+  // where the mirror learned something after the dump began. Request
+  // sockets are not tracked one by one: they set the namespace's
+  // new_syn_recv count.
+  struct NamespaceDump {
+    uint32_t netns = 0;
+    uint64_t netns_cookie = 0;  // 0 if unknown
+    const std::vector<DiagSocket>* sockets = nullptr;
+    uint32_t fin_timeout_s = 60;
+  };
+  struct ReconcileStats {
+    // Corrections by state: the kernel's state for sockets added or
+    // changed, the mirror's state for sockets removed.
+    std::array<uint64_t, kStateSlots> corrections{};
+    uint64_t added = 0;
+    uint64_t changed = 0;
+    uint64_t removed = 0;
+  };
+  void BeginReconcile();
+  // `seeding`: the first dump at start-up; nothing is counted as a
+  // correction then. Namespaces not in `dumps` are left alone.
+  ReconcileStats Reconcile(const std::vector<NamespaceDump>& dumps,
+                           uint64_t dump_start_ns, uint64_t now_ns,
+                           bool seeding);
+  // Forgets a namespace that no longer exists: its sockets and its series.
+  void DropNamespace(uint32_t netns);
+  // Half-open request sockets of a namespace, from a (partial) dump.
+  void SetRequestSockets(uint32_t netns, uint64_t count);
+  // Timewait sockets (both substates) per namespace: what counts against
+  // net.ipv4.tcp_max_tw_buckets.
+  std::unordered_map<uint32_t, uint64_t> TimewaitSockets() const;
+
   const SocketEntry* Find(uint64_t id) const { return table_.Find(id); }
   const Owner* OwnerOf(const SocketEntry& entry) const;
   template <typename F>
@@ -139,13 +222,22 @@ class Mirror {
 
  private:
   void CheckNamespace(const Event& e);
+  void UpdateDestination(SocketEntry* entry);
+  void UnregisterDestination(SocketEntry& entry);
+  static DestinationKey DestinationOf(const SocketEntry& entry);
+  SocketEntry* Seed(const DiagSocket& d, uint32_t netns, uint64_t now_ns,
+                    uint32_t fin_timeout_s,
+                    const std::unordered_map<uint32_t, std::vector<uint16_t>>&
+                        listening_ports);
+  void CorrectState(SocketEntry* entry, const DiagSocket& d, uint64_t now_ns,
+                    uint32_t fin_timeout_s);
   void PurgeNamespace(uint32_t netns);
   void ApplyStateChange(const Event& e);
   void ApplyReset(const Event& e);
   void ApplyDestroy(const Event& e);
 
   SocketEntry* Track(const Event& e, TcpState state, uint64_t entered_ns,
-                     uint8_t flags);
+                     uint8_t flags, Role role);
   void SetState(SocketEntry* entry, TcpState state, uint64_t now_ns);
   void Remove(SocketEntry* entry, uint64_t now_ns, bool observe);
   void Observe(const SocketEntry& entry, uint64_t now_ns);
@@ -153,8 +245,10 @@ class Mirror {
   void EnterTimeWait(SocketEntry* entry, const Event& e);
   void PromoteOrphan(const Event& peer_event, bool peer_reset);
   uint64_t TimeWaitLifetime(const SocketEntry& entry) const;
-  void Count(uint32_t netns, TcpState state, int64_t delta);
-  static void CopyTuple(SocketEntry* entry, const Event& e);
+  // Moves `entry` in or out of `state`'s books: the per-namespace counts
+  // and the CLOSE_WAIT index.
+  void Account(const SocketEntry& entry, TcpState state, int delta);
+  void CopyTuple(SocketEntry* entry, const Event& e);
 
   uint32_t AcquireOwner(const Event& e);
   void AddOwnerRef(uint32_t owner);
@@ -210,6 +304,12 @@ class Mirror {
   std::unordered_map<uint32_t, uint64_t> netns_cookies_;  // inode -> cookie
   uint64_t netns_purges_ = 0;
   std::unordered_map<TupleKey, uint64_t, TupleKeyHash> orphans_;
+  std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
+      destinations_;
+  std::unordered_set<uint64_t> close_wait_ids_;
+  std::unordered_map<uint64_t, uint64_t> synack_retransmits_;
+  bool reconciling_ = false;
+  std::unordered_set<uint64_t> removed_during_reconcile_;
   std::vector<OwnerSlot> owners_;  // index 0 unused (unknown owner)
   std::vector<uint32_t> free_owners_;
   uint64_t evictions_ = 0;

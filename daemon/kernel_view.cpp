@@ -1,0 +1,421 @@
+#include "tcpstated/kernel_view.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "tcpstated/ring_consumer.h"
+
+namespace tcpstated {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+// What a detector cycle dumps between full reconciles: listeners and their
+// half-open request sockets (the SYN_RECV bit brings NEW_SYN_RECV too).
+constexpr uint32_t kListenerMask =
+    StateBit(TcpState::kListen) | StateBit(TcpState::kSynRecv);
+
+// A namespace missing from this many discoveries in a row is gone.
+constexpr int kMissingCyclesBeforeDrop = 2;
+
+double Seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+std::vector<ListenerInput> ListenersOf(const std::vector<DiagSocket>& dump,
+                                       uint32_t netns) {
+  std::map<uint16_t, ListenerInput> by_port;
+  for (const DiagSocket& d : dump) {
+    if (d.state == TcpState::kListen) {
+      ListenerInput& l = by_port[d.sport];
+      l.netns = netns;
+      l.port = d.sport;
+      // One port can have several listeners (SO_REUSEPORT, v4 and v6):
+      // their queues add up.
+      l.accept_queue += d.rqueue;
+      l.accept_limit += d.wqueue;
+    }
+  }
+  for (const DiagSocket& d : dump) {
+    if (d.state != TcpState::kNewSynRecv) continue;
+    auto it = by_port.find(d.sport);
+    if (it != by_port.end()) it->second.half_open++;
+  }
+  std::vector<ListenerInput> out;
+  for (auto& [port, l] : by_port) out.push_back(l);
+  return out;
+}
+
+uint64_t RequestSockets(const std::vector<DiagSocket>& dump) {
+  return static_cast<uint64_t>(std::count_if(
+      dump.begin(), dump.end(),
+      [](const DiagSocket& d) { return d.state == TcpState::kNewSynRecv; }));
+}
+
+}  // namespace
+
+KernelView::KernelView(Options options, Mirror* mirror, std::mutex* mutex)
+    : options_(options),
+      mirror_(mirror),
+      mirror_mutex_(mutex),
+      detectors_(options.detectors) {}
+
+KernelView::~KernelView() {
+  Stop();
+  for (auto& [inode, ns] : namespaces_) CloseNamespace(ns);
+}
+
+void KernelView::Seed() {
+  RunCycle(/*full_reconcile=*/true, /*seeding=*/true);
+  bool own_ok = false;
+  uint32_t own = CurrentNetnsInode();
+  auto it = namespaces_.find(own);
+  if (it != namespaces_.end() && it->second.diag) own_ok = true;
+  if (!own_ok) {
+    throw std::runtime_error(
+        "cannot dump TCP sockets with sock_diag in the daemon's own network "
+        "namespace (kernel built without CONFIG_INET_DIAG / "
+        "CONFIG_INET_DIAG_TCP?)");
+  }
+}
+
+void KernelView::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void KernelView::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void KernelView::Reconfigure(const Options& options) {
+  std::lock_guard<std::mutex> lock(wake_mutex_);
+  // Picked up by the worker at its next cycle; detectors_ belongs to it.
+  pending_options_ = options;
+  have_pending_options_ = true;
+}
+
+void KernelView::Run() {
+  auto next_full =
+      std::chrono::steady_clock::now() + options_.reconcile_interval;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(wake_mutex_);
+      wake_.wait_for(lock, options_.detector_interval,
+                     [this] { return stop_; });
+      if (stop_) return;
+      if (have_pending_options_) {
+        options_ = pending_options_;
+        detectors_.set_config(options_.detectors);
+        have_pending_options_ = false;
+      }
+    }
+    auto now = std::chrono::steady_clock::now();
+    bool full = now >= next_full;
+    if (full) next_full = now + options_.reconcile_interval;
+    try {
+      RunCycle(full, /*seeding=*/false);
+    } catch (const std::exception& e) {
+      // Degrade, count, go on: the event stream keeps the mirror useful.
+      spdlog::warn("kernel view cycle failed: {}", e.what());
+      std::lock_guard<std::mutex> lock(report_mutex_);
+      diag_errors_++;
+    }
+  }
+}
+
+void KernelView::CloseNamespace(Namespace& ns) {
+  ns.diag.reset();
+  if (ns.fd >= 0) close(ns.fd);
+  ns.fd = -1;
+}
+
+void KernelView::Discover() {
+  std::vector<NetnsHandle> found = registry_.Discover();
+  std::unordered_set<uint32_t> seen;
+  for (const NetnsHandle& h : found) {
+    seen.insert(h.inode);
+    auto [it, inserted] = namespaces_.try_emplace(h.inode);
+    Namespace& ns = it->second;
+    ns.missing = 0;
+    if (!inserted && ns.handle.cookie == h.cookie && ns.diag) {
+      ns.handle.name = h.name;  // a better name may have appeared
+      continue;
+    }
+    CloseNamespace(ns);
+    ns.handle = h;
+    ns.fd = OpenNetns(h);
+    if (ns.fd < 0) {
+      SPDLOG_DEBUG("cannot open netns {} ({}): {}", h.inode, h.path,
+                   std::strerror(errno));
+      continue;
+    }
+    try {
+      ns.diag = std::make_unique<SockDiagClient>(ns.fd);
+    } catch (const std::exception& e) {
+      spdlog::warn("cannot open sock_diag in netns {} ({}): {}", h.inode,
+                   h.name, e.what());
+      std::lock_guard<std::mutex> lock(report_mutex_);
+      diag_errors_++;
+    }
+  }
+  std::vector<uint32_t> gone;
+  for (auto& [inode, ns] : namespaces_) {
+    if (seen.count(inode) == 0 && ++ns.missing >= kMissingCyclesBeforeDrop) {
+      gone.push_back(inode);
+    }
+  }
+  for (uint32_t inode : gone) {
+    CloseNamespace(namespaces_[inode]);
+    namespaces_.erase(inode);
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    mirror_->DropNamespace(inode);
+  }
+}
+
+void KernelView::ReadNamespace(Namespace& ns) {
+  try {
+    RunInNetns(ns.fd, [&ns] {
+      ns.settings = ReadTcpSettings();
+      ns.have_settings = true;
+      ns.counters = ReadNetstat();
+      ns.have_counters = true;
+    });
+  } catch (const std::exception& e) {
+    SPDLOG_DEBUG("cannot read sysctls/netstat of netns {}: {}", ns.handle.inode,
+                 e.what());
+  }
+}
+
+void KernelView::RunCycle(bool full, bool seeding) {
+  Discover();
+  for (auto& [inode, ns] : namespaces_) {
+    if (ns.fd >= 0) ReadNamespace(ns);
+  }
+
+  uint64_t dump_start = MonotonicNowNs();
+  if (full) {
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    mirror_->BeginReconcile();
+  }
+  std::map<uint32_t, std::vector<DiagSocket>> dumps;
+  uint64_t errors = 0;
+  for (auto& [inode, ns] : namespaces_) {
+    if (!ns.diag) continue;
+    try {
+      dumps[inode] =
+          full ? ns.diag->DumpAll() : ns.diag->DumpTcp(kListenerMask);
+    } catch (const std::exception& e) {
+      errors++;
+      spdlog::warn("sock_diag dump of netns {} ({}) failed: {}", inode,
+                   ns.handle.name, e.what());
+      continue;
+    }
+    ns.listeners = ListenersOf(dumps[inode], inode);
+  }
+  uint64_t dump_end = MonotonicNowNs();
+
+  // Apply under the mirror's lock, and copy out what the detectors need.
+  DetectorInputs inputs;
+  std::vector<std::pair<uint64_t, uint32_t>> need_owner;  // id, inode
+  std::unordered_map<uint64_t, uint64_t> synacks;
+  std::unordered_map<uint32_t, uint64_t> timewait;
+  struct CloseWaitRow {
+    uint32_t netns, tgid;
+    std::string comm;
+    Role role;
+    uint16_t port;
+    double age;
+  };
+  std::vector<CloseWaitRow> rows;
+  Mirror::ReconcileStats stats;
+  {
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    for (auto& [inode, ns] : namespaces_) {
+      if (ns.have_settings) {
+        mirror_->SetFinTimeout(
+            inode,
+            static_cast<uint64_t>(ns.settings.fin_timeout_s) * kNsPerSec);
+      }
+    }
+    if (full) {
+      std::vector<Mirror::NamespaceDump> nd;
+      for (auto& [inode, sockets] : dumps) {
+        Mirror::NamespaceDump d;
+        d.netns = inode;
+        d.netns_cookie = namespaces_[inode].handle.cookie;
+        d.sockets = &sockets;
+        const Namespace& ns = namespaces_[inode];
+        d.fin_timeout_s = ns.have_settings ? ns.settings.fin_timeout_s : 60;
+        nd.push_back(d);
+      }
+      stats = mirror_->Reconcile(nd, dump_start, dump_end, seeding);
+      // Sockets from the dump that the events never attributed: find their
+      // process by inode (CLOSE_WAIT and LISTEN are what the detectors name).
+      for (auto& [inode, sockets] : dumps) {
+        for (const DiagSocket& d : sockets) {
+          if (d.inode == 0 || (d.state != TcpState::kCloseWait &&
+                               d.state != TcpState::kListen)) {
+            continue;
+          }
+          const SocketEntry* e = mirror_->Find(d.cookie);
+          if (e != nullptr && e->owner == 0)
+            need_owner.emplace_back(d.cookie, d.inode);
+        }
+      }
+    } else {
+      for (auto& [inode, sockets] : dumps) {
+        mirror_->SetRequestSockets(inode, RequestSockets(sockets));
+      }
+    }
+    uint64_t now = MonotonicNowNs();
+    mirror_->Expire(now);
+    mirror_->ForEachCloseWait([&](const SocketEntry& s) {
+      const Owner* owner = mirror_->OwnerOf(s);
+      uint16_t port = s.role == Role::kClient ? s.dport : s.sport;
+      rows.push_back({s.netns, owner ? owner->tgid : 0,
+                      owner ? owner->comm : std::string(), s.role, port,
+                      now > s.entered_ns ? Seconds(now - s.entered_ns) : 0});
+    });
+    for (const auto& [key, n] : mirror_->destinations()) {
+      DestinationInput d;
+      d.netns = key.netns;
+      d.saddr = key.saddr;
+      d.daddr = key.daddr;
+      d.dport = key.dport;
+      d.ports_used = n;
+      inputs.destinations.push_back(d);
+    }
+    synacks = mirror_->synack_retransmits();
+    timewait = mirror_->TimewaitSockets();
+  }
+
+  if (!need_owner.empty()) {
+    std::unordered_set<uint32_t> inodes;
+    for (const auto& [id, inode] : need_owner) inodes.insert(inode);
+    bool complete = true;
+    auto found = owners_.ResolveInodes(inodes, &complete);
+    if (!complete) {
+      spdlog::warn(
+          "owner scan of /proc stopped early (bound reached); some "
+          "sockets stay unattributed");
+    }
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    for (const auto& [id, inode] : need_owner) {
+      auto it = found.find(inode);
+      if (it == found.end()) continue;
+      Owner o;
+      o.tgid = it->second.tgid;
+      o.comm = it->second.comm;
+      mirror_->SetOwner(id, o);
+    }
+  }
+
+  for (const CloseWaitRow& r : rows) {
+    CloseWaitSocket c;
+    c.netns = r.netns;
+    c.comm = r.comm;
+    c.role = r.role;
+    c.port = r.port;
+    c.age_seconds = r.age;
+    if (r.tgid != 0) {
+      if (auto info = owners_.Describe(r.tgid)) c.unit = info->unit;
+    }
+    inputs.close_wait.push_back(std::move(c));
+  }
+  for (auto& [inode, ns] : namespaces_) {
+    for (ListenerInput l : ns.listeners) {
+      auto it = synacks.find(Mirror::ListenerKeyOf(inode, l.port));
+      l.synack_retransmits_total = it != synacks.end() ? it->second : 0;
+      inputs.listeners.push_back(l);
+    }
+    NetnsInput n;
+    n.netns = inode;
+    n.name = ns.handle.name;
+    n.have_counters = ns.have_counters;
+    n.counters = ns.counters;
+    n.have_settings = ns.have_settings;
+    n.settings = ns.settings;
+    n.timewait_sockets = timewait.count(inode) ? timewait[inode] : 0;
+    inputs.namespaces.push_back(std::move(n));
+  }
+
+  DetectionReport report =
+      detectors_.Evaluate(inputs, Seconds(MonotonicNowNs()));
+  for (const std::string& line : report.started) spdlog::warn("{}", line);
+  for (const std::string& line : report.cleared) spdlog::info("{}", line);
+
+  std::lock_guard<std::mutex> lock(report_mutex_);
+  report_ = std::move(report);
+  diag_errors_ += errors;
+  if (full) {
+    for (size_t i = 0; i < kStateSlots; ++i) {
+      corrections_[i] += stats.corrections[i];
+    }
+    reconciles_++;
+    last_reconcile_seconds_ = Seconds(dump_end - dump_start);
+    if (seeding) {
+      spdlog::info(
+          "seeded the mirror from the kernel: {} sockets in {} "
+          "namespaces ({:.3f} s)",
+          stats.added, dumps.size(), last_reconcile_seconds_);
+    } else if (stats.added + stats.changed + stats.removed > 0) {
+      spdlog::info(
+          "reconcile corrected the mirror: {} added, {} changed, {} "
+          "removed",
+          stats.added, stats.changed, stats.removed);
+    }
+  }
+}
+
+std::vector<MetricFamily> KernelView::Metrics() const {
+  std::lock_guard<std::mutex> lock(report_mutex_);
+  std::vector<MetricFamily> out = BuildDetectorMetrics(report_);
+
+  MetricFamily corrections;
+  corrections.name = "tcpstated_reconcile_corrections_total";
+  corrections.help =
+      "Mirror entries corrected by the periodic comparison with the "
+      "kernel's socket dump (sockets added, state changed, or removed), by "
+      "the state the kernel or the mirror had.";
+  corrections.type = MetricType::Counter;
+  for (TcpState state : kReportedStates) {
+    corrections.metric.emplace_back();
+    corrections.metric.back().label = {
+        {"state", std::string(StateName(state))}};
+    corrections.metric.back().counter.value =
+        static_cast<double>(corrections_[StateIndex(state)]);
+  }
+  out.push_back(std::move(corrections));
+
+  MetricFamily errors;
+  errors.name = "tcpstated_sock_diag_errors_total";
+  errors.help =
+      "Failed sock_diag dumps or namespace reads; the mirror then relies on "
+      "the event stream alone until the next cycle.";
+  errors.type = MetricType::Counter;
+  errors.metric.emplace_back();
+  errors.metric.back().counter.value = static_cast<double>(diag_errors_);
+  out.push_back(std::move(errors));
+
+  MetricFamily duration;
+  duration.name = "tcpstated_reconcile_dump_seconds";
+  duration.help =
+      "How long the last full sock_diag dump of every namespace took.";
+  duration.type = MetricType::Gauge;
+  duration.metric.emplace_back();
+  duration.metric.back().gauge.value = last_reconcile_seconds_;
+  out.push_back(std::move(duration));
+  return out;
+}
+
+}  // namespace tcpstated
