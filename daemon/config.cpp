@@ -1,8 +1,10 @@
 #include "tcpstated/config.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +18,7 @@
 #include <functional>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -204,10 +207,15 @@ void ValidateListenAddress(const std::string& key, const std::string& addr) {
     Fail(key, "invalid port " + Quote(port) + " in " + Quote(addr) +
                   " (want 1-65535)");
   }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    in6_addr v6{};
+    std::string literal(host.substr(1, host.size() - 2));
+    if (inet_pton(AF_INET6, literal.c_str(), &v6) == 1) return;
+  }
   if (!host.empty() && host != "localhost" && !IsIpv4Literal(host)) {
     Fail(key, "invalid host " + Quote(host) + " in " + Quote(addr) +
-                  " (want empty for all addresses, \"localhost\" or an IPv4 "
-                  "address)");
+                  " (want empty for all addresses, \"localhost\", an IPv4 "
+                  "address or a bracketed IPv6 address)");
   }
 }
 
@@ -861,9 +869,46 @@ std::chrono::milliseconds ParseDuration(const std::string& key,
   return milliseconds(total);
 }
 
+namespace {
+
+// Walks the YAML event stream without building nodes. yaml-cpp 0.7 can
+// report empty documents forever on some inputs (a lone ","), so LoadAll
+// would never return; every real document consumes input, so more documents
+// than bytes means the parser is stuck.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+void CheckParserTerminates(const std::string& yaml_text) {
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  const size_t limit = yaml_text.size() + 2;
+  for (size_t n = 0; parser.HandleNextDocument(counter);) {
+    if (++n > limit) {
+      Fail("config", "not a YAML document (the YAML parser makes no progress)");
+    }
+  }
+}
+
+}  // namespace
+
 Config ParseConfigYaml(const std::string& yaml_text) {
   Config config;
   try {
+    CheckParserTerminates(yaml_text);
     std::vector<YAML::Node> documents = YAML::LoadAll(yaml_text);
     // An empty trailing document ("---" at the end) is harmless; two real
     // ones would leave it unclear which one applies.

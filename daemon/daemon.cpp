@@ -73,8 +73,12 @@ Daemon::Daemon(const Config& config)
   HttpServer::Handlers handlers;
   handlers.metrics = [this] { return RenderMetrics(); };
   handlers.health = [this](std::string* detail) { return Healthy(detail); };
-  http_ = std::make_unique<HttpServer>(config.web.listen_address,
-                                       config.web.telemetry_path, handlers);
+  WebConfig web;
+  if (!config.web.config_file.empty()) {
+    web = LoadWebConfig(config.web.config_file);
+  }
+  http_ = std::make_unique<HttpServer>(
+      config.web.listen_address, config.web.telemetry_path, handlers, web);
   spdlog::info("serving metrics on {}{}", config.web.listen_address,
                config.web.telemetry_path);
 }

@@ -42,7 +42,7 @@ double D(uint64_t v) { return static_cast<double>(v); }
 
 // value / limit >= ratio. Dividing keeps boundaries exact (800 / 1000 is the
 // double nearest 0.8, like the configured 0.8), where ratio * limit may round
-// above the integer (0.7 * 10 > 7).
+// above the integer (0.55 * 100 > 55).
 bool ReachesRatio(uint64_t value, uint64_t limit, double ratio) {
   if (value == 0 || limit == 0) return false;
   return D(value) / D(limit) >= ratio;
@@ -535,7 +535,7 @@ std::string DestinationText(const DestinationKey& key,
 
 std::string UsageText(const DestinationGroup& g) {
   return std::to_string(g.used) + " of " + std::to_string(g.available) +
-         " ephemeral ports in use (" + Percent(g.used, g.available) + ")";
+         " ephemeral ports (" + Percent(g.used, g.available) + ")";
 }
 
 void EvaluateDestinations(const DetectorConfig& config,
@@ -618,10 +618,10 @@ void EvaluateDestinations(const DetectorConfig& config,
                                 DestinationText(key, namespaces) +
                                 " holds no port any more");
     } else if (!it->second.active) {
-      std::string usage = it->second.have_available
-                              ? UsageText(it->second)
-                              : std::to_string(it->second.used) +
-                                    " ports in use, range unknown";
+      std::string usage =
+          it->second.have_available
+              ? UsageText(it->second)
+              : std::to_string(it->second.used) + " ports (range unknown)";
       report->cleared.push_back("Ephemeral port exhaustion cleared: " +
                                 DestinationText(key, namespaces) + " holds " +
                                 usage);

@@ -8,9 +8,12 @@
 #include <cstddef>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 namespace tcpstated {
 namespace {
@@ -214,8 +217,8 @@ int OpenForReading(const std::string& path) {
 // back full, again from 0 with a larger one. Starting small matters: the
 // kernel allocates (and zeroes) as many bytes as asked for.
 std::string ReadSysctl(const std::string& path) {
-  constexpr size_t kLimit = 1024 * 1024;  // all 65536 ports reserved
-                                          // one by one would be ~380 KB
+  // Every other port reserved, the longest possible list, prints ~190 KB.
+  constexpr size_t kLimit = 1024 * 1024;
   ScopedFd fd(OpenForReading(path));
   std::string text(512, '\0');
   for (;;) {

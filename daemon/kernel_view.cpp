@@ -242,6 +242,9 @@ void KernelView::RunCycle(bool full, bool seeding) {
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     for (auto& [inode, ns] : namespaces_) {
       if (ns.have_settings) {
+        mirror_->SetPortRange(inode,
+                              static_cast<uint16_t>(ns.settings.port_range_lo),
+                              static_cast<uint16_t>(ns.settings.port_range_hi));
         mirror_->SetFinTimeout(
             inode,
             static_cast<uint64_t>(ns.settings.fin_timeout_s) * kNsPerSec);
@@ -277,6 +280,32 @@ void KernelView::RunCycle(bool full, bool seeding) {
         mirror_->SetRequestSockets(inode, RequestSockets(sockets));
       }
     }
+  }
+
+  // Owners of sockets only the dump knows, before the detectors name them.
+  std::unordered_map<uint32_t, ProcessInfo> found;
+  if (!need_owner.empty()) {
+    std::unordered_set<uint32_t> inodes;
+    for (const auto& [id, inode] : need_owner) inodes.insert(inode);
+    bool complete = true;
+    found = owners_.ResolveInodes(inodes, &complete);
+    if (!complete) {
+      spdlog::warn(
+          "owner scan of /proc stopped early (bound reached); some "
+          "sockets stay unattributed");
+    }
+  }
+
+  {
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    for (const auto& [id, inode] : need_owner) {
+      auto it = found.find(inode);
+      if (it == found.end()) continue;
+      Owner o;
+      o.tgid = it->second.tgid;
+      o.comm = it->second.comm;
+      mirror_->SetOwner(id, o);
+    }
     uint64_t now = MonotonicNowNs();
     mirror_->Expire(now);
     mirror_->ForEachCloseWait([&](const SocketEntry& s) {
@@ -292,32 +321,16 @@ void KernelView::RunCycle(bool full, bool seeding) {
       d.saddr = key.saddr;
       d.daddr = key.daddr;
       d.dport = key.dport;
+      // The key keeps IPv4 in bytes 0-3 and zeros after them.
+      d.ipv6 = std::any_of(key.daddr.begin() + 4, key.daddr.end(),
+                           [](uint8_t b) { return b != 0; }) ||
+               std::any_of(key.saddr.begin() + 4, key.saddr.end(),
+                           [](uint8_t b) { return b != 0; });
       d.ports_used = n;
       inputs.destinations.push_back(d);
     }
     synacks = mirror_->synack_retransmits();
     timewait = mirror_->TimewaitSockets();
-  }
-
-  if (!need_owner.empty()) {
-    std::unordered_set<uint32_t> inodes;
-    for (const auto& [id, inode] : need_owner) inodes.insert(inode);
-    bool complete = true;
-    auto found = owners_.ResolveInodes(inodes, &complete);
-    if (!complete) {
-      spdlog::warn(
-          "owner scan of /proc stopped early (bound reached); some "
-          "sockets stay unattributed");
-    }
-    std::lock_guard<std::mutex> lock(*mirror_mutex_);
-    for (const auto& [id, inode] : need_owner) {
-      auto it = found.find(inode);
-      if (it == found.end()) continue;
-      Owner o;
-      o.tgid = it->second.tgid;
-      o.comm = it->second.comm;
-      mirror_->SetOwner(id, o);
-    }
   }
 
   for (const CloseWaitRow& r : rows) {

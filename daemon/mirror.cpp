@@ -94,6 +94,10 @@ void Mirror::CheckNamespace(const Event& e) {
 }
 
 void Mirror::PurgeNamespace(uint32_t netns) {
+  // Request sockets are counted in bulk, not tracked one by one.
+  if (auto it = counts_.find(netns); it != counts_.end()) {
+    it->second[StateIndex(TcpState::kNewSynRecv)] = 0;
+  }
   for (auto it = synack_retransmits_.begin();
        it != synack_retransmits_.end();) {
     it = (it->first >> 16) == netns ? synack_retransmits_.erase(it)
@@ -103,11 +107,16 @@ void Mirror::PurgeNamespace(uint32_t netns) {
   table_.ForEach([&](const SocketEntry& s) {
     if (s.netns == netns) ids.push_back(s.id);
   });
+  // These sockets died with their namespace, not while a dump was being
+  // taken: a new namespace's dump may reuse their tuples.
+  bool reconciling = reconciling_;
+  reconciling_ = false;
   for (uint64_t id : ids) {
     if (SocketEntry* entry = table_.Find(id)) {
       Remove(entry, 0, /*observe=*/false);
     }
   }
+  reconciling_ = reconciling;
 }
 
 void Mirror::ApplyStateChange(const Event& e) {
@@ -153,6 +162,11 @@ void Mirror::ApplyStateChange(const Event& e) {
       return;
     }
     CopyTuple(entry, e);
+    if (entry->state != from) {
+      // A lost event: take the kernel's word for the state it left.
+      SetState(entry, from, e.ts_ns);
+      entry->flags |= kEntryAgeUnknown;
+    }
     const bool handoff =
         (from == TcpState::kFinWait2 || from == TcpState::kClosing) &&
         (entry->flags & kEntryResetSeen) == 0;
@@ -166,6 +180,12 @@ void Mirror::ApplyStateChange(const Event& e) {
 
   if (entry == nullptr) {
     if (e.id == 0) return;  // no identity (incarnation map full): untrackable
+    // Full sockets are never in these states; an (invalid, counted) event
+    // from one is not a socket to adopt.
+    if (from == TcpState::kTimeWait || from == TcpState::kNewSynRecv ||
+        from == TcpState::kBoundInactive) {
+      return;
+    }
     // New socket (connect, listen, accepted child) or one that predates us:
     // for the latter the time it entered `from` is unknown.
     // Either way nothing is observed for the state it starts in: a new
@@ -375,7 +395,10 @@ void Mirror::SetState(SocketEntry* entry, TcpState state, uint64_t now_ns) {
 
 void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
   if (observe) Observe(*entry, now_ns);
-  if (reconciling_) removed_during_reconcile_.insert(entry->id);
+  if (reconciling_) {
+    removed_during_reconcile_.insert(entry->id);
+    removed_tuples_during_reconcile_.insert(KeyOf(*entry));
+  }
   Account(*entry, entry->state, -1);
   UnregisterDestination(*entry);
   if (entry->state == TcpState::kListen) {
@@ -443,7 +466,8 @@ void Mirror::UpdateDestination(SocketEntry* entry) {
   if (entry->sport == 0 || entry->dport == 0) return;
   if (entry->role == Role::kListener || entry->role == Role::kServer) return;
   if (entry->role == Role::kUnknown &&
-      listeners_.count({entry->netns, entry->sport}) != 0) {
+      (listeners_.count({entry->netns, entry->sport}) != 0 ||
+       !InEphemeralRange(entry->netns, entry->sport))) {
     return;
   }
   destinations_[DestinationOf(*entry)]++;
@@ -509,8 +533,19 @@ void Mirror::SetOwner(uint64_t id, const Owner& owner) {
 void Mirror::DropNamespace(uint32_t netns) {
   PurgeNamespace(netns);
   counts_.erase(netns);
+  port_ranges_.erase(netns);
   netns_cookies_.erase(netns);
   fin_timeouts_.erase(netns);
+}
+
+void Mirror::SetPortRange(uint32_t netns, uint16_t lo, uint16_t hi) {
+  port_ranges_[netns] = {lo, hi};
+}
+
+bool Mirror::InEphemeralRange(uint32_t netns, uint16_t port) const {
+  auto it = port_ranges_.find(netns);
+  return it == port_ranges_.end() ||
+         (port >= it->second.first && port <= it->second.second);
 }
 
 void Mirror::SetRequestSockets(uint32_t netns, uint64_t count) {
@@ -531,6 +566,7 @@ std::unordered_map<uint32_t, uint64_t> Mirror::TimewaitSockets() const {
 void Mirror::BeginReconcile() {
   reconciling_ = true;
   removed_during_reconcile_.clear();
+  removed_tuples_during_reconcile_.clear();
 }
 
 namespace {
@@ -559,7 +595,9 @@ SocketEntry* Mirror::Seed(
   e.ts_ns = now_ns;
   // A socket on a port some local listener owns was accepted from it;
   // otherwise it was opened by connect().
-  Role role = Role::kClient;
+  // A socket whose local port is outside the ephemeral range and has no
+  // listener (it closed since) is of unknown origin.
+  Role role = InEphemeralRange(netns, d.sport) ? Role::kClient : Role::kUnknown;
   if (d.state == TcpState::kListen) {
     role = Role::kListener;
   } else if (auto it = listening.find(netns); it != listening.end()) {
@@ -596,6 +634,14 @@ SocketEntry* Mirror::Seed(
 void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
                           uint64_t now_ns, uint32_t fin_timeout_s) {
   Unindex(*entry);
+  if (entry->state == TcpState::kListen) {
+    auto it = listeners_.find({entry->netns, entry->sport});
+    if (it != listeners_.end() && it->second == entry->id) listeners_.erase(it);
+  }
+  if (d.state == TcpState::kListen && entry->sport != 0) {
+    entry->role = Role::kListener;
+    listeners_[{entry->netns, entry->sport}] = entry->id;
+  }
   Account(*entry, entry->state, -1);
   Account(*entry, d.state, +1);
   entry->state = d.state;
@@ -695,16 +741,19 @@ Mirror::ReconcileStats Mirror::Reconcile(
     if (it != by_tuple.end() && matched.count(it->second) == 0) {
       SocketEntry* entry = table_.Find(it->second);
       matched.insert(it->second);
-      if (entry != nullptr && entry->state != d->state &&
-          entry->entered_ns < dump_start_ns) {
+      bool same = entry != nullptr && entry->state == d->state &&
+                  ((entry->flags & kEntryTimewaitSock) != 0) == d->timewait;
+      if (entry != nullptr && !same && entry->entered_ns < dump_start_ns) {
         correct(d->state);
         stats.changed++;
         CorrectState(entry, *d, now_ns, by_netns[netns]->fin_timeout_s);
       }
       continue;
     }
-    // Closed while the dump was being taken: the dump is older news.
-    if (removed_during_reconcile_.count(d->cookie) != 0 || d->cookie == 0) {
+    // Closed while the dump was being taken: the dump is older news. Ids of
+    // classic-tracepoint sockets are not cookies, so their tuples count too.
+    if (removed_during_reconcile_.count(d->cookie) != 0 || d->cookie == 0 ||
+        removed_tuples_during_reconcile_.count(key) != 0) {
       continue;
     }
     if (table_.Find(d->cookie) != nullptr) continue;  // cookie in other netns
@@ -728,6 +777,7 @@ Mirror::ReconcileStats Mirror::Reconcile(
 
   reconciling_ = false;
   removed_during_reconcile_.clear();
+  removed_tuples_during_reconcile_.clear();
   return stats;
 }
 

@@ -8,15 +8,19 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <map>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71  // Linux 5.14; older libc headers lack it
@@ -25,13 +29,13 @@
 namespace tcpstated {
 namespace {
 
-// Name sources, best first: a lower value wins when two sources name the
-// same namespace.
 // NET_NS_INIT_INO (uapi linux/nsfs.h, 6.18): older kernels allocate the
 // initial namespace's inode dynamically, from 0xF0000000 up, so this value
 // names nothing else there.
 constexpr uint32_t kInitialNetnsInode = 0xEFFFFFF9u;
 
+// Name sources, best first: a lower value wins when two sources name the
+// same namespace.
 enum class Source { kHost = 0, kIpNetns = 1, kMount = 2, kPid = 3 };
 
 struct Candidate {
@@ -229,6 +233,11 @@ void ScanMounts(const std::string& proc_root,
     // For nsfs the root field names the namespace: "net:[inode]".
     uint32_t inode = 0;
     if (!ParseNetRoot(fields[3], &inode)) continue;
+    // /run/netns mounts are listed here too; no need to open them again.
+    auto known = candidates->find(inode);
+    if (known != candidates->end() && known->second.source < Source::kMount) {
+      continue;
+    }
     std::string path = UnescapeMountPath(fields[4]);
     // Check that the path still reaches it (not overmounted since).
     ScopedFd fd(OpenNamespace(AT_FDCWD, path, inode, nullptr));
@@ -248,7 +257,7 @@ size_t ScanPids(const std::string& proc_root,
   }
   int proc_fd = dirfd(dir.get());
   // (inode, pid) of processes in namespaces without a better name yet.
-  std::vector<std::pair<uint32_t, long>> unnamed;
+  std::vector<std::pair<uint32_t, pid_t>> unnamed;
   size_t scanned = 0;
   *limit_hit = false;
   while (dirent* entry = readdir(dir.get())) {
@@ -266,7 +275,8 @@ size_t ScanPids(const std::string& proc_root,
     uint32_t inode = static_cast<uint32_t>(st.st_ino);
     auto it = candidates->find(inode);
     if (it != candidates->end() && it->second.source != Source::kPid) continue;
-    unnamed.emplace_back(inode, std::strtol(entry->d_name, nullptr, 10));
+    unnamed.emplace_back(
+        inode, static_cast<pid_t>(std::strtol(entry->d_name, nullptr, 10)));
   }
   std::sort(unnamed.begin(), unnamed.end());
   for (size_t i = 0; i < unnamed.size();) {
@@ -298,33 +308,11 @@ size_t ScanPids(const std::string& proc_root,
   return scanned;
 }
 
-// Enters each namespace in turn on one helper thread: one thread for all of
-// them instead of one per namespace. Failures leave the cookie at 0.
-size_t FillCookies(const std::vector<int>& fds,
-                   std::vector<NetnsHandle>* handles) {
-  size_t failures = 0;
-  std::thread helper([&] {
-    for (size_t i = 0; i < fds.size(); ++i) {
-      if (fds[i] < 0 || setns(fds[i], CLONE_NEWNET) != 0) {
-        ++failures;
-        continue;
-      }
-      try {
-        (*handles)[i].cookie = CurrentNetnsCookie();
-      } catch (const std::exception&) {
-        ++failures;  // no socket could be made there (e.g. out of memory)
-      }
-    }
-  });
-  helper.join();
-  return failures;
-}
-
 // Whether /proc/<pid> is a kernel thread (PF_KTHREAD in the flags field of
 // its stat, the 9th, counted after the parenthesised comm that may hold
 // spaces).
 bool IsKernelThread(const std::string& proc_root, const char* pid) {
-  constexpr unsigned long kPfKthread = 0x00200000;
+  constexpr uint64_t kPfKthread = 0x00200000;
   std::string stat;
   if (!ReadSmallFile(AT_FDCWD, proc_root + "/" + pid + "/stat", &stat, 4096)) {
     return false;
@@ -338,7 +326,7 @@ bool IsKernelThread(const std::string& proc_root, const char* pid) {
     while (*cursor != ' ' && *cursor != '\0') ++cursor;
   }
   char* end = nullptr;
-  unsigned long flags = std::strtoul(cursor, &end, 10);
+  uint64_t flags = std::strtoull(cursor, &end, 10);
   return end != cursor && (flags & kPfKthread) != 0;
 }
 
@@ -391,37 +379,46 @@ std::vector<NetnsHandle> NetnsRegistry::Discover(DiscoverStats* stats) const {
     }
   }
 
+  // One helper thread enters each namespace in turn to read its cookie:
+  // one thread for all of them rather than one each, and the caller's
+  // threads never move. Descriptors are opened one at a time so that a host
+  // with thousands of namespaces does not run into RLIMIT_NOFILE.
   std::vector<NetnsHandle> handles;
-  std::vector<int> fds;
   handles.reserve(candidates.size());
-  for (auto& [inode, candidate] : candidates) {
-    NetnsHandle handle;
-    handle.inode = inode;
-    handle.name = std::move(candidate.name);
-    handle.path = std::move(candidate.path);
-    int fd = OpenNetns(handle);
-    // Gone since it was seen (the process exited, the mount was removed):
-    // a handle that cannot be opened any more is of no use.
-    if (fd < 0 && (errno == ENOENT || errno == ESRCH || errno == ESTALE ||
-                   errno == EINVAL)) {
-      continue;
-    }
-    handles.push_back(std::move(handle));
-    fds.push_back(fd);  // -1 (e.g. EACCES): kept, cookie stays 0
-  }
-  if (!handles.empty()) {
+  std::exception_ptr failure;
+  std::thread helper([&] {
     try {
-      local.cookie_failures = FillCookies(fds, &handles);
-    } catch (...) {
-      for (int fd : fds) {
-        if (fd >= 0) close(fd);
+      for (auto& [inode, candidate] : candidates) {
+        NetnsHandle handle;
+        handle.inode = inode;
+        handle.name = std::move(candidate.name);
+        handle.path = std::move(candidate.path);
+        ScopedFd fd(OpenNetns(handle));
+        if (fd.get() < 0) {
+          // Gone since it was seen (the process exited, the mount was
+          // removed, the pid was reused): useless as a handle.
+          if (errno == ENOENT || errno == ESRCH || errno == ESTALE ||
+              errno == EINVAL) {
+            continue;
+          }
+          ++local.cookie_failures;  // e.g. EACCES: kept, cookie 0
+        } else if (setns(fd.get(), CLONE_NEWNET) != 0) {
+          ++local.cookie_failures;  // no CAP_SYS_ADMIN over it
+        } else {
+          try {
+            handle.cookie = CurrentNetnsCookie();
+          } catch (const std::system_error&) {
+            ++local.cookie_failures;  // no socket could be made in there
+          }
+        }
+        handles.push_back(std::move(handle));
       }
-      throw;
+    } catch (...) {
+      failure = std::current_exception();  // std::bad_alloc
     }
-  }
-  for (int fd : fds) {
-    if (fd >= 0) close(fd);
-  }
+  });
+  helper.join();
+  if (failure) std::rethrow_exception(failure);
 
   // Host first, then ascending inode (the map already sorted by inode).
   std::stable_partition(handles.begin(), handles.end(),

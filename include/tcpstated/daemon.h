@@ -2,7 +2,7 @@
 // mirror and its lock, and the HTTP endpoint.
 //
 // Thread-safety: construct, Tick and destroy from the main thread; the HTTP
-// handlers run on civetweb's threads and the consumer on its own.
+// handlers run on the HTTP server's threads and the consumer on its own.
 #pragma once
 
 #include <memory>

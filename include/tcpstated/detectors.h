@@ -138,10 +138,12 @@ class Detectors {
   Detectors(const Detectors&) = delete;
   Detectors& operator=(const Detectors&) = delete;
 
-  // Evaluates every detector. `now_seconds` is a monotonic clock: rates
-  // (SYN cookies sent, SYN-ACK retransmits) are per second between
-  // consecutive evaluations. Keeps the set of active detections to report
-  // start and clear transitions.
+  // Evaluates every detector. `now_seconds` is a monotonic clock: SYN-ACK
+  // retransmit rates are per second between consecutive evaluations, and SYN
+  // cookies count when the namespace's counters rose since the previous one
+  // (the first evaluation has no rates; a counter that goes back resets its
+  // baseline). Keeps the set of active detections to report start and clear
+  // transitions.
   DetectionReport Evaluate(const DetectorInputs& inputs, double now_seconds);
 
   void set_config(DetectorConfig config) { config_ = config; }

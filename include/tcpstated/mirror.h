@@ -201,6 +201,10 @@ class Mirror {
                            bool seeding);
   // Forgets a namespace that no longer exists: its sockets and its series.
   void DropNamespace(uint32_t netns);
+  // ip_local_port_range of a namespace: a socket of unknown origin holds an
+  // ephemeral port (and counts towards its destination) only if its local
+  // port is in it.
+  void SetPortRange(uint32_t netns, uint16_t lo, uint16_t hi);
   // Half-open request sockets of a namespace, from a (partial) dump.
   void SetRequestSockets(uint32_t netns, uint64_t count);
   // Timewait sockets (both substates) per namespace: what counts against
@@ -301,6 +305,8 @@ class Mirror {
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>>
       expiries_;
   std::unordered_map<uint32_t, uint64_t> fin_timeouts_;
+  std::unordered_map<uint32_t, std::pair<uint16_t, uint16_t>> port_ranges_;
+  bool InEphemeralRange(uint32_t netns, uint16_t port) const;
   std::unordered_map<uint32_t, uint64_t> netns_cookies_;  // inode -> cookie
   uint64_t netns_purges_ = 0;
   std::unordered_map<TupleKey, uint64_t, TupleKeyHash> orphans_;
@@ -310,6 +316,7 @@ class Mirror {
   std::unordered_map<uint64_t, uint64_t> synack_retransmits_;
   bool reconciling_ = false;
   std::unordered_set<uint64_t> removed_during_reconcile_;
+  std::unordered_set<TupleKey, TupleKeyHash> removed_tuples_during_reconcile_;
   std::vector<OwnerSlot> owners_;  // index 0 unused (unknown owner)
   std::vector<uint32_t> free_owners_;
   uint64_t evictions_ = 0;

@@ -16,10 +16,12 @@
 // thread-safe; RunInNetns never changes the namespace of the calling thread.
 //
 // What throws: Discover() throws std::system_error only if `proc_root` itself
-// cannot be listed (a process that vanishes or denies access is skipped);
-// RunInNetns throws std::system_error if the namespace cannot be entered and
-// rethrows whatever `f` throws; OpenNetns does not throw. All may throw
-// std::bad_alloc.
+// cannot be listed or no helper thread can be started (a process that
+// vanishes or denies access is skipped, a namespace that cannot be entered
+// gets cookie 0). RunInNetns throws std::system_error if the namespace
+// cannot be entered and rethrows whatever `f` throws. CurrentNetnsCookie
+// throws std::system_error if no socket can be made. OpenNetns and
+// CurrentNetnsInode do not throw. All may throw std::bad_alloc.
 #pragma once
 
 #include <cstddef>

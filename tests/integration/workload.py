@@ -166,6 +166,183 @@ def cmd_sleep(seconds):
     return "slept"
 
 
+
+# ---- Detector scenarios (test_detectors.py) -----------------------------
+
+MAX_BURST_SECONDS = 5.0
+
+
+def cmd_synburst(prefix, fam, port, count, budget):
+    """Non-blocking connects to `port`, at most `count` of them and for at
+    most `budget` seconds (capped at MAX_BURST_SECONDS), kept as prefix0..;
+    returns how many were started. The sockets stay in SYN_SENT while their
+    handshake cannot complete."""
+    n = count_arg(count)
+    limit = time.monotonic() + min(float(budget), MAX_BURST_SECONDS)
+    family = family_of(fam)
+    started = 0
+    for i in range(n):
+        if time.monotonic() > limit:
+            break
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setblocking(False)
+        rc = s.connect_ex((loopback(family), int(port)))
+        if rc not in (0, errno.EINPROGRESS):
+            s.close()
+            return "%d errno %s" % (started, errno.errorcode.get(rc, rc))
+        socks["%s%d" % (prefix, i)] = s
+        started += 1
+    return str(started)
+
+
+def cmd_closeprefix(prefix):
+    """Closes every kept socket whose name starts with prefix."""
+    names = [k for k in socks if k.startswith(prefix)]
+    for k in names:
+        socks.pop(k).close()
+    return str(len(names))
+
+
+def cmd_churn(listener_name, count, rate, max_seconds):
+    """Short connections through one listener, the client closing first (so
+    each leaves a client TIME_WAIT holding its ephemeral port), paced at
+    `rate` per second, until `count` were made, `max_seconds` passed (capped
+    at 60) or connect() failed. Answers: made, wall-clock time (time.time())
+    of the first failure or "none", and its errno name or "none"."""
+    n = count_arg(count)
+    pace = float(rate)
+    listener = socks[listener_name]
+    port = listener.getsockname()[1]
+    family = listener.family
+    start = time.monotonic()
+    limit = start + min(float(max_seconds), 60.0)
+    made = 0
+    for i in range(n):
+        now = time.monotonic()
+        if now > limit:
+            break
+        due = start + i / pace
+        if due > now:
+            time.sleep(min(due - now, limit - now))
+        c = new_socket(family)
+        try:
+            c.connect((loopback(family), port))
+        except OSError as e:
+            failed_at = time.time()
+            c.close()
+            return "%d %.6f %s" % (made, failed_at,
+                                   errno.errorcode.get(e.errno, e.errno))
+        s, _ = listener.accept()
+        s.settimeout(TIMEOUT)
+        c.close()
+        while s.recv(4096):
+            pass
+        s.close()
+        made += 1
+    return "%d none none" % made
+
+
+def cmd_pid():
+    import os
+    return str(os.getpid())
+
+
+# ---- Failure modes (test_failure_modes.py) -------------------------------
+
+MAX_STORM_SECONDS = 20.0
+
+
+def cmd_storm(listener_name, count, max_seconds, rst_percent):
+    """A connection storm through one listener: connect / accept / close
+    cycles until `count` connections were made or `max_seconds` passed
+    (capped at MAX_STORM_SECONDS). `rst_percent` of them, spread evenly, are
+    aborted by the client (SO_LINGER 0: the client goes ESTABLISHED -> CLOSE
+    and sends a RST, the server goes ESTABLISHED -> CLOSE when it arrives;
+    the server waits for it before closing, so no FIN is ever sent); the
+    others close gracefully, client first (the server waits for the FIN
+    before closing: the client ends in TIME_WAIT). Answers: connect() calls
+    made, RST closes, graceful closes, errors, seconds."""
+    n = count_arg(count)
+    pct = int(rst_percent)
+    if not 0 <= pct <= 100:
+        raise ValueError("rst_percent out of range")
+    listener = socks[listener_name]
+    family = listener.family
+    address = (loopback(family), listener.getsockname()[1])
+    linger = struct.pack("ii", 1, 0)
+    start = time.monotonic()
+    limit = start + min(float(max_seconds), MAX_STORM_SECONDS)
+    connects = rst = graceful = errors = 0
+    for i in range(n):
+        if time.monotonic() > limit:
+            break
+        c = socket.socket(family, socket.SOCK_STREAM)
+        c.settimeout(TIMEOUT)
+        connects += 1
+        try:
+            c.connect(address)
+            s, _ = listener.accept()
+        except OSError:
+            c.close()
+            errors += 1
+            if errors > 100:
+                break
+            continue
+        s.settimeout(TIMEOUT)
+        try:
+            if pct and (i * pct) % 100 + pct >= 100:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                c.close()
+                try:
+                    s.recv(1)
+                except ConnectionResetError:
+                    pass
+                rst += 1
+            else:
+                c.close()
+                s.recv(1)
+                graceful += 1
+        except OSError:
+            errors += 1
+        finally:
+            c.close()
+            s.close()
+        if errors > 100:
+            break
+    return "%d %d %d %d %.3f" % (connects, rst, graceful, errors,
+                                 time.monotonic() - start)
+
+
+def cmd_nofile(count):
+    """Raises the soft RLIMIT_NOFILE to at least count (at most the hard
+    limit); answers the new soft limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(max(soft, int(count)), hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return str(want)
+
+
+def cmd_leakports(prefix, fam, count):
+    """A "port scan" of leaks: count listeners on distinct ports (chosen by
+    the kernel), each with one accepted connection whose client closed and
+    whose server never closes: count CLOSE_WAIT server sockets on count
+    different listening ports. Kept as <prefix>l<i> (listeners) and
+    <prefix>s<i> (CLOSE_WAIT sockets); the clients are closed (orphaned
+    FIN_WAIT2). Answers the count."""
+    n = count_arg(count)
+    family = family_of(fam)
+    for i in range(n):
+        port = cmd_listen("%sl%d" % (prefix, i), fam, 0)
+        c = new_socket(family)
+        c.connect((loopback(family), int(port)))
+        cmd_accept("%ss%d" % (prefix, i), "%sl%d" % (prefix, i))
+        c.close()
+    for i in range(n):
+        cmd_waiteof("%ss%d" % (prefix, i))
+    return str(n)
+
+
 COMMANDS = {name[4:]: fn for name, fn in globals().items()
             if name.startswith("cmd_")}
 

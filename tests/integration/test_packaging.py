@@ -1,0 +1,657 @@
+"""The packaging: the systemd unit (systemd-analyze verify and security, and a
+real start where PID 1 is systemd), the Debian package built by CPack
+(contents, conffiles, install, purge), the Kubernetes DaemonSet, and the
+default configuration file run by the real daemon.
+
+Environment:
+  TCPSTATED_BIN        the built daemon (tests that run it skip without it)
+  TCPSTATED_BUILD_DIR  the CMake build directory (the package tests skip
+                       without it)
+Tests that load BPF programs, install packages or start units need root and
+skip otherwise. Standard library only; PyYAML is used when importable.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+PACKAGING = os.path.join(ROOT, "packaging")
+UNIT = os.path.join(PACKAGING, "systemd", "tcpstated.service")
+CONFIG = os.path.join(PACKAGING, "tcpstated.yaml")
+DAEMONSET = os.path.join(PACKAGING, "kubernetes", "daemonset.yaml")
+
+# The minimal capability set, found by removing each capability in turn
+# (see the comments in the unit). CAP_SYS_ADMIN also satisfies the kernel's
+# bpf_capable()/perfmon_capable(), so CAP_BPF and CAP_PERFMON add nothing.
+CAPABILITIES = {"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"}
+ADDRESS_FAMILIES = {"AF_UNIX", "AF_NETLINK", "AF_INET", "AF_INET6"}
+MAX_EXPOSURE = 3.5
+EXEC_START = "/usr/bin/tcpstated --config.file=/etc/tcpstated/tcpstated.yaml"
+
+# Every key of SPEC.md's configuration block, with its default as written.
+DEFAULTS = {
+    "web.listen_address": '":9640"',
+    "web.telemetry_path": "/metrics",
+    "web.config_file": '""',
+    "log.level": "info",
+    "log.format": "text",
+    "bpf.attach": "auto",
+    "bpf.ring_buffer_bytes": "4194304",
+    "tracking.max_tracked_sockets": "1000000",
+    "tracking.reconcile_interval": "30s",
+    "tracking.max_series_per_metric": "50",
+    "detectors.close_wait_leak_after": "60s",
+    "detectors.syn_flood_half_open_ratio": "0.5",
+    "detectors.synack_retransmit_rate": "100",
+    "detectors.port_exhaustion_ratio": "0.8",
+    "detectors.time_wait_buckets_ratio": "0.8",
+}
+
+try:
+    import yaml  # noqa: F401  (optional)
+except ImportError:
+    yaml = None
+
+
+def run(cmd, timeout=120, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path, timeout=5):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def wait_healthy(port, proc=None, timeout=30):
+    """Waits for /healthz 200; returns the last error text otherwise."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return "exited with %d" % proc.returncode
+        try:
+            status, _ = http_get(port, "/healthz")
+            if status == 200:
+                return None
+            last = "status %d" % status
+        except (urllib.error.URLError, ConnectionError, OSError) as e:
+            last = str(e)
+        time.sleep(0.2)
+    return last
+
+
+def parse_unit(text):
+    """{(section, key): [values]} of a unit file (no line continuations)."""
+    out = {}
+    section = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        key, _, value = line.partition("=")
+        out.setdefault((section, key.strip()), []).append(value.strip())
+    return out
+
+
+def yaml_keys(text, indent_step=2, base_indent=0):
+    """Dotted keys and scalar values of a simple two-level YAML mapping
+    (sections of scalars, as tcpstated's configuration is), comments
+    stripped. {"web.listen_address": '":9640"', ...}"""
+    keys = {}
+    section = None
+    for raw in text.splitlines():
+        line = re.sub(r"\s+#.*$", "", raw.rstrip())
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        m = re.match(r"^\s*([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$", line)
+        if not m:
+            raise ValueError("unexpected YAML line: %r" % raw)
+        if indent == base_indent:
+            section = m.group(1)
+            if m.group(2):
+                raise ValueError("expected a section: %r" % raw)
+        elif indent == base_indent + indent_step and section:
+            keys[section + "." + m.group(1)] = m.group(2)
+        else:
+            raise ValueError("unexpected indentation: %r" % raw)
+    return keys
+
+
+def require_root(test):
+    if os.geteuid() != 0:
+        test.skipTest("needs root")
+
+
+def require_bin(test):
+    binary = os.environ.get("TCPSTATED_BIN")
+    if not binary:
+        test.skipTest("TCPSTATED_BIN is not set")
+    return os.path.abspath(binary)
+
+
+def unit_for(binary, exec_args="--config.file=/etc/tcpstated/tcpstated.yaml",
+             extra_service_lines=()):
+    """The packaged unit with ExecStart pointing at `binary`."""
+    with open(UNIT) as f:
+        text = f.read()
+    text, n = re.subn(r"(?m)^ExecStart=.*$",
+                      "ExecStart=%s %s" % (binary, exec_args), text)
+    assert n == 1, "the unit has one ExecStart="
+    if extra_service_lines:
+        text = text.replace("[Service]\n", "[Service]\n" +
+                            "".join(l + "\n" for l in extra_service_lines), 1)
+    return text
+
+
+# ---------------------------------------------------------------------------
+# (a) The unit file.
+
+class UnitFile(unittest.TestCase):
+    def setUp(self):
+        with open(UNIT) as f:
+            self.unit = parse_unit(f.read())
+
+    def one(self, key, section="Service"):
+        values = self.unit.get((section, key))
+        self.assertIsNotNone(values, "%s= missing from [%s]" % (key, section))
+        self.assertEqual(len(values), 1, "%s= set more than once" % key)
+        return values[0]
+
+    def test_service_directives(self):
+        expected = {
+            "Type": "notify",
+            "NotifyAccess": "main",
+            "ExecStart": EXEC_START,
+            "ExecReload": "/bin/kill -HUP $MAINPID",
+            "WatchdogSec": "30s",
+            "Restart": "on-failure",
+            "RestartSec": "5s",
+            "NoNewPrivileges": "yes",
+            "ProtectSystem": "strict",
+            "ProtectHome": "yes",
+            "PrivateTmp": "yes",
+            "ProtectKernelTunables": "yes",
+            "ProtectKernelModules": "yes",
+            "ProtectKernelLogs": "yes",
+            "ProtectControlGroups": "yes",
+            "ProtectClock": "yes",
+            "ProtectHostname": "yes",
+            "RestrictNamespaces": "net",
+            "LockPersonality": "yes",
+            "MemoryDenyWriteExecute": "yes",
+            "RestrictRealtime": "yes",
+            "RestrictSUIDSGID": "yes",
+            "SystemCallArchitectures": "native",
+            "SystemCallErrorNumber": "EPERM",
+            "MemoryMax": "512M",
+            "UMask": "0077",
+        }
+        for key, value in expected.items():
+            self.assertEqual(self.one(key), value, key)
+        self.assertRegex(self.one("TasksMax"), r"^\d+$")
+        self.assertEqual(self.one("WantedBy", "Install"), "multi-user.target")
+
+    def test_capabilities_are_exactly_the_minimal_set(self):
+        self.assertEqual(set(self.one("CapabilityBoundingSet").split()),
+                         CAPABILITIES)
+        self.assertEqual(set(self.one("AmbientCapabilities").split()),
+                         CAPABILITIES)
+
+    def test_address_families(self):
+        self.assertEqual(set(self.one("RestrictAddressFamilies").split()),
+                         ADDRESS_FAMILIES)
+
+    def test_system_call_filter(self):
+        # An allow list first (it sets the default action to deny), then
+        # removals (~) and additions, applied in order.
+        lines = self.unit[("Service", "SystemCallFilter")]
+        self.assertFalse(lines[0].startswith("~"), "first must allow-list")
+        self.assertIn("@system-service", lines[0].split())
+        allowed = set()
+        for line in lines:
+            if line.startswith("~"):
+                allowed -= set(line[1:].split())
+            else:
+                allowed |= set(line.split())
+        for call in ("bpf", "perf_event_open", "capset"):
+            self.assertIn(call, allowed)
+        self.assertIn("@system-service", allowed)  # setns via @process
+
+    def test_verify_is_clean(self):
+        if not shutil.which("systemd-analyze"):
+            self.skipTest("systemd-analyze is not installed")
+        binary = require_bin(self)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "tcpstated.service")
+            with open(path, "w") as f:
+                f.write(unit_for(binary))
+            r = run(["systemd-analyze", "verify", path], cwd=d)
+            ours = [l for l in (r.stdout + r.stderr).splitlines()
+                    if "tcpstated" in l]
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(ours, [], r.stdout + r.stderr)
+
+    def test_security_exposure(self):
+        if not shutil.which("systemd-analyze"):
+            self.skipTest("systemd-analyze is not installed")
+        binary = os.path.abspath(os.environ.get("TCPSTATED_BIN") or
+                                 "/bin/true")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "tcpstated.service")
+            with open(path, "w") as f:
+                f.write(unit_for(binary))
+            r = run(["systemd-analyze", "security", "--offline=true",
+                     "--no-pager", path], cwd=d)
+            out = r.stdout + r.stderr
+            m = re.search(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)",
+                          out)
+            if m is None and "offline" in out.lower() and r.returncode != 0:
+                self.skipTest("systemd-analyze has no --offline: " +
+                              out.strip()[:200])
+            self.assertIsNotNone(m, out)
+            score = float(m.group(1))
+            print("\nsystemd-analyze security exposure of tcpstated.service:"
+                  " %.1f (limit %.1f)" % (score, MAX_EXPOSURE), flush=True)
+            self.assertLessEqual(score, MAX_EXPOSURE, out)
+
+
+# ---------------------------------------------------------------------------
+# (b) The unit under the real systemd.
+
+class UnitUnderSystemd(unittest.TestCase):
+    def setUp(self):
+        require_root(self)
+        try:
+            with open("/proc/1/comm") as f:
+                pid1 = f.read().strip()
+        except OSError as e:
+            self.skipTest("cannot read /proc/1/comm: %s" % e)
+        if pid1 != "systemd" or not os.path.isdir("/run/systemd/system"):
+            self.skipTest("PID 1 is %r, not systemd" % pid1)
+        self.binary = require_bin(self)
+
+    def systemctl(self, *args, check=True):
+        r = run(["systemctl", *args], timeout=120)
+        if check:
+            self.assertEqual(r.returncode, 0, "systemctl %s: %s%s" %
+                             (" ".join(args), r.stdout, r.stderr))
+        return r
+
+    def test_start_healthz_stop(self):
+        name = "tcpstated-test-%d" % os.getpid()
+        unit_path = "/run/systemd/system/%s.service" % name
+        # Under /run, not /tmp: PrivateTmp= gives the service its own /tmp.
+        # World-readable: the service runs as a dynamic user.
+        home = "/run/%s" % name
+        port = free_port()
+        try:
+            os.makedirs(home, mode=0o755)
+            os.chmod(home, 0o755)
+            shutil.copy(self.binary, os.path.join(home, "tcpstated"))
+            os.chmod(os.path.join(home, "tcpstated"), 0o755)
+            shutil.copy(CONFIG, os.path.join(home, "tcpstated.yaml"))
+            os.chmod(os.path.join(home, "tcpstated.yaml"), 0o644)
+            with open(unit_path, "w") as f:
+                f.write(unit_for(
+                    os.path.join(home, "tcpstated"),
+                    "--config.file=%s/tcpstated.yaml "
+                    "--web.listen-address=127.0.0.1:%d" % (home, port),
+                    # A sanitizer build's leak check needs ptrace, which the
+                    # system call filter denies.
+                    extra_service_lines=[
+                        "Environment=ASAN_OPTIONS=detect_leaks=0"]))
+            self.systemctl("daemon-reload")
+            start = self.systemctl("start", name + ".service", check=False)
+            logs = run(["journalctl", "-u", name + ".service", "--no-pager",
+                        "-n", "30"]).stdout
+            self.assertEqual(start.returncode, 0, start.stderr + logs)
+            self.assertEqual(
+                self.systemctl("is-active", name + ".service",
+                               check=False).stdout.strip(), "active", logs)
+            self.assertIsNone(wait_healthy(port, timeout=30), logs)
+            status, text = http_get(port, "/metrics")
+            self.assertEqual(status, 200)
+            self.assertIn("tcpstated_build_info{", text)
+            pid = self.systemctl("show", "-p", "MainPID", "--value",
+                                 name + ".service").stdout.strip()
+            with open("/proc/%s/status" % pid) as f:
+                status_text = f.read()
+            eff = int(re.search(r"CapEff:\s*([0-9a-f]+)", status_text)
+                      .group(1), 16)
+            allowed = (1 << 21) | (1 << 19) | (1 << 2)
+            self.assertEqual(eff & ~allowed, 0,
+                             "effective capabilities %x" % eff)
+            self.systemctl("stop", name + ".service")
+            result = self.systemctl("show", "-p", "Result", "--value",
+                                    name + ".service").stdout.strip()
+            self.assertEqual(result, "success")
+        finally:
+            run(["systemctl", "stop", name + ".service"])
+            if os.path.exists(unit_path):
+                os.unlink(unit_path)
+            run(["systemctl", "daemon-reload"])
+            run(["systemctl", "reset-failed", name + ".service"])
+            shutil.rmtree(home, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# (c) The Debian package.
+
+class DebianPackage(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.build_dir = os.environ.get("TCPSTATED_BUILD_DIR")
+        if not cls.build_dir:
+            raise unittest.SkipTest("TCPSTATED_BUILD_DIR is not set")
+        for tool in ("cpack", "dpkg-deb", "dpkg"):
+            if not shutil.which(tool):
+                raise unittest.SkipTest("%s is not installed" % tool)
+        cpack_config = os.path.join(cls.build_dir, "CPackConfig.cmake")
+        if not os.path.exists(cpack_config):
+            raise unittest.SkipTest(
+                "%s does not exist: the top-level CMakeLists.txt does not "
+                "include packaging/cpack.cmake" % cpack_config)
+        # The package and CPack's staging go to a temporary directory, not
+        # into the build directory.
+        cls.out = tempfile.mkdtemp(prefix="tcpstated-cpack-")
+        r = run(["cpack", "-G", "DEB", "--config", cpack_config,
+                 "-B", cls.out], cwd=cls.build_dir, timeout=600)
+        debs = [f for f in os.listdir(cls.out) if f.endswith(".deb")]
+        if r.returncode != 0 or len(debs) != 1:
+            shutil.rmtree(cls.out, True)
+            raise AssertionError("cpack -G DEB failed (%d):\n%s%s" %
+                                 (r.returncode, r.stdout, r.stderr))
+        cls.deb = os.path.join(cls.out, debs[0])
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.out, True)
+
+    def contents(self):
+        r = run(["dpkg-deb", "-c", self.deb])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        paths = {}
+        for line in r.stdout.splitlines():
+            fields = line.split()
+            path = fields[5].lstrip(".")  # perms owner size date time path
+            paths[path.rstrip("/") or "/"] = (fields[0], fields[1])
+        return paths
+
+    def test_contents_and_control(self):
+        paths = self.contents()
+        self.assertEqual(paths.get("/usr/bin/tcpstated"),
+                         ("-rwxr-xr-x", "root/root"))
+        unit = [p for p in ("/lib/systemd/system/tcpstated.service",
+                            "/usr/lib/systemd/system/tcpstated.service")
+                if p in paths]
+        self.assertEqual(len(unit), 1, sorted(paths))
+        self.assertEqual(paths.get("/etc/tcpstated/tcpstated.yaml"),
+                         ("-rw-r--r--", "root/root"))
+        self.assertIn("/usr/share/tcpstated/dashboards", paths)
+        # Whatever dashboards and rules the source tree has are shipped
+        # (their tests are not).
+        dashboards = os.path.join(ROOT, "dashboards")
+        if os.path.isdir(dashboards):
+            for f in os.listdir(dashboards):
+                if f.endswith((".json", ".yaml")):
+                    self.assertIn("/usr/share/tcpstated/dashboards/" + f,
+                                  paths)
+        self.assertFalse([p for p in paths if "/dashboards/tests" in p])
+
+        control = tempfile.mkdtemp(prefix="tcpstated-control-")
+        self.addCleanup(shutil.rmtree, control, True)
+        r = run(["dpkg-deb", "-e", self.deb, control])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(control, "conffiles")) as f:
+            self.assertIn("/etc/tcpstated/tcpstated.yaml",
+                          f.read().split())
+        with open(os.path.join(control, "control")) as f:
+            fields = dict(re.findall(r"(?m)^([A-Za-z-]+): (.*)$", f.read()))
+        self.assertEqual(fields.get("Package"), "tcpstated")
+        self.assertIn("libbpf1", fields.get("Depends", ""))
+        self.assertTrue(fields.get("Maintainer"))
+        for script in ("postinst", "prerm", "postrm"):
+            mode = os.stat(os.path.join(control, script)).st_mode
+            self.assertTrue(mode & 0o111, script + " is not executable")
+
+    def test_install_and_purge(self):
+        require_root(self)
+        if run(["dpkg-query", "-W", "-f=${Status}", "tcpstated"]
+               ).stdout.endswith("installed"):
+            self.skipTest("a tcpstated package is already installed here; "
+                          "not replacing it")
+        try:
+            r = run(["dpkg", "-i", self.deb], timeout=300)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            r = run(["/usr/bin/tcpstated", "--version"])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(r.stdout.startswith("tcpstated "), r.stdout)
+            with open("/etc/tcpstated/tcpstated.yaml") as a, \
+                    open(CONFIG) as b:
+                self.assertEqual(a.read(), b.read())
+            unit = ("/lib/systemd/system/tcpstated.service"
+                    if os.path.exists("/lib/systemd/system/tcpstated.service")
+                    else "/usr/lib/systemd/system/tcpstated.service")
+            with open(unit) as a, open(UNIT) as b:
+                self.assertEqual(a.read(), b.read())
+            self.check_config_check()
+        finally:
+            r = run(["dpkg", "-P", "tcpstated"], timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for path in ("/usr/bin/tcpstated", "/etc/tcpstated/tcpstated.yaml",
+                     "/lib/systemd/system/tcpstated.service",
+                     "/usr/share/tcpstated"):
+            self.assertFalse(os.path.exists(path), path + " left behind")
+
+    def check_config_check(self):
+        # Where --config.check is not implemented yet the daemon would just
+        # start: probe it first with a config on a free loopback port.
+        probe = os.path.join(self.out, "probe.yaml")
+        with open(probe, "w") as f:
+            f.write('web:\n  listen_address: "127.0.0.1:%d"\n' % free_port())
+        try:
+            r = run(["/usr/bin/tcpstated", "--config.check", "--config.file",
+                     probe], timeout=20)
+        except subprocess.TimeoutExpired:
+            print("\nSKIPPED ASSERTION: --config.check did not exit (not "
+                  "implemented yet: the daemon started)", flush=True)
+            return
+        out = r.stdout + r.stderr
+        if r.returncode != 0 and re.search(r"config\.check", out) and \
+                re.search(r"(?i)(unknown|not (supported|implemented))", out):
+            print("\nSKIPPED ASSERTION: --config.check is not implemented: "
+                  + out.strip()[:200], flush=True)
+            return
+        r = run(["/usr/bin/tcpstated", "--config.check", "--config.file",
+                 "/etc/tcpstated/tcpstated.yaml"], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+# ---------------------------------------------------------------------------
+# (d) The Kubernetes DaemonSet.
+
+class KubernetesDaemonSet(unittest.TestCase):
+    CAPS = {c[len("CAP_"):] for c in CAPABILITIES}
+
+    def setUp(self):
+        with open(DAEMONSET) as f:
+            self.text = f.read()
+
+    def configmap_yaml(self):
+        """The tcpstated.yaml block of the ConfigMap, dedented."""
+        m = re.search(r"(?m)^(\s*)tcpstated\.yaml: \|\n((?:\1\s+.*\n|\s*\n)+)",
+                      self.text)
+        self.assertIsNotNone(m, "ConfigMap has no tcpstated.yaml block")
+        lines = m.group(2).splitlines()
+        indent = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
+        return "\n".join(l[indent:] for l in lines) + "\n"
+
+    def test_fields_by_pattern(self):
+        t = self.text
+        for kind in ("ServiceAccount", "ConfigMap", "DaemonSet"):
+            self.assertRegex(t, r"(?m)^kind: %s$" % kind)
+        self.assertEqual(len(re.findall(r"(?m)^  namespace: monitoring$", t)),
+                         3)
+        for pattern in (r"hostPID: true", r"hostNetwork: true",
+                        r"dnsPolicy: ClusterFirstWithHostNet",
+                        r"privileged: false",
+                        r"allowPrivilegeEscalation: false",
+                        r"readOnlyRootFilesystem: true",
+                        r"drop: \[ALL\]",
+                        r"mountPath: /sys/kernel/btf\n\s+readOnly: true",
+                        r"mountPath: /run/netns\n\s+readOnly: true\n\s+"
+                        r"mountPropagation: HostToContainer",
+                        r"livenessProbe:\n\s+httpGet:\n\s+path: /healthz",
+                        r"readinessProbe:\n\s+httpGet:\n\s+path: /healthz",
+                        r"- name: metrics\n\s+containerPort: 9640",
+                        r'prometheus\.io/scrape: "true"',
+                        r'prometheus\.io/port: "9640"',
+                        r"tolerations:\n\s+- operator: Exists",
+                        r"image: \S+"):
+            self.assertRegex(t, pattern)
+        m = re.search(r"add: \[([^\]]*)\]", t)
+        self.assertIsNotNone(m)
+        self.assertEqual({c.strip() for c in m.group(1).split(",")},
+                         self.CAPS)
+
+    def test_fields_parsed(self):
+        if yaml is None:
+            self.skipTest("PyYAML is not installed (the pattern test ran)")
+        docs = {d["kind"]: d for d in yaml.safe_load_all(self.text) if d}
+        self.assertEqual(set(docs), {"ServiceAccount", "ConfigMap",
+                                     "DaemonSet"})
+        for d in docs.values():
+            self.assertEqual(d["metadata"]["namespace"], "monitoring")
+        ds = docs["DaemonSet"]
+        pod = ds["spec"]["template"]["spec"]
+        self.assertEqual(ds["spec"]["selector"]["matchLabels"],
+                         {k: v for k, v in
+                          ds["spec"]["template"]["metadata"]["labels"].items()
+                          if k in ds["spec"]["selector"]["matchLabels"]})
+        self.assertIs(pod["hostPID"], True)
+        self.assertIs(pod["hostNetwork"], True)
+        self.assertEqual(pod["dnsPolicy"], "ClusterFirstWithHostNet")
+        self.assertEqual(pod["serviceAccountName"],
+                         docs["ServiceAccount"]["metadata"]["name"])
+        self.assertIn({"operator": "Exists"}, pod["tolerations"])
+        ann = ds["spec"]["template"]["metadata"]["annotations"]
+        self.assertEqual(ann["prometheus.io/scrape"], "true")
+        self.assertEqual(ann["prometheus.io/port"], "9640")
+        (c,) = pod["containers"]
+        sc = c["securityContext"]
+        self.assertIs(sc["privileged"], False)
+        self.assertIs(sc["readOnlyRootFilesystem"], True)
+        self.assertIs(sc["allowPrivilegeEscalation"], False)
+        self.assertEqual(set(sc["capabilities"]["add"]), self.CAPS)
+        self.assertEqual(sc["capabilities"]["drop"], ["ALL"])
+        self.assertIn({"name": "metrics", "containerPort": 9640,
+                       "protocol": "TCP"}, c["ports"])
+        for probe in ("livenessProbe", "readinessProbe"):
+            self.assertEqual(c[probe]["httpGet"]["path"], "/healthz")
+            self.assertEqual(c[probe]["httpGet"]["port"], "metrics")
+        self.assertIn("memory", c["resources"]["limits"])
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        self.assertIs(mounts["/sys/kernel/btf"]["readOnly"], True)
+        self.assertEqual(mounts["/run/netns"]["mountPropagation"],
+                         "HostToContainer")
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for m in c["volumeMounts"]:
+            self.assertIn(m["name"], volumes)
+        self.assertEqual(volumes["config"]["configMap"]["name"],
+                         docs["ConfigMap"]["metadata"]["name"])
+        self.assertIn("--config.file=%s/tcpstated.yaml" %
+                      mounts["/etc/tcpstated"]["mountPath"], c["args"])
+        self.assertEqual(yaml.safe_load(docs["ConfigMap"]["data"]
+                                        ["tcpstated.yaml"]),
+                         yaml.safe_load(self.configmap_yaml()))
+
+    def test_configmap_has_every_key(self):
+        self.assertEqual(set(yaml_keys(self.configmap_yaml())),
+                         set(DEFAULTS))
+
+    def test_configmap_config_runs(self):
+        require_root(self)
+        binary = require_bin(self)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "tcpstated.yaml")
+            with open(path, "w") as f:
+                f.write(self.configmap_yaml())
+            run_daemon(self, binary, path)
+
+
+# ---------------------------------------------------------------------------
+# (e) The default configuration file.
+
+def run_daemon(test, binary, config):
+    """Starts the daemon with `config` on a free loopback port, checks
+    /healthz and /metrics, stops it with SIGTERM and expects status 0."""
+    port = free_port()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(
+            [binary, "--config.file", config,
+             "--web.listen-address", "127.0.0.1:%d" % port],
+            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            error = wait_healthy(port, proc, timeout=30)
+            log.seek(0)
+            test.assertIsNone(error, log.read())
+            status, text = http_get(port, "/metrics")
+            test.assertEqual(status, 200)
+            test.assertIn("tcpstated_build_info{", text)
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=15)
+            log.seek(0)
+            test.assertEqual(code, 0, log.read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+class DefaultConfig(unittest.TestCase):
+    def setUp(self):
+        with open(CONFIG) as f:
+            self.text = f.read()
+
+    def test_every_key_with_its_default(self):
+        self.assertEqual(yaml_keys(self.text), DEFAULTS)
+
+    def test_every_key_is_explained(self):
+        # A comment right above each key (or its section's first key).
+        lines = self.text.splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"^  ([a-z_]+):", line)
+            if m:
+                above = lines[i - 1].strip()
+                self.assertTrue(above.startswith("#"),
+                                "%s has no comment above it" % m.group(1))
+
+    def test_daemon_runs_with_it(self):
+        require_root(self)
+        run_daemon(self, require_bin(self), CONFIG)
+
+
+if __name__ == "__main__":
+    unittest.main()
