@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "tcpstated/scoped_fd.h"
+
 namespace tcpstated {
 namespace {
 
@@ -183,20 +185,6 @@ void ParseReservedPorts(const std::string& raw, TcpSettings* settings) {
     pos = comma + 1;
   }
 }
-
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 int OpenForReading(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);

@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "tcpstated/scoped_fd.h"
+
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71  // Linux 5.14; older libc headers lack it
 #endif
@@ -42,40 +44,6 @@ struct Candidate {
   Source source = Source::kPid;
   std::string name;
   std::string path;
-};
-
-// Closes a descriptor on every path out of a scope.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd = -1) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-
-class ScopedDir {
- public:
-  explicit ScopedDir(DIR* dir) : dir_(dir) {}
-  ~ScopedDir() {
-    if (dir_ != nullptr) closedir(dir_);
-  }
-  ScopedDir(const ScopedDir&) = delete;
-  ScopedDir& operator=(const ScopedDir&) = delete;
-  DIR* get() const { return dir_; }
-
- private:
-  DIR* dir_;
 };
 
 // Whole small file (mountinfo, comm), read with plain read() so that a file

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "tcpstated/scoped_fd.h"
+
 namespace tcpstated {
 namespace {
 
@@ -31,36 +33,6 @@ constexpr size_t kClockCheckInterval = 1024;
 constexpr size_t kMaxStatBytes = 4096;
 constexpr size_t kMaxCommBytes = 256;
 constexpr size_t kMaxCgroupBytes = 64 * 1024;
-
-// Closes a descriptor on scope exit; /proc scans must not leak descriptors
-// on their many early-return paths.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-class ScopedDir {
- public:
-  explicit ScopedDir(DIR* dir) : dir_(dir) {}
-  ~ScopedDir() {
-    if (dir_ != nullptr) closedir(dir_);
-  }
-  ScopedDir(const ScopedDir&) = delete;
-  ScopedDir& operator=(const ScopedDir&) = delete;
-  DIR* get() const { return dir_; }
-
- private:
-  DIR* dir_;
-};
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 

@@ -14,9 +14,8 @@
 #   FUZZ_JOBS       targets run at once (default: number of CPUs)
 #   FUZZ_BUILD_DIR  build directory (default build-fuzz, in the repo root)
 #   FUZZ_ARGS       extra libFuzzer flags for every target
-#   FUZZ_LENIENT=1  skip the checks of two past findings (see the harnesses:
-#                   fuzz_config.cpp, fuzz_decoder.cpp; both fixed), e.g. to
-#                   look for other ones if one ever regresses
+#   FUZZ_LENIENT=1  skip fuzz_decoder.cpp's checks of a past (fixed) finding,
+#                   to look for other ones should it ever regress
 #   FUZZ_MERGE=1    after a clean run, merge the new inputs that add coverage
 #                   into tests/fuzz/corpus/<target> (modifies the repo)
 #   FUZZ_NO_BUILD=1 use the binaries already in FUZZ_BUILD_DIR
