@@ -245,6 +245,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
         mirror_->SetPortRange(inode,
                               static_cast<uint16_t>(ns.settings.port_range_lo),
                               static_cast<uint16_t>(ns.settings.port_range_hi));
+        mirror_->SetMaxTimewait(inode, ns.settings.max_tw_buckets);
         mirror_->SetFinTimeout(
             inode,
             static_cast<uint64_t>(ns.settings.fin_timeout_s) * kNsPerSec);

@@ -227,7 +227,7 @@ void Mirror::ApplyStateChange(const Event& e) {
     if (to == TcpState::kTimeWait) {
       // Never emitted by Linux (counted invalid above); age it like an
       // inferred one rather than keep it forever.
-      entry->flags |= kEntryTimewaitSock;
+      MarkTimewait(entry, /*fin_wait2_substate=*/false);
       expiries_.push({entry->entered_ns + kTimeWaitNs, entry->id});
     }
   }
@@ -287,19 +287,26 @@ uint64_t Mirror::TimeWaitLifetime(const SocketEntry& entry) const {
 }
 
 void Mirror::EnterTimeWait(SocketEntry* entry, const Event& e) {
-  entry->flags |= kEntryTimewaitSock;
+  // At net.ipv4.tcp_max_tw_buckets the kernel makes no timewait socket: the
+  // hand-off looks the same, but the connection is simply gone.
+  auto limit = max_timewait_.find(entry->netns);
+  if (limit != max_timewait_.end() &&
+      timewait_socks_[entry->netns] >= limit->second) {
+    Remove(entry, e.ts_ns, /*observe=*/true);
+    return;
+  }
   // CLOSING -> CLOSE means both FINs were exchanged, as does FIN_WAIT2 ->
   // CLOSE after the peer's FIN: TIME_WAIT substate. FIN_WAIT2 -> CLOSE
   // without it is an orphan that the kernel keeps as a timewait socket in
   // the FIN_WAIT2 substate for at most tcp_fin_timeout from now.
   if (e.oldstate == TcpState::kFinWait2 && !e.peer_fin) {
-    entry->flags |= kEntryFinWait2Substate;
     // Still FIN_WAIT2 for ss and for us; its clock restarts at the
     // hand-off, which is when the kernel's timer starts.
     entry->entered_ns = e.ts_ns;
-    orphans_[KeyOf(*entry)] = entry->id;
+    MarkTimewait(entry, /*fin_wait2_substate=*/true);
   } else {
     SetState(entry, TcpState::kTimeWait, e.ts_ns);
+    MarkTimewait(entry, /*fin_wait2_substate=*/false);
   }
   expiries_.push({entry->entered_ns + TimeWaitLifetime(*entry), entry->id});
 }
@@ -405,7 +412,7 @@ void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
     auto it = listeners_.find({entry->netns, entry->sport});
     if (it != listeners_.end() && it->second == entry->id) listeners_.erase(it);
   }
-  Unindex(*entry);
+  UnmarkTimewait(entry);
   ReleaseOwner(entry->owner);
   table_.Erase(entry);
 }
@@ -534,8 +541,33 @@ void Mirror::DropNamespace(uint32_t netns) {
   PurgeNamespace(netns);
   counts_.erase(netns);
   port_ranges_.erase(netns);
+  max_timewait_.erase(netns);
+  timewait_socks_.erase(netns);
   netns_cookies_.erase(netns);
   fin_timeouts_.erase(netns);
+}
+
+void Mirror::SetMaxTimewait(uint32_t netns, uint64_t max_tw_buckets) {
+  max_timewait_[netns] = max_tw_buckets;
+}
+
+void Mirror::MarkTimewait(SocketEntry* entry, bool fin_wait2_substate) {
+  if ((entry->flags & kEntryTimewaitSock) == 0) timewait_socks_[entry->netns]++;
+  entry->flags |= kEntryTimewaitSock;
+  if (fin_wait2_substate) {
+    entry->flags |= kEntryFinWait2Substate;
+    orphans_[KeyOf(*entry)] = entry->id;
+  }
+}
+
+void Mirror::UnmarkTimewait(SocketEntry* entry) {
+  if (entry->flags & kEntryTimewaitSock) {
+    auto it = timewait_socks_.find(entry->netns);
+    if (it != timewait_socks_.end() && it->second > 0) it->second--;
+  }
+  Unindex(*entry);
+  entry->flags &=
+      static_cast<uint8_t>(~(kEntryTimewaitSock | kEntryFinWait2Substate));
 }
 
 void Mirror::SetPortRange(uint32_t netns, uint16_t lo, uint16_t hi) {
@@ -556,10 +588,9 @@ void Mirror::SetRequestSockets(uint32_t netns, uint64_t count) {
 std::unordered_map<uint32_t, uint64_t> Mirror::TimewaitSockets() const {
   std::unordered_map<uint32_t, uint64_t> out;
   for (const auto& [netns, counts] : counts_) {
-    out[netns] = static_cast<uint64_t>(
-        std::max<int64_t>(0, counts[StateIndex(TcpState::kTimeWait)]));
+    auto it = timewait_socks_.find(netns);
+    out[netns] = it != timewait_socks_.end() ? it->second : 0;
   }
-  for (const auto& [key, id] : orphans_) out[key.netns]++;
   return out;
 }
 
@@ -621,11 +652,7 @@ SocketEntry* Mirror::Seed(
     listeners_[{netns, d.sport}] = entry->id;
   }
   if (d.timewait) {
-    entry->flags |= kEntryTimewaitSock;
-    if (d.state == TcpState::kFinWait2) {
-      entry->flags |= kEntryFinWait2Substate;
-      orphans_[KeyOf(*entry)] = entry->id;
-    }
+    MarkTimewait(entry, d.state == TcpState::kFinWait2);
     expiries_.push({entry->entered_ns + TimeWaitLifetime(*entry), entry->id});
   }
   return entry;
@@ -633,7 +660,7 @@ SocketEntry* Mirror::Seed(
 
 void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
                           uint64_t now_ns, uint32_t fin_timeout_s) {
-  Unindex(*entry);
+  UnmarkTimewait(entry);
   if (entry->state == TcpState::kListen) {
     auto it = listeners_.find({entry->netns, entry->sport});
     if (it != listeners_.end() && it->second == entry->id) listeners_.erase(it);
@@ -645,8 +672,6 @@ void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
   Account(*entry, entry->state, -1);
   Account(*entry, d.state, +1);
   entry->state = d.state;
-  entry->flags &=
-      static_cast<uint8_t>(~(kEntryTimewaitSock | kEntryFinWait2Substate));
   entry->flags |= kEntryAgeUnknown;
   entry->entered_ns = now_ns;
   if (d.timewait) {
@@ -654,11 +679,7 @@ void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
     uint64_t left = static_cast<uint64_t>(d.expires_ms) * 1000000ULL;
     entry->entered_ns =
         now_ns - std::min(now_ns, life > left ? life - left : 0);
-    entry->flags |= kEntryTimewaitSock;
-    if (d.state == TcpState::kFinWait2) {
-      entry->flags |= kEntryFinWait2Substate;
-      orphans_[KeyOf(*entry)] = entry->id;
-    }
+    MarkTimewait(entry, d.state == TcpState::kFinWait2);
     expiries_.push({entry->entered_ns + TimeWaitLifetime(*entry), entry->id});
   }
 }

@@ -205,6 +205,10 @@ class Mirror {
   // ephemeral port (and counts towards its destination) only if its local
   // port is in it.
   void SetPortRange(uint32_t netns, uint16_t lo, uint16_t hi);
+  // net.ipv4.tcp_max_tw_buckets of a namespace: once that many timewait
+  // sockets exist the kernel makes no more (TCPTimeWaitOverflow), and a
+  // hand-off is then the end of the connection.
+  void SetMaxTimewait(uint32_t netns, uint64_t max_tw_buckets);
   // Half-open request sockets of a namespace, from a (partial) dump.
   void SetRequestSockets(uint32_t netns, uint64_t count);
   // Timewait sockets (both substates) per namespace: what counts against
@@ -306,6 +310,12 @@ class Mirror {
       expiries_;
   std::unordered_map<uint32_t, uint64_t> fin_timeouts_;
   std::unordered_map<uint32_t, std::pair<uint16_t, uint16_t>> port_ranges_;
+  std::unordered_map<uint32_t, uint64_t> max_timewait_;
+  std::unordered_map<uint32_t, uint64_t> timewait_socks_;  // per netns
+  // Sets kEntryTimewaitSock (and the FIN_WAIT2-substate flag) and keeps the
+  // per-namespace timewait count.
+  void MarkTimewait(SocketEntry* entry, bool fin_wait2_substate);
+  void UnmarkTimewait(SocketEntry* entry);
   bool InEphemeralRange(uint32_t netns, uint16_t port) const;
   std::unordered_map<uint32_t, uint64_t> netns_cookies_;  // inode -> cookie
   uint64_t netns_purges_ = 0;

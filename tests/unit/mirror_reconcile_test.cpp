@@ -1336,3 +1336,36 @@ TEST(MirrorTimewaitTest, CountsBothSubstatesPerNamespace) {
 }
 
 }  // namespace
+
+namespace {
+
+// At net.ipv4.tcp_max_tw_buckets the kernel makes no timewait socket (it
+// counts TCPTimeWaitOverflow instead): hand-offs beyond the limit are gone.
+TEST(MirrorTimewaitLimit, HandOffsBeyondTcpMaxTwBucketsAreNotTimewait) {
+  Mirror m(kBigTable);
+  m.SetMaxTimewait(kNetns, 2);
+  uint64_t first_closed = 0;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    Sock s(id, static_cast<uint16_t>(40000 + id), 80);
+    uint64_t closed = Walk(m, s,
+                           {S::kClose, S::kSynSent, S::kEstablished,
+                            S::kFinWait1, S::kClosing, S::kClose},
+                           kT0 + id);
+    if (id == 1) first_closed = closed;
+  }
+  ExpectCounts(m, kNetns, {{S::kTimeWait, 2}});
+  EXPECT_EQ(TimewaitIn(m, kNetns), 2u);
+  EXPECT_EQ(m.Find(3), nullptr);
+  // One expires: room for the next hand-off.
+  m.Expire(first_closed + tcpstated::kTimeWaitNs);
+  EXPECT_EQ(TimewaitIn(m, kNetns), 1u);
+  Sock next(4, 40004, 80);
+  Walk(m, next,
+       {S::kClose, S::kSynSent, S::kEstablished, S::kFinWait1, S::kClosing,
+        S::kClose},
+       first_closed + tcpstated::kTimeWaitNs + 10);
+  EXPECT_NE(m.Find(4), nullptr);
+  EXPECT_EQ(TimewaitIn(m, kNetns), 2u);
+}
+
+}  // namespace
