@@ -6,6 +6,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "tcpstated/debug_sockets.h"
 #include "tcpstated/metrics.h"
 #include "tcpstated/privileges.h"
 #include "tcpstated/version.h"
@@ -73,6 +74,16 @@ Daemon::Daemon(const Config& config)
   HttpServer::Handlers handlers;
   handlers.metrics = [this] { return RenderMetrics(); };
   handlers.health = [this](std::string* detail) { return Healthy(detail); };
+  handlers.debug_sockets = [this](const std::string& query, int* status) {
+    DebugQuery q;
+    std::string error;
+    if (!ParseDebugQuery(query, &q, &error)) {
+      *status = 400;
+      return error + "\n";
+    }
+    std::lock_guard<std::mutex> lock(mirror_mutex_);
+    return DebugSockets(mirror_, q, MonotonicNowNs());
+  };
   WebConfig web;
   if (!config.web.config_file.empty()) {
     web = LoadWebConfig(config.web.config_file);

@@ -712,6 +712,17 @@ HttpServer::Response HttpServer::Route(const HttpRequest& request) {
       response.body = detail + "\n";
       return response;
     }
+    if (request.path == "/debug/sockets" && handlers_.debug_sockets) {
+      size_t q = request.target.find('?');
+      std::string query =
+          q == std::string::npos ? std::string() : request.target.substr(q + 1);
+      int status = 200;
+      response.body = handlers_.debug_sockets(query, &status);
+      response.status = status;
+      response.content_type =
+          status == 200 ? "application/json" : "text/plain; charset=utf-8";
+      return response;
+    }
     if (request.path == "/") {
       const std::string path = HtmlEscape(telemetry_path_);
       response.content_type = "text/html; charset=utf-8";
@@ -721,6 +732,8 @@ HttpServer::Response HttpServer::Route(const HttpRequest& request) {
           "\n<ul>\n<li><a href=\"" +
           path + "\">Metrics</a> (" + path +
           ")</li>\n<li><a href=\"/healthz\">Health</a> (/healthz)</li>\n"
+          "<li><a href=\"/debug/sockets?state=close_wait&amp;limit=100\">"
+          "Oldest CLOSE_WAIT sockets</a> (/debug/sockets)</li>\n"
           "</ul>\n</body></html>\n";
       return response;
     }

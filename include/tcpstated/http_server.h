@@ -48,6 +48,10 @@ class HttpServer {
     std::function<std::string()> metrics;
     // true if healthy; `detail` says why not (or a short status).
     std::function<bool(std::string* detail)> health;
+    // /debug/sockets: JSON for the query string (after '?'); sets *status
+    // (200, or 400 with a one-line error body). Optional.
+    std::function<std::string(const std::string& query, int* status)>
+        debug_sockets;
   };
 
   // Starts listening. `listen_address` is "[host]:port" (see

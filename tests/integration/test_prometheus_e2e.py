@@ -162,6 +162,17 @@ class PrometheusEndToEnd(unittest.TestCase):
                     % ns.inode))["result"][0]["value"][1]) == LEAKED)
             self.assertTrue(leaked)
 
+            # The incident-response listing names the same sockets.
+            listing = json.loads(daemon.get(
+                "/debug/sockets?state=close_wait&limit=5&netns=%d" % ns.inode))
+            self.assertEqual(listing["matched"], LEAKED)
+            self.assertEqual(len(listing["sockets"]), 5)
+            self.assertTrue(listing["truncated"])
+            for s in listing["sockets"]:
+                self.assertEqual(s["state"], "close_wait")
+                self.assertEqual(s["role"], "server")
+                self.assertTrue(s["local"].endswith(":7100"), s)
+
             failures = []
             for title, expr in dashboard_queries():
                 try:
