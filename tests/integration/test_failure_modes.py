@@ -20,15 +20,17 @@ failure), as several workload.py processes doing connect / accept / close
 cycles, bounded in count (MAX_STORM_CONNECTIONS in all) and in time. Every
 wait polls with a deadline. TCPSTATED_ATTACH selects the attach mode.
 
-Transition counters are host-wide: another test running on the machine at
-the same time adds its own transitions. The exact checks on them are
-asserted; if one fails while another tcpstated process is running on the
-host, that check is skipped with the figures instead (a lower bound is
-still asserted).
+Transition counters are host-wide: another test or load generator running
+on the machine at the same time adds its own transitions. The exact checks
+on them are asserted; if one fails while such a process was seen during
+the measurement (ForeignMonitor), that check is skipped with the figures
+and the processes instead (a lower bound is still asserted). Run it on a
+quiet machine (CI) for the exact checks to count.
 """
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -408,13 +410,22 @@ class Overload(Base):
             b = poll(balance,
                      lambda b: b["transitions"] == b["events"] + b["lost"],
                      timeout=15)
+            foreign = monitor.stop()
             after = b["m"]
             summary = {k: b[k] for k in ("transitions", "events", "lost")}
             ctx = "\nstorm: %r\nbalance: %r%s" % (result, summary, log_tail(d))
             print("\noverload (%s): %d connections in %.1f s, %r" %
                   (d.attach, result["connects"], result["seconds"], summary))
-            with self.subTest("(a) events lost, counted exactly"):
+            with self.subTest("(a) events lost"):
                 self.assertGreater(b["lost"], 0, "no event lost" + ctx)
+            with self.subTest("(a) transitions == events + lost"):
+                if b["transitions"] != b["events"] + b["lost"] and foreign:
+                    # Under someone else's continuous storm the ring never
+                    # drains between the two counter reads of a scrape.
+                    self.skipTest(
+                        "never balanced in 15 s (%r) while other tests or "
+                        "load generators ran (%s)" %
+                        (summary, "; ".join(foreign)))
                 self.assertEqual(b["transitions"], b["events"] + b["lost"],
                                  "transitions != events + lost" + ctx)
 
@@ -424,7 +435,6 @@ class Overload(Base):
             # SYN_SENT, and so is every scrape since the baseline.
             t1 = after.transitions()
             delta = {k: t1.get(k, 0) - t0.get(k, 0) for k in t1}
-            foreign = monitor.stop()
             self.exact_or_skip(
                 "(b) established->close == 2 x RST closes",
                 delta.get(("established", "close"), 0), 2 * result["rst"],
@@ -459,6 +469,12 @@ class Overload(Base):
             ctx = ("\nview after %.1f s (last dump took %.2f s): %r\n"
                    "storm: %r%s" % (time.monotonic() - t_view, dump, v,
                                     result, log_tail(d)))
+            print("overload (%s): %d scrapes during the storm, slowest "
+                  "%.3f s; mirror == ss after %.1f s: %s; corrections +%d, "
+                  "resyncs +%d" %
+                  (d.attach, len(latencies), max(latencies or [0]),
+                   time.monotonic() - t_view, v["mirror"] == v["ss"],
+                   v["corrections"], v["resyncs"]))
             with self.subTest("(d) mirror == ss after reconcile"):
                 self.assertEqual(v["mirror"], v["ss"],
                                  "tcpstated_sockets != ss" + ctx)
@@ -513,6 +529,8 @@ class KillRestart(Base):
                 v = poll(view, good, timeout=10)
                 took = time.monotonic() - t0
                 result = storm.join()
+                print("\nrestart (%s): leak reported again %.1f s after the "
+                      "new daemon answered" % (second.attach, took))
                 ctx = "\nview: %r\nstorm: %r%s" % (v, result,
                                                    log_tail(second))
                 self.assertEqual(v["ss"]["close_wait"], n, ctx)
@@ -528,6 +546,8 @@ class KillRestart(Base):
 
 class Sigterm(Base):
     def test_sigterm_during_storm(self):
+        if shutil.which("bpftool") is None:
+            self.skipTest("bpftool is not installed")
         with Netns("term") as ns, Storm(ns) as storm:
             d = Daemon().__enter__()
             try:
@@ -548,6 +568,8 @@ class Sigterm(Base):
             storm.join()
             ctx = "\n--- daemon log (tail) ---\n" + "\n".join(
                 log.splitlines()[-20:])
+            print("\nsigterm (%s): exit %s after %.2f s" %
+                  (d.attach, code, took))
             self.assertEqual(code, 0, "exit status" + ctx)
             self.assertLess(took, 2.0, "SIGTERM took %.2f s" % took + ctx)
 
