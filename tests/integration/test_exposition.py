@@ -75,6 +75,55 @@ class Exposition(unittest.TestCase):
 class BadInput(unittest.TestCase):
     """One clear line, the right exit status, nothing started."""
 
+    # (name, flags, config file text or None, exit status, words the line
+    # must contain). "{config}" in flags is the written config file,
+    # "{dir}" the test's temporary directory.
+    CASES = [
+        ("unknown flag", ["--no-such-flag"], None, 2, ["--no-such-flag"]),
+        ("malformed flag value", ["--log.level=loud"], None, 2,
+         ["--log.level", "loud"]),
+        ("flag without its value", ["--web.listen-address"], None, 2,
+         ["--web.listen-address"]),
+        ("positional argument", ["surprise"], None, 2, ["surprise"]),
+        ("unparseable listen address", ["--web.listen-address=nowhere"],
+         None, 2, ["--web.listen-address", "nowhere"]),
+        ("bad listen port", ["--web.listen-address=:99999"], None, 2,
+         ["--web.listen-address", "99999"]),
+        ("missing config file", ["--config.file", "{dir}/absent.yaml"], None,
+         2, ["absent.yaml"]),
+        ("config file is a directory", ["--config.file", "{dir}"], None, 2,
+         ["config"]),
+        ("not YAML", ["--config.file", "{config}"], "bpf: [1, 2\n", 2,
+         ["YAML"]),
+        ("not a mapping", ["--config.file", "{config}"], "- just\n- a list\n",
+         2, ["config"]),
+        ("stuck YAML parser", ["--config.file", "{config}"], ",", 2,
+         ["config"]),
+        ("unknown key", ["--config.file", "{config}"], "bpf:\n  foo: 1\n", 2,
+         ["bpf.foo"]),
+        ("wrong type", ["--config.file", "{config}"],
+         "tracking:\n  max_tracked_sockets: lots\n", 2,
+         ["tracking.max_tracked_sockets"]),
+        ("negative duration", ["--config.file", "{config}"],
+         "tracking:\n  reconcile_interval: -5s\n", 2,
+         ["tracking.reconcile_interval"]),
+        ("zero duration", ["--config.file", "{config}"],
+         "detectors:\n  close_wait_leak_after: 0s\n", 2,
+         ["detectors.close_wait_leak_after"]),
+        ("ratio above 1", ["--config.file", "{config}"],
+         "detectors:\n  port_exhaustion_ratio: 1.5\n", 2,
+         ["detectors.port_exhaustion_ratio"]),
+        ("ratio of 0", ["--config.file", "{config}"],
+         "detectors:\n  syn_flood_half_open_ratio: 0\n", 2,
+         ["detectors.syn_flood_half_open_ratio"]),
+        ("ring buffer not a power of two", ["--config.file", "{config}"],
+         "bpf:\n  ring_buffer_bytes: 5000\n", 2, ["bpf.ring_buffer_bytes"]),
+        ("ring buffer too small", ["--config.file", "{config}"],
+         "bpf:\n  ring_buffer_bytes: 2048\n", 2, ["bpf.ring_buffer_bytes"]),
+        ("unknown attach mode", ["--config.file", "{config}"],
+         "bpf:\n  attach: kprobe\n", 2, ["bpf.attach"]),
+    ]
+
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="tcpstated-test-")
 
@@ -87,42 +136,28 @@ class BadInput(unittest.TestCase):
             f.write(text)
         return path
 
-    def assert_fails(self, args, status, *needles):
-        r = tcpstated(*args)
+    def assert_fails(self, args, status, *needles, wrapper=()):
+        # Unless the case is about the listen address, listen on a free
+        # loopback port: a daemon wrongly started must not clash or be seen.
+        if not any(a.startswith("--web.listen-address") for a in args):
+            args = list(args) + [
+                "--web.listen-address=127.0.0.1:%d" % free_port()]
+        r = subprocess.run([*wrapper, os.environ["TCPSTATED_BIN"], *args],
+                           capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, status, r.stderr)
         lines = r.stderr.strip().splitlines()
         self.assertEqual(len(lines), 1, r.stderr)
         for needle in needles:
             self.assertIn(needle, lines[0])
 
-    def test_unknown_flag(self):
-        self.assert_fails(["--no-such-flag"], 2, "--no-such-flag")
-
-    def test_unknown_config_key(self):
-        self.assert_fails(["--config.file", self.config("bpf:\n  foo: 1\n")],
-                          2, "bpf.foo")
-
-    def test_wrong_type(self):
-        self.assert_fails(
-            ["--config.file",
-             self.config("tracking:\n  max_tracked_sockets: lots\n")],
-            2, "tracking.max_tracked_sockets")
-
-    def test_negative_duration(self):
-        self.assert_fails(
-            ["--config.file",
-             self.config("tracking:\n  reconcile_interval: -5s\n")],
-            2, "tracking.reconcile_interval")
-
-    def test_ring_buffer_not_power_of_two(self):
-        self.assert_fails(
-            ["--config.file",
-             self.config("bpf:\n  ring_buffer_bytes: 5000\n")],
-            2, "bpf.ring_buffer_bytes")
-
-    def test_missing_config_file(self):
-        path = os.path.join(self.dir, "absent.yaml")
-        self.assert_fails(["--config.file", path], 2, path)
+    def test_table(self):
+        self.assertGreaterEqual(len(self.CASES), 15)
+        for name, flags, text, status, needles in self.CASES:
+            with self.subTest(name):
+                path = self.config(text) if text is not None else ""
+                args = [a.replace("{config}", path).replace("{dir}", self.dir)
+                        for a in flags]
+                self.assert_fails(args, status, *needles)
 
     @unittest.skipIf(os.geteuid() != 0, "needs root")
     def test_port_in_use(self):
@@ -145,6 +180,27 @@ class BadInput(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("CAP_BPF", r.stderr)
         self.assertIn("CAP_PERFMON", r.stderr)
+
+    def hide(self, *paths):
+        """Runs the daemon in a private mount namespace where `paths` are
+        covered by empty directories: the machine's own mounts are untouched.
+        """
+        if os.geteuid() != 0 or not shutil.which("unshare"):
+            self.skipTest("needs root and unshare")
+        script = "".join("mount -t tmpfs none %s && " % p for p in paths)
+        return ("unshare", "-m", "--propagation", "private", "sh", "-c",
+                script + 'exec "$0" "$@"')
+
+    def test_no_btf(self):
+        wrapper = self.hide("/sys/kernel/btf")
+        self.assert_fails([], 1, "BTF", "CONFIG_DEBUG_INFO_BTF",
+                          wrapper=wrapper)
+
+    def test_no_tracefs_for_classic_tracepoints(self):
+        wrapper = self.hide("/sys/kernel/tracing", "/sys/kernel/debug")
+        self.assert_fails(["--config.file", self.config(
+            "bpf:\n  attach: tracepoint\n")], 1, "tracefs",
+            "mount -t tracefs", wrapper=wrapper)
 
     def test_version_and_help(self):
         r = tcpstated("--version")
