@@ -87,6 +87,23 @@ static __always_inline void count_transition(int oldstate, int newstate)
 	count(&transitions, (__u32)oldstate * TCPSTATED_STATE_SLOTS + (__u32)newstate);
 }
 
+/* Bytes of unread events at which a submit wakes the consumer; below it the
+ * consumer finds them at its next periodic poll (a bounded delay), so a storm
+ * costs one wake-up per batch rather than one per event. 0: wake every time.
+ * Set by userspace before load. */
+const volatile __u64 wakeup_bytes = 0;
+
+static __always_inline void submit(struct tcpstated_event *e)
+{
+	__u64 flags = 0;
+
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
+				? BPF_RB_FORCE_WAKEUP
+				: BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
 /* Reserves an event, counting it (and its loss) per source. */
 static __always_inline struct tcpstated_event *reserve(__u8 source)
 {
@@ -199,7 +216,7 @@ int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int
 	fill_addresses(e, sk);
 	e->sport = local_port(sk);
 	fill_state(e, sk, oldstate, newstate);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -218,7 +235,7 @@ static __always_inline int btf_sock_event(const struct sock *sk, __u8 source)
 	e->oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
 	fill_addresses(e, sk);
 	e->sport = local_port(sk);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -254,7 +271,7 @@ static __always_inline int synack_event(const struct sock *listener, const struc
 	/* The request socket carries the connection's 4-tuple. */
 	fill_addresses(e, (const struct sock *)req);
 	e->sport = BPF_CORE_READ(req, __req_common.skc_num);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -332,7 +349,7 @@ int tp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	e->sport = ctx->sport;
 	e->dport = ctx->dport;
 	fill_state(e, sk, oldstate, newstate);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 
@@ -357,7 +374,7 @@ static __always_inline int tp_sock_event(const struct sock *sk, __u8 source)
 	e->oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
 	fill_addresses(e, sk);
 	e->sport = local_port(sk);
-	bpf_ringbuf_submit(e, 0);
+	submit(e);
 	return 0;
 }
 

@@ -136,6 +136,9 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
   for (auto* p : btf_progs) bpf_program__set_autoload(p, btf);
   for (auto* p : tp_progs) bpf_program__set_autoload(p, !btf);
 
+  // Wake the consumer when an eighth of the ring is waiting; otherwise it
+  // picks events up at its next poll (RingConsumer's poll interval).
+  skel_->rodata->wakeup_bytes = options_.ring_buffer_bytes / 8;
   int err = bpf_map__set_max_entries(
       skel_->maps.events, static_cast<uint32_t>(options_.ring_buffer_bytes));
   if (err == 0) {

@@ -18,7 +18,8 @@ namespace {
 // Records applied before the consumer lets go of the mirror's lock once, so
 // a scrape never waits behind a whole storm's worth of events.
 constexpr uint64_t kRecordsPerLockHold = 4096;
-constexpr int kPollTimeoutMs = 100;
+// Also the longest an event waits in the ring when no wake-up came.
+constexpr int kPollTimeoutMs = 50;
 
 }  // namespace
 
@@ -84,7 +85,9 @@ void RingConsumer::Run() {
       }
       continue;
     }
-    if (n == 0) continue;
+    // Consume on timeouts too: the BPF side only wakes us once a batch is
+    // waiting, so smaller amounts are picked up here, at most one poll
+    // interval late.
     std::lock_guard<std::mutex> lock(*mutex_);
     batch_records_ = 0;
     int consumed = ring_buffer__consume(ring_);
