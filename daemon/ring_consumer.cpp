@@ -15,9 +15,11 @@
 namespace tcpstated {
 namespace {
 
-// Records applied before the consumer lets go of the mirror's lock once, so
-// a scrape never waits behind a whole storm's worth of events.
-constexpr uint64_t kRecordsPerLockHold = 4096;
+// Decoded events held while the mirror is busy (a reconcile or a scrape
+// holds its lock): the ring keeps being drained meanwhile, so a long
+// reconcile does not overflow it. About 30 MB at the bound; beyond it the
+// consumer waits for the lock as before.
+constexpr size_t kMaxPendingEvents = 262144;
 // Also the longest an event waits in the ring when no wake-up came.
 constexpr int kPollTimeoutMs = 50;
 
@@ -64,12 +66,19 @@ int RingConsumer::HandleRecord(void* ctx, void* data, size_t size) {
                  DecodeErrorName(err));
     return 0;
   }
-  self->mirror_->Apply(event);
-  if (++self->batch_records_ % kRecordsPerLockHold == 0) {
-    self->mutex_->unlock();
-    self->mutex_->lock();
+  if (self->pending_.size() >= kMaxPendingEvents) {
+    std::lock_guard<std::mutex> lock(*self->mutex_);
+    self->ApplyPendingLocked();
   }
+  self->pending_.push_back(event);
   return 0;
+}
+
+void RingConsumer::ApplyPendingLocked() {
+  for (const Event& e : pending_) mirror_->Apply(e);
+  pending_.clear();
+  // A storm's buffer is given back once it is no longer needed.
+  if (pending_.capacity() > 4 * 4096) pending_.shrink_to_fit();
 }
 
 void RingConsumer::Run() {
@@ -87,13 +96,16 @@ void RingConsumer::Run() {
     }
     // Consume on timeouts too: the BPF side only wakes us once a batch is
     // waiting, so smaller amounts are picked up here, at most one poll
-    // interval late.
-    std::lock_guard<std::mutex> lock(*mutex_);
-    batch_records_ = 0;
+    // interval late. Draining needs no lock; applying does, and waits for
+    // the next turn if the mirror is busy.
     int consumed = ring_buffer__consume(ring_);
     if (consumed < 0) {
       poll_errors_++;
       spdlog::warn("ring buffer consume failed: {}", std::strerror(-consumed));
+    }
+    if (!pending_.empty()) {
+      std::unique_lock<std::mutex> lock(*mutex_, std::try_to_lock);
+      if (lock.owns_lock()) ApplyPendingLocked();
     }
   }
 }

@@ -10,6 +10,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "tcpstated/mirror.h"
 
@@ -19,8 +20,9 @@ namespace tcpstated {
 
 class RingConsumer {
  public:
-  // `mirror` is guarded by `mirror_mutex`, which the consumer holds while it
-  // drains the ring (letting go briefly every few thousand records).
+  // `mirror` is guarded by `mirror_mutex`. The consumer drains the ring
+  // without it and applies what it drained under it, buffering (bounded)
+  // while another thread holds it.
   RingConsumer(int ring_fd, Mirror* mirror, std::mutex* mirror_mutex);
   ~RingConsumer();
   RingConsumer(const RingConsumer&) = delete;
@@ -48,7 +50,10 @@ class RingConsumer {
   std::atomic<uint64_t> heartbeat_ns_{0};
   std::atomic<uint64_t> decode_errors_{0};
   std::atomic<uint64_t> poll_errors_{0};
-  uint64_t batch_records_ = 0;  // consumer thread only
+  // Decoded events not yet applied (the mirror was busy); consumer thread
+  // only, in ring order.
+  std::vector<Event> pending_;
+  void ApplyPendingLocked();
 };
 
 uint64_t MonotonicNowNs();
