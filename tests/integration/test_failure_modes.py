@@ -46,6 +46,9 @@ STORM_WORKERS = 4
 MAX_STORM_CONNECTIONS = 20000     # all workers together, per storm
 STORM_SECONDS = 5.0               # each worker stops after this
 SCRAPE_LIMIT = 2.0                # /metrics must answer within this
+# Transitions of one scrape's own connection (both ends, handshake and
+# close) that can straddle the counter reads of that scrape.
+SCRAPE_TRANSITIONS = 10
 OUR_PROGRAMS = ("btf_set_state", "tp_set_state")
 
 CLOSE_WAIT_FAMILIES = ("tcpstated_close_wait_sockets",
@@ -407,9 +410,15 @@ class Overload(Base):
                 dl = m.get("tcpstated_events_lost_total", **src) - l0
                 return {"m": m, "transitions": dt, "events": de, "lost": dl}
 
-            b = poll(balance,
-                     lambda b: b["transitions"] == b["events"] + b["lost"],
-                     timeout=15)
+            # The scrape that reads the counters is itself a connection: its
+            # own handshake is counted in the kernel before the consumer (which
+            # polls every 50 ms when not woken) has applied or lost its events.
+            # Those few are the only slack.
+            def balanced(b):
+                return (abs(b["transitions"] - b["events"] - b["lost"]) <=
+                        SCRAPE_TRANSITIONS)
+
+            b = poll(balance, balanced, timeout=15)
             foreign = monitor.stop()
             after = b["m"]
             summary = {k: b[k] for k in ("transitions", "events", "lost")}
@@ -419,15 +428,18 @@ class Overload(Base):
             with self.subTest("(a) events lost"):
                 self.assertGreater(b["lost"], 0, "no event lost" + ctx)
             with self.subTest("(a) transitions == events + lost"):
-                if b["transitions"] != b["events"] + b["lost"] and foreign:
+                if not balanced(b) and foreign:
                     # Under someone else's continuous storm the ring never
                     # drains between the two counter reads of a scrape.
                     self.skipTest(
                         "never balanced in 15 s (%r) while other tests or "
                         "load generators ran (%s)" %
                         (summary, "; ".join(foreign)))
-                self.assertEqual(b["transitions"], b["events"] + b["lost"],
-                                 "transitions != events + lost" + ctx)
+                self.assertLessEqual(
+                    abs(b["transitions"] - b["events"] - b["lost"]),
+                    SCRAPE_TRANSITIONS,
+                    "transitions != events + lost (beyond the scrape's own "
+                    "connection)" + ctx)
 
             # (b) transitions are exact. RST closes are the storm's only
             # ESTABLISHED -> CLOSE (two per connection: the client's abort
