@@ -277,22 +277,10 @@ def bpf_prog_stats(pid):
 
 # ---- Prometheus text ------------------------------------------------------
 
-METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)')
-LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """{(name, frozenset(labels.items())): value}"""
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = METRIC_RE.match(line)
-        if not m:
-            continue
-        labels = frozenset(LABEL_RE.findall(m.group(3) or ""))
-        samples[(m.group(1), labels)] = float(m.group(4))
-    return samples
+# One Prometheus text parser for every test tier: the integration harness's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "integration"))
+from harness import parse_metrics  # noqa: E402
 
 
 def metric_sum(samples, name):
