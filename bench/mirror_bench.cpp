@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -258,8 +259,8 @@ double TimeWaitPerConnection(Scenario s) {
 // connections, kInFlight of them interleaved at any time.
 struct Stream {
   std::vector<tcpstated_event> records;
-  uint64_t ids_used = 0;   // cookies per pass (the rewrite offset)
-  uint64_t duration = 0;   // stream clock per pass, ns
+  uint64_t ids_used = 0;  // cookies per pass (the rewrite offset)
+  uint64_t duration = 0;  // stream clock per pass, ns
   size_t connections = 0;
 };
 
@@ -306,7 +307,8 @@ Stream Generate(Scenario scenario, uint64_t ns_per_connection) {
   size_t active = flight.size();
   bool starting = true;
   size_t per_connection = flight[0].events.size();
-  uint64_t ns_per_event = std::max<uint64_t>(1, ns_per_connection / per_connection);
+  uint64_t ns_per_event =
+      std::max<uint64_t>(1, ns_per_connection / per_connection);
   uint64_t clock = 0;
   while (active > 0) {
     size_t pick = rng() % flight.size();
@@ -317,8 +319,8 @@ Stream Generate(Scenario scenario, uint64_t ns_per_connection) {
     r.ts_ns = clock;
     stream.records.push_back(r);
     if (c.next == c.events.size()) {
-      if (starting && stream.records.size() + 2 * kInFlight * 12 <
-                          kStreamRecords) {
+      if (starting &&
+          stream.records.size() + 2 * kInFlight * 12 < kStreamRecords) {
         start(&c);
       } else {
         starting = false;
@@ -340,6 +342,7 @@ struct Setup {
   Stream stream;
   uint64_t pass = 0;  // passes applied so far (the rewrite offset)
   size_t cursor = 0;  // next record of the current pass
+  std::vector<tcpstated::Event> pending;  // the consumer's decoded batch
 };
 
 void Prefill(Mirror* m, size_t established, uint64_t ts) {
@@ -389,23 +392,26 @@ void NextPass(Setup* s) {
   s->cursor = 0;
 }
 
-// Applies records [cursor, cursor + n) as the ring consumer would.
+// Applies records [cursor, cursor + n) as the ring consumer does: each
+// record decoded into the pending buffer as libbpf hands it over, then the
+// buffer applied under the lock, then Expire as Daemon::Tick would.
 inline void ApplyBatch(Setup* s, std::mutex* mu, size_t n) {
   const tcpstated_event* records = s->stream.records.data();
   Mirror* m = s->mirror.get();
-  std::lock_guard<std::mutex> lock(*mu);
-  uint64_t last_ts = 0;
+  std::vector<tcpstated::Event>& pending = s->pending;
   for (size_t i = 0; i < n; ++i) {
-    tcpstated::Event e;
     const tcpstated_event* r = &records[s->cursor + i];
-    if (tcpstated::DecodeEvent(r, sizeof(*r), &e) ==
+    pending.emplace_back();
+    if (tcpstated::DecodeEvent(r, sizeof(*r), &pending.back()) !=
         tcpstated::DecodeError::kNone) {
-      m->Apply(e);
-      last_ts = e.ts_ns;
+      pending.pop_back();
     }
   }
   s->cursor += n;
-  m->Expire(last_ts);
+  std::lock_guard<std::mutex> lock(*mu);
+  m->ApplyBatch(pending.data(), pending.size());
+  if (!pending.empty()) m->Expire(pending.back().ts_ns);
+  pending.clear();
 }
 
 // Time the stream's clock starts at (the "monotonic" clock of the records).
@@ -527,8 +533,7 @@ void BM_MirrorDecodeOnly(benchmark::State& state) {
   for (auto _ : state) {
     for (size_t i = 0; i < kBatch; ++i) {
       tcpstated::Event e;
-      tcpstated::DecodeEvent(&records[cursor + i], sizeof(tcpstated_event),
-                             &e);
+      tcpstated::DecodeEvent(&records[cursor + i], sizeof(tcpstated_event), &e);
       benchmark::DoNotOptimize(e);
     }
     cursor = (cursor + kBatch) % records.size();
@@ -536,6 +541,79 @@ void BM_MirrorDecodeOnly(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBatch);
 }
 BENCHMARK(BM_MirrorDecodeOnly);
+
+// ---- Reconcile -------------------------------------------------------
+
+// The kernel's dump of a mirror at steady state, as sock_diag would give it:
+// every socket it tracks, same state, cookies as ids.
+std::vector<tcpstated::DiagSocket> DumpOf(const Mirror& m) {
+  std::vector<tcpstated::DiagSocket> dump;
+  dump.reserve(m.stats().tracked);
+  m.ForEach([&](const tcpstated::SocketEntry& s) {
+    tcpstated::DiagSocket d;
+    d.state = s.state;
+    d.timewait = (s.flags & tcpstated::kEntryTimewaitSock) != 0;
+    d.sport = s.sport;
+    d.dport = s.dport;
+    d.saddr = s.saddr;
+    d.daddr = s.daddr;
+    d.cookie = s.id;
+    d.expires_ms = d.timewait ? 30000 : 0;
+    dump.push_back(d);
+  });
+  return dump;
+}
+
+// A full reconcile of the loopback-storm mirror against a dump that agrees
+// with it (the steady state): items_per_second is dump sockets compared per
+// second. With slice=0 it runs in one piece, as the daemon did while holding
+// the mirror's lock throughout; otherwise in slices of that many units as
+// KernelView does it, and max_slice_ms is the longest the lock was held.
+void BM_MirrorReconcile(benchmark::State& state) {
+  Setup* s = Get(Scenario::kLoopback, static_cast<size_t>(state.range(0)));
+  const size_t slice = static_cast<size_t>(state.range(1));
+  Mirror& m = *s->mirror;
+  std::vector<tcpstated::DiagSocket> dump = DumpOf(m);
+  Mirror::NamespaceDump d;
+  d.netns = kNetns;
+  d.netns_cookie = kNetnsCookie;
+  d.sockets = &dump;
+  // The dump began after every event applied so far.
+  const uint64_t now = s->stream.records.back().ts_ns + 1;
+  double max_slice_ms = 0;
+  uint64_t corrections = 0, slices = 0;
+  for (auto _ : state) {
+    m.BeginReconcile();
+    Mirror::ReconcileStats stats;
+    if (slice == 0) {
+      stats = m.Reconcile({d}, now, now, /*seeding=*/false);
+      slices++;
+    } else {
+      m.StartReconcile({d}, now, now, /*seeding=*/false);
+      for (bool done = false; !done;) {
+        auto t0 = std::chrono::steady_clock::now();
+        done = m.ContinueReconcile(slice);
+        std::chrono::duration<double, std::milli> took =
+            std::chrono::steady_clock::now() - t0;
+        max_slice_ms = std::max(max_slice_ms, took.count());
+        slices++;
+      }
+      stats = m.FinishReconcile();
+    }
+    corrections += stats.added + stats.changed + stats.removed;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) *
+                          static_cast<int64_t>(dump.size()));
+  state.counters["slices"] =
+      static_cast<double>(slices) / static_cast<double>(state.iterations());
+  if (slice != 0) state.counters["max_slice_ms"] = max_slice_ms;
+  state.counters["corrections"] = static_cast<double>(corrections);
+}
+BENCHMARK(BM_MirrorReconcile)
+    ->Args({10000, 0})
+    ->Args({1000000, 0})
+    ->Args({1000000, 65536})
+    ->Unit(benchmark::kMillisecond);
 
 // ---- Scrape ----------------------------------------------------------
 
@@ -570,8 +648,10 @@ void BM_MirrorScrape(benchmark::State& state) {
   state.counters["tracked"] = static_cast<double>(m.stats().tracked);
   state.counters["bytes"] = static_cast<double>(bytes);
 }
-BENCHMARK(BM_MirrorScrape)->Arg(10000)->Arg(1000000)->Unit(
-    benchmark::kMicrosecond);
+BENCHMARK(BM_MirrorScrape)
+    ->Arg(10000)
+    ->Arg(1000000)
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

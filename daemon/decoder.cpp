@@ -52,13 +52,14 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   tcpstated_event raw;
   std::memcpy(&raw, data, sizeof(raw));
   if (raw.source >= TCPSTATED_SRC_COUNT) return DecodeError::kBadSource;
-  auto oldstate = StateFromNumber(raw.oldstate);
-  auto newstate = StateFromNumber(raw.newstate);
-  bool is_state_change = raw.source == TCPSTATED_SRC_STATE;
-  if (!oldstate || (is_state_change && !newstate)) {
-    return DecodeError::kBadState;
-  }
-  Event e;
+  // Kernel state numbers 1..kStateSlots-1; the new state only matters for
+  // state changes (the other sources leave it 0).
+  const bool is_state_change = raw.source == TCPSTATED_SRC_STATE;
+  const bool old_ok = raw.oldstate >= 1 && raw.oldstate < kStateSlots;
+  const bool new_ok = raw.newstate >= 1 && raw.newstate < kStateSlots;
+  if (!old_ok || (is_state_change && !new_ok)) return DecodeError::kBadState;
+  // Filled in place, every field: this runs for every event.
+  Event& e = *out;
   e.ts_ns = raw.ts_ns;
   e.id = raw.id;
   e.skaddr = raw.skaddr;
@@ -72,16 +73,17 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   std::memcpy(e.saddr.data(), raw.saddr, e.saddr.size());
   std::memcpy(e.daddr.data(), raw.daddr, e.daddr.size());
   e.source = static_cast<Source>(raw.source);
-  e.oldstate = *oldstate;
-  e.newstate = newstate.value_or(*oldstate);
+  e.oldstate = static_cast<TcpState>(raw.oldstate);
+  e.newstate = static_cast<TcpState>(new_ok ? raw.newstate : raw.oldstate);
   e.ipv6 = raw.flags & TCPSTATED_F_IPV6;
   e.process_context = raw.flags & TCPSTATED_F_PROCESS_CTX;
   e.peer_fin = raw.flags & TCPSTATED_F_PEER_FIN;
   if (e.process_context) {
     std::memcpy(e.comm.data(), raw.comm, e.comm.size());
     e.comm.back() = '\0';  // the kernel's comm is terminated; be sure
+  } else {
+    e.comm = {};
   }
-  *out = e;
   return DecodeError::kNone;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -21,6 +22,12 @@ using prometheus::MetricType;
 // half-open request sockets (the SYN_RECV bit brings NEW_SYN_RECV too).
 constexpr uint32_t kListenerMask =
     StateBit(TcpState::kListen) | StateBit(TcpState::kSynRecv);
+
+// A full reconcile works in slices of this many units (dump sockets looked
+// up, table slots visited): a few milliseconds each at a million sockets,
+// with a pause between them for the consumer and scrapes.
+constexpr size_t kReconcileSlice = 65536;
+constexpr std::chrono::milliseconds kReconcilePause{1};
 
 // A namespace missing from this many discoveries in a row is gone.
 constexpr int kMissingCyclesBeforeDrop = 2;
@@ -238,6 +245,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
   };
   std::vector<CloseWaitRow> rows;
   Mirror::ReconcileStats stats;
+  std::vector<Mirror::NamespaceDump> nd;
   {
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     for (auto& [inode, ns] : namespaces_) {
@@ -252,7 +260,6 @@ void KernelView::RunCycle(bool full, bool seeding) {
       }
     }
     if (full) {
-      std::vector<Mirror::NamespaceDump> nd;
       for (auto& [inode, sockets] : dumps) {
         Mirror::NamespaceDump d;
         d.netns = inode;
@@ -262,23 +269,37 @@ void KernelView::RunCycle(bool full, bool seeding) {
         d.fin_timeout_s = ns.have_settings ? ns.settings.fin_timeout_s : 60;
         nd.push_back(d);
       }
-      stats = mirror_->Reconcile(nd, dump_start, dump_end, seeding);
-      // Sockets from the dump that the events never attributed: find their
-      // process by inode (CLOSE_WAIT and LISTEN are what the detectors name).
-      for (auto& [inode, sockets] : dumps) {
-        for (const DiagSocket& d : sockets) {
-          if (d.inode == 0 || (d.state != TcpState::kCloseWait &&
-                               d.state != TcpState::kListen)) {
-            continue;
-          }
-          const SocketEntry* e = mirror_->Find(d.cookie);
-          if (e != nullptr && e->owner == 0)
-            need_owner.emplace_back(d.cookie, d.inode);
-        }
-      }
+      mirror_->StartReconcile(nd, dump_start, dump_end, seeding);
     } else {
       for (auto& [inode, sockets] : dumps) {
         mirror_->SetRequestSockets(inode, RequestSockets(sockets));
+      }
+    }
+  }
+  if (full) {
+    // In slices, letting go of the lock in between: the ring consumer and
+    // scrapes get their turn, and events applied meanwhile are newer than
+    // the dump (the mirror keeps them).
+    for (bool done = false; !done;) {
+      {
+        std::lock_guard<std::mutex> lock(*mirror_mutex_);
+        done = mirror_->ContinueReconcile(kReconcileSlice);
+      }
+      if (!done) std::this_thread::sleep_for(kReconcilePause);
+    }
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    stats = mirror_->FinishReconcile();
+    // Sockets from the dump that the events never attributed: find their
+    // process by inode (CLOSE_WAIT and LISTEN are what the detectors name).
+    for (auto& [inode, sockets] : dumps) {
+      for (const DiagSocket& d : sockets) {
+        if (d.inode == 0 ||
+            (d.state != TcpState::kCloseWait && d.state != TcpState::kListen)) {
+          continue;
+        }
+        const SocketEntry* e = mirror_->Find(d.cookie);
+        if (e != nullptr && e->owner == 0)
+          need_owner.emplace_back(d.cookie, d.inode);
       }
     }
   }

@@ -24,14 +24,53 @@ Role RoleFromTransition(TcpState from, TcpState to) {
   return Role::kUnknown;
 }
 
-bool IsZero(const Address& a) {
-  return std::all_of(a.begin(), a.end(), [](uint8_t b) { return b == 0; });
+// Addresses as two 64-bit words: compared on every state change.
+struct Words {
+  uint64_t lo, hi;
+};
+Words WordsOf(const Address& a) {
+  Words w;
+  std::memcpy(&w, a.data(), sizeof(w));
+  return w;
 }
+bool IsZero(Words w) { return (w.lo | w.hi) == 0; }
+bool Same(Words a, Words b) { return ((a.lo ^ b.lo) | (a.hi ^ b.hi)) == 0; }
+
+// kDurationBuckets in nanoseconds, for bucketing without floating point.
+constexpr std::array<uint64_t, kDurationBuckets.size()> BucketBoundsNs() {
+  std::array<uint64_t, kDurationBuckets.size()> out{};
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<uint64_t>(kDurationBuckets[i] * 1e9);
+  }
+  return out;
+}
+constexpr std::array<uint64_t, kDurationBuckets.size()> kBucketBoundsNs =
+    BucketBoundsNs();
+
+// Events looked up ahead of the one being applied (ApplyBatch): far enough
+// to cover a cache miss, near enough that the lines are still cached.
+constexpr size_t kPrefetchDistance = 8;
 
 }  // namespace
 
 Mirror::Mirror(size_t max_tracked_sockets)
-    : table_(max_tracked_sockets), owners_(1) {}
+    : table_(max_tracked_sockets),
+      close_wait_ids_(max_tracked_sockets),
+      owners_(1) {
+  for (const auto& [from, to] : LegalTransitions()) {
+    legal_[StateIndex(from)] |= static_cast<uint16_t>(1u << StateIndex(to));
+  }
+}
+
+StateCounts& Mirror::CountsOf(uint32_t netns) {
+  if (counts_cache_ != nullptr && counts_cache_netns_ == netns) {
+    return *counts_cache_;
+  }
+  StateCounts& counts = counts_[netns];
+  counts_cache_netns_ = netns;
+  counts_cache_ = &counts;
+  return counts;
+}
 
 MirrorStats Mirror::stats() const {
   MirrorStats s;
@@ -62,7 +101,9 @@ void Mirror::Apply(const Event& e) {
     return;
   }
   events_[static_cast<size_t>(e.source)]++;
-  CheckNamespace(e);
+  if (e.netns_cookie != cookie_cache_ || e.netns != cookie_cache_netns_) {
+    CheckNamespace(e);
+  }
   switch (e.source) {
     case Source::kStateChange:
       ApplyStateChange(e);
@@ -81,16 +122,31 @@ void Mirror::Apply(const Event& e) {
   }
 }
 
+void Mirror::ApplyBatch(const Event* events, size_t n) {
+  for (size_t i = 0; i < n && i < kPrefetchDistance; ++i) {
+    table_.Prefetch(events[i].id);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kPrefetchDistance < n) {
+      table_.Prefetch(events[i + kPrefetchDistance].id);
+    }
+    Apply(events[i]);
+  }
+}
+
 void Mirror::CheckNamespace(const Event& e) {
   if (e.netns_cookie == 0) return;
   auto [it, inserted] = netns_cookies_.try_emplace(e.netns, e.netns_cookie);
-  if (inserted || it->second == e.netns_cookie) return;
-  // Inode numbers of namespaces are reused. A new cookie behind a known
-  // inode means the old namespace is gone, and with it every socket it had
-  // (the kernel purges its timewait sockets without an event).
-  PurgeNamespace(e.netns);
-  it->second = e.netns_cookie;
-  netns_purges_++;
+  if (!inserted && it->second != e.netns_cookie) {
+    // Inode numbers of namespaces are reused. A new cookie behind a known
+    // inode means the old namespace is gone, and with it every socket it
+    // had (the kernel purges its timewait sockets without an event).
+    PurgeNamespace(e.netns);
+    it->second = e.netns_cookie;
+    netns_purges_++;
+  }
+  cookie_cache_netns_ = e.netns;
+  cookie_cache_ = e.netns_cookie;
 }
 
 void Mirror::PurgeNamespace(uint32_t netns) {
@@ -122,12 +178,12 @@ void Mirror::PurgeNamespace(uint32_t netns) {
 void Mirror::ApplyStateChange(const Event& e) {
   const TcpState from = e.oldstate;
   const TcpState to = e.newstate;
-  if (!IsLegalTransition(from, to)) {
+  if ((legal_[StateIndex(from)] & (1u << StateIndex(to))) == 0) {
     invalid_[StateIndex(from)][StateIndex(to)]++;
     if (invalid_hook_) invalid_hook_(e);
   }
   // Make sure the namespace is listed even if nothing is tracked in it yet.
-  counts_.try_emplace(e.netns);
+  CountsOf(e.netns);
 
   SocketEntry* entry = table_.Find(e.id);
   if (entry != nullptr && (entry->flags & kEntryTimewaitSock)) {
@@ -420,22 +476,26 @@ void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
 void Mirror::Observe(const SocketEntry& entry, uint64_t now_ns) {
   if (entry.flags & kEntryAgeUnknown) return;
   if (now_ns < entry.entered_ns) return;  // events from CPUs slightly apart
-  double seconds = static_cast<double>(now_ns - entry.entered_ns) / 1e9;
+  const uint64_t ns = now_ns - entry.entered_ns;
   DurationHistogram& h = durations_[StateIndex(entry.state)];
-  auto it = std::lower_bound(kDurationBuckets.begin(), kDurationBuckets.end(),
-                             seconds);
-  h.counts[static_cast<size_t>(it - kDurationBuckets.begin())]++;
-  h.sum += seconds;
+  // Le-buckets: the first bound at or above the duration.
+  size_t bucket = 0;
+  while (bucket < kBucketBoundsNs.size() && ns > kBucketBoundsNs[bucket]) {
+    ++bucket;
+  }
+  h.counts[bucket]++;
+  h.sum += static_cast<double>(ns) * 1e-9;
   h.count++;
 }
 
 void Mirror::Account(const SocketEntry& entry, TcpState state, int delta) {
-  counts_[entry.netns][StateIndex(state)] += delta;
+  CountsOf(entry.netns)[StateIndex(state)] += delta;
   if (state == TcpState::kCloseWait) {
-    if (delta > 0) {
-      close_wait_ids_.insert(entry.id);
-    } else {
-      close_wait_ids_.erase(entry.id);
+    IdSlot* slot = close_wait_ids_.Find(entry.id);
+    if (delta > 0 && slot == nullptr && !close_wait_ids_.full()) {
+      close_wait_ids_.Insert(entry.id);
+    } else if (delta < 0 && slot != nullptr) {
+      close_wait_ids_.Erase(slot);
     }
   }
 }
@@ -444,10 +504,12 @@ void Mirror::CopyTuple(SocketEntry* entry, const Event& e) {
   // Early events carry partial tuples (sport 0 before the port is chosen;
   // before 6.15 a child's first event has its listener's addresses), so a
   // known field is never overwritten by an unknown one.
+  const Words esaddr = WordsOf(e.saddr), edaddr = WordsOf(e.daddr);
+  const bool saddr_known = !IsZero(esaddr), daddr_known = !IsZero(edaddr);
   bool changed = (e.sport != 0 && e.sport != entry->sport) ||
                  (e.dport != 0 && e.dport != entry->dport) ||
-                 (!IsZero(e.saddr) && e.saddr != entry->saddr) ||
-                 (!IsZero(e.daddr) && e.daddr != entry->daddr);
+                 (saddr_known && !Same(esaddr, WordsOf(entry->saddr))) ||
+                 (daddr_known && !Same(edaddr, WordsOf(entry->daddr)));
   if (!changed) {
     if (e.ipv6) entry->flags |= kEntryIpv6;
     return;
@@ -455,8 +517,8 @@ void Mirror::CopyTuple(SocketEntry* entry, const Event& e) {
   UnregisterDestination(*entry);
   if (e.sport != 0) entry->sport = e.sport;
   if (e.dport != 0) entry->dport = e.dport;
-  if (!IsZero(e.saddr)) entry->saddr = e.saddr;
-  if (!IsZero(e.daddr)) entry->daddr = e.daddr;
+  if (saddr_known) entry->saddr = e.saddr;
+  if (daddr_known) entry->daddr = e.daddr;
   if (e.ipv6) entry->flags |= kEntryIpv6;
   UpdateDestination(entry);
 }
@@ -540,6 +602,9 @@ void Mirror::SetOwner(uint64_t id, const Owner& owner) {
 void Mirror::DropNamespace(uint32_t netns) {
   PurgeNamespace(netns);
   counts_.erase(netns);
+  counts_cache_ = nullptr;
+  cookie_cache_ = 0;
+  cookie_cache_netns_ = 0;
   port_ranges_.erase(netns);
   max_timewait_.erase(netns);
   timewait_socks_.erase(netns);
@@ -684,14 +749,70 @@ void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
   }
 }
 
+struct Mirror::ReconcileJob {
+  enum class Phase { kMatch, kIndex, kSeed, kSweep, kDone };
+  std::vector<NamespaceDump> dumps;
+  uint64_t dump_start_ns = 0;
+  uint64_t now_ns = 0;
+  bool seeding = false;
+  uint8_t epoch = 0;
+  std::unordered_map<uint32_t, const NamespaceDump*> by_netns;
+  std::unordered_map<uint32_t, std::vector<uint16_t>> listening;
+  Phase phase = Phase::kMatch;
+  // kMatch: position in dumps; request sockets of the current namespace.
+  size_t dump_index = 0;
+  size_t socket_index = 0;
+  uint64_t request_sockets = 0;
+  // Dump sockets no cookie matched, for the 4-tuple pass and seeding.
+  std::vector<std::pair<const DiagSocket*, uint32_t>> unmatched;
+  size_t unmatched_index = 0;
+  // kIndex: unconfirmed entries whose id is not the kernel's cookie (the
+  // classic-tracepoint mode's incarnation ids), by 4-tuple.
+  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> by_tuple;
+  // kIndex and kSweep: the next table slot, and the table's capacity when
+  // the walk began (a rehash reorders the slots: the walk starts over).
+  size_t slot = 0;
+  size_t walk_capacity = 0;
+  ReconcileStats stats;
+
+  void Correct(TcpState state) {
+    if (!seeding) stats.corrections[StateIndex(state)]++;
+  }
+};
+
+Mirror::~Mirror() = default;
+
 Mirror::ReconcileStats Mirror::Reconcile(
     const std::vector<NamespaceDump>& dumps, uint64_t dump_start_ns,
     uint64_t now_ns, bool seeding) {
-  ReconcileStats stats;
-  std::unordered_map<uint32_t, const NamespaceDump*> by_netns;
-  std::unordered_map<uint32_t, std::vector<uint16_t>> listening;
-  for (const NamespaceDump& dump : dumps) {
-    if (dump.sockets == nullptr) continue;
+  StartReconcile(dumps, dump_start_ns, now_ns, seeding);
+  while (!ContinueReconcile(SIZE_MAX)) {
+  }
+  return FinishReconcile();
+}
+
+void Mirror::StartReconcile(const std::vector<NamespaceDump>& dumps,
+                            uint64_t dump_start_ns, uint64_t now_ns,
+                            bool seeding) {
+  job_ = std::make_unique<ReconcileJob>();
+  ReconcileJob& job = *job_;
+  job.dump_start_ns = dump_start_ns;
+  job.now_ns = now_ns;
+  job.seeding = seeding;
+  reconcile_epoch_ = reconcile_epoch_ == 255 ? 1 : reconcile_epoch_ + 1;
+  job.epoch = reconcile_epoch_;
+  // One dump per namespace (the last given), and only namespaces with one
+  // take part: the others are left alone.
+  std::unordered_map<uint32_t, size_t> last;
+  for (size_t k = 0; k < dumps.size(); ++k) {
+    if (dumps[k].sockets != nullptr) last[dumps[k].netns] = k;
+  }
+  for (size_t k = 0; k < dumps.size(); ++k) {
+    if (dumps[k].sockets != nullptr && last[dumps[k].netns] == k) {
+      job.dumps.push_back(dumps[k]);
+    }
+  }
+  for (const NamespaceDump& dump : job.dumps) {
     if (dump.netns_cookie != 0) {
       auto [it, inserted] =
           netns_cookies_.try_emplace(dump.netns, dump.netns_cookie);
@@ -699,77 +820,143 @@ Mirror::ReconcileStats Mirror::Reconcile(
         PurgeNamespace(dump.netns);
         it->second = dump.netns_cookie;
         netns_purges_++;
+        cookie_cache_ = 0;
+        cookie_cache_netns_ = 0;
       }
     }
-    by_netns[dump.netns] = &dump;
+    job.by_netns[dump.netns] = &dump;
     counts_.try_emplace(dump.netns);
     fin_timeouts_[dump.netns] =
         static_cast<uint64_t>(dump.fin_timeout_s) * kNsPerSec;
     for (const DiagSocket& d : *dump.sockets) {
       if (d.state == TcpState::kListen)
-        listening[dump.netns].push_back(d.sport);
+        job.listening[dump.netns].push_back(d.sport);
     }
   }
+}
 
-  auto correct = [&](TcpState state) {
-    if (!seeding) stats.corrections[StateIndex(state)]++;
-  };
+bool Mirror::ContinueReconcile(size_t budget) {
+  if (!job_) return true;
+  ReconcileJob& job = *job_;
+  using Phase = ReconcileJob::Phase;
+  while (budget > 0 && job.phase != Phase::kDone) {
+    switch (job.phase) {
+      case Phase::kMatch:
+        if (ReconcileMatch(job, &budget)) {
+          job.phase = job.unmatched.empty() ? Phase::kSweep : Phase::kIndex;
+          job.slot = 0;
+          job.walk_capacity = table_.capacity();
+        }
+        break;
+      case Phase::kIndex:
+        if (ReconcileIndex(job, &budget)) job.phase = Phase::kSeed;
+        break;
+      case Phase::kSeed:
+        if (ReconcileSeed(job, &budget)) {
+          job.phase = Phase::kSweep;
+          job.slot = 0;
+          job.walk_capacity = table_.capacity();
+        }
+        break;
+      case Phase::kSweep:
+        if (ReconcileSweep(job, &budget)) job.phase = Phase::kDone;
+        break;
+      case Phase::kDone:
+        break;
+    }
+  }
+  return job.phase == Phase::kDone;
+}
 
-  // Pass 1: the kernel's sockets, matched by cookie. The rest wait for the
-  // 4-tuple pass (classic-tracepoint ids are not cookies).
-  std::unordered_set<uint64_t> matched;
-  std::vector<std::pair<const DiagSocket*, uint32_t>> unmatched;
-  for (const auto& [netns, dump] : by_netns) {
-    uint64_t request_sockets = 0;
-    for (const DiagSocket& d : *dump->sockets) {
+Mirror::ReconcileStats Mirror::FinishReconcile() {
+  ReconcileStats stats;
+  if (job_) stats = job_->stats;
+  job_.reset();
+  reconciling_ = false;
+  removed_during_reconcile_.clear();
+  removed_tuples_during_reconcile_.clear();
+  return stats;
+}
+
+void Mirror::Confirm(SocketEntry* entry, const DiagSocket& d, ReconcileJob& job,
+                     uint32_t fin_timeout_s) {
+  entry->reconcile_mark = job.epoch;
+  bool same = entry->state == d.state &&
+              ((entry->flags & kEntryTimewaitSock) != 0) == d.timewait;
+  // What the mirror learned after the dump began is newer than the dump.
+  if (!same && entry->entered_ns < job.dump_start_ns) {
+    job.Correct(d.state);
+    job.stats.changed++;
+    CorrectState(entry, d, job.now_ns, fin_timeout_s);
+  }
+}
+
+// Pass 1: the kernel's sockets, matched by cookie. The rest wait for the
+// 4-tuple pass (classic-tracepoint ids are not cookies).
+bool Mirror::ReconcileMatch(ReconcileJob& job, size_t* budget) {
+  while (job.dump_index < job.dumps.size()) {
+    const NamespaceDump& dump = job.dumps[job.dump_index];
+    const std::vector<DiagSocket>& sockets = *dump.sockets;
+    for (; job.socket_index < sockets.size(); ++job.socket_index) {
+      if (*budget == 0) return false;
+      --*budget;
+      const DiagSocket& d = sockets[job.socket_index];
       if (d.state == TcpState::kNewSynRecv) {
-        request_sockets++;
+        job.request_sockets++;
         continue;
       }
       SocketEntry* entry = d.cookie != 0 ? table_.Find(d.cookie) : nullptr;
-      if (entry == nullptr || entry->netns != netns) {
-        unmatched.emplace_back(&d, netns);
+      if (entry == nullptr || entry->netns != dump.netns) {
+        job.unmatched.emplace_back(&d, dump.netns);
         continue;
       }
-      matched.insert(entry->id);
-      bool same = entry->state == d.state &&
-                  ((entry->flags & kEntryTimewaitSock) != 0) == d.timewait;
-      // What the mirror learned after the dump began is newer than the dump.
-      if (!same && entry->entered_ns < dump_start_ns) {
-        correct(d.state);
-        stats.changed++;
-        CorrectState(entry, d, now_ns, dump->fin_timeout_s);
-      }
+      Confirm(entry, d, job, dump.fin_timeout_s);
     }
-    StateCounts& counts = counts_[netns];
-    counts[StateIndex(TcpState::kNewSynRecv)] =
-        static_cast<int64_t>(request_sockets);
+    CountsOf(dump.netns)[StateIndex(TcpState::kNewSynRecv)] =
+        static_cast<int64_t>(job.request_sockets);
+    job.request_sockets = 0;
+    job.socket_index = 0;
+    job.dump_index++;
   }
+  return true;
+}
 
-  // The mirror's sockets in the dumped namespaces that no cookie claimed.
-  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> by_tuple;
-  std::vector<uint64_t> candidates;
-  table_.ForEach([&](const SocketEntry& s) {
-    if (by_netns.count(s.netns) == 0 || matched.count(s.id) != 0) return;
-    candidates.push_back(s.id);
-    if (!unmatched.empty()) by_tuple.emplace(KeyOf(s), s.id);
-  });
-
-  // Pass 2: by 4-tuple, then seed what is still unknown.
-  for (const auto& [d, netns] : unmatched) {
-    TupleKey key{netns, d->sport, d->dport, d->saddr, d->daddr};
-    auto it = by_tuple.find(key);
-    if (it != by_tuple.end() && matched.count(it->second) == 0) {
-      SocketEntry* entry = table_.Find(it->second);
-      matched.insert(it->second);
-      bool same = entry != nullptr && entry->state == d->state &&
-                  ((entry->flags & kEntryTimewaitSock) != 0) == d->timewait;
-      if (entry != nullptr && !same && entry->entered_ns < dump_start_ns) {
-        correct(d->state);
-        stats.changed++;
-        CorrectState(entry, *d, now_ns, by_netns[netns]->fin_timeout_s);
-      }
+// The mirror's unconfirmed sockets in the dumped namespaces, by 4-tuple.
+bool Mirror::ReconcileIndex(ReconcileJob& job, size_t* budget) {
+  if (table_.capacity() != job.walk_capacity) {
+    job.by_tuple.clear();
+    job.slot = 0;
+    job.walk_capacity = table_.capacity();
+  }
+  for (; job.slot < table_.capacity(); ++job.slot) {
+    if (*budget == 0) return false;
+    --*budget;
+    const SocketEntry* s = table_.AtSlot(job.slot);
+    if (s == nullptr || s->reconcile_mark == job.epoch ||
+        job.by_netns.count(s->netns) == 0) {
       continue;
+    }
+    job.by_tuple.emplace(KeyOf(*s), s->id);
+  }
+  return true;
+}
+
+// Pass 2: by 4-tuple, then seed what is still unknown.
+bool Mirror::ReconcileSeed(ReconcileJob& job, size_t* budget) {
+  for (; job.unmatched_index < job.unmatched.size(); ++job.unmatched_index) {
+    if (*budget == 0) return false;
+    *budget -= std::min<size_t>(*budget, 4);
+    const auto& [d, netns] = job.unmatched[job.unmatched_index];
+    const uint32_t fin_timeout_s = job.by_netns[netns]->fin_timeout_s;
+    TupleKey key{netns, d->sport, d->dport, d->saddr, d->daddr};
+    auto it = job.by_tuple.find(key);
+    if (it != job.by_tuple.end()) {
+      SocketEntry* entry = table_.Find(it->second);
+      job.by_tuple.erase(it);
+      if (entry != nullptr && entry->reconcile_mark != job.epoch) {
+        Confirm(entry, *d, job, fin_timeout_s);
+        continue;
+      }
     }
     // Closed while the dump was being taken: the dump is older news. Ids of
     // classic-tracepoint sockets are not cookies, so their tuples count too.
@@ -777,29 +964,42 @@ Mirror::ReconcileStats Mirror::Reconcile(
         removed_tuples_during_reconcile_.count(key) != 0) {
       continue;
     }
-    if (table_.Find(d->cookie) != nullptr) continue;  // cookie in other netns
-    if (Seed(*d, netns, now_ns, by_netns[netns]->fin_timeout_s, listening) !=
-        nullptr) {
-      matched.insert(d->cookie);
-      correct(d->state);
-      stats.added++;
+    // Known already: under this cookie in another namespace, or opened
+    // (and reported by its events) since the dump.
+    if (table_.Find(d->cookie) != nullptr) continue;
+    if (SocketEntry* entry =
+            Seed(*d, netns, job.now_ns, fin_timeout_s, job.listening)) {
+      entry->reconcile_mark = job.epoch;
+      job.Correct(d->state);
+      job.stats.added++;
     }
   }
+  return true;
+}
 
-  // Pass 3: what the kernel no longer has.
-  for (uint64_t id : candidates) {
-    if (matched.count(id) != 0) continue;
-    SocketEntry* entry = table_.Find(id);
-    if (entry == nullptr || entry->entered_ns >= dump_start_ns) continue;
-    correct(entry->state);
-    stats.removed++;
-    Remove(entry, now_ns, /*observe=*/false);
+// Pass 3: what the kernel no longer has.
+bool Mirror::ReconcileSweep(ReconcileJob& job, size_t* budget) {
+  if (table_.capacity() != job.walk_capacity) {
+    job.slot = 0;
+    job.walk_capacity = table_.capacity();
   }
-
-  reconciling_ = false;
-  removed_during_reconcile_.clear();
-  removed_tuples_during_reconcile_.clear();
-  return stats;
+  while (job.slot < table_.capacity()) {
+    if (*budget == 0) return false;
+    --*budget;
+    SocketEntry* entry = table_.AtSlot(job.slot);
+    if (entry == nullptr || entry->reconcile_mark == job.epoch ||
+        entry->entered_ns >= job.dump_start_ns ||
+        job.by_netns.count(entry->netns) == 0) {
+      job.slot++;
+      continue;
+    }
+    job.Correct(entry->state);
+    job.stats.removed++;
+    // Erasing can move a later entry of the probe run into this slot:
+    // look at it again.
+    Remove(entry, job.now_ns, /*observe=*/false);
+  }
+  return true;
 }
 
 }  // namespace tcpstated

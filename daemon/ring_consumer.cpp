@@ -75,7 +75,7 @@ int RingConsumer::HandleRecord(void* ctx, void* data, size_t size) {
 }
 
 void RingConsumer::ApplyPendingLocked() {
-  for (const Event& e : pending_) mirror_->Apply(e);
+  mirror_->ApplyBatch(pending_.data(), pending_.size());
   pending_.clear();
   // A storm's buffer is given back once it is no longer needed.
   if (pending_.capacity() > 4 * 4096) pending_.shrink_to_fit();

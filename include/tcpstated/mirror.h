@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -53,7 +54,8 @@ struct SocketEntry {
   TcpState state = TcpState::kClose;
   Role role = Role::kUnknown;
   uint8_t flags = 0;  // kEntry* below
-  uint8_t reserved = 0;
+  // The last reconcile whose dump confirmed this socket (its epoch).
+  uint8_t reconcile_mark = 0;
 };
 static_assert(sizeof(SocketEntry) == 64, "one cache line per tracked socket");
 
@@ -105,9 +107,13 @@ struct MirrorStats {
 class Mirror {
  public:
   explicit Mirror(size_t max_tracked_sockets);
+  ~Mirror();
 
   // Applies one decoded event. Never throws for any event content.
   void Apply(const Event& event);
+  // Applies events in order, as Apply does each, looking their sockets up
+  // ahead of time (the ring consumer's path).
+  void ApplyBatch(const Event* events, size_t n);
 
   // Removes inferred TIME_WAIT entries whose time is up at `now_ns`
   // (CLOCK_MONOTONIC, the clock of Event::ts_ns).
@@ -159,9 +165,9 @@ class Mirror {
   // Sockets in CLOSE_WAIT, without walking the table.
   template <typename F>
   void ForEachCloseWait(F&& f) const {
-    for (uint64_t id : close_wait_ids_) {
-      if (const SocketEntry* entry = table_.Find(id)) f(*entry);
-    }
+    close_wait_ids_.ForEach([&](const IdSlot& slot) {
+      if (const SocketEntry* entry = table_.Find(slot.id)) f(*entry);
+    });
   }
 
   // Owner of a socket found in a dump, resolved by the caller from /proc.
@@ -199,6 +205,18 @@ class Mirror {
   ReconcileStats Reconcile(const std::vector<NamespaceDump>& dumps,
                            uint64_t dump_start_ns, uint64_t now_ns,
                            bool seeding);
+  // The same, in slices: StartReconcile, then ContinueReconcile until it
+  // returns true, then FinishReconcile. The caller may release its lock
+  // between the calls, and events may be applied meanwhile (they are newer
+  // than the dump and win). The dumps must outlive FinishReconcile. Each
+  // ContinueReconcile does about `budget` units of work (a dump socket
+  // looked up, a table slot visited; a socket seeded counts as four).
+  // A socket that moves in the table while the sweep for vanished sockets
+  // is paused can be missed: it is then removed by the next reconcile.
+  void StartReconcile(const std::vector<NamespaceDump>& dumps,
+                      uint64_t dump_start_ns, uint64_t now_ns, bool seeding);
+  bool ContinueReconcile(size_t budget);
+  ReconcileStats FinishReconcile();
   // Forgets a namespace that no longer exists: its sockets and its series.
   void DropNamespace(uint32_t netns);
   // ip_local_port_range of a namespace: a socket of unknown origin holds an
@@ -322,9 +340,35 @@ class Mirror {
   std::unordered_map<TupleKey, uint64_t, TupleKeyHash> orphans_;
   std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
       destinations_;
-  std::unordered_set<uint64_t> close_wait_ids_;
+  // The CLOSE_WAIT index: a flat set of ids (no allocation per entry).
+  struct IdSlot {
+    uint64_t id = 0;
+  };
+  SocketTable<IdSlot> close_wait_ids_;
+  // The per-namespace counts of the namespace last used (events come in
+  // runs from one namespace): a pointer into counts_, whose nodes do not
+  // move; reset wherever a namespace is erased.
+  StateCounts& CountsOf(uint32_t netns);
+  uint32_t counts_cache_netns_ = 0;
+  StateCounts* counts_cache_ = nullptr;
+  // The (inode, cookie) pair CheckNamespace last confirmed; reset wherever
+  // netns_cookies_ changes.
+  uint32_t cookie_cache_netns_ = 0;
+  uint64_t cookie_cache_ = 0;
+  // Legal transitions as one bit per new state, per old state.
+  std::array<uint16_t, kStateSlots> legal_{};
   std::unordered_map<uint64_t, uint64_t> synack_retransmits_;
   bool reconciling_ = false;
+  // An unfinished reconcile (StartReconcile .. FinishReconcile).
+  struct ReconcileJob;
+  std::unique_ptr<ReconcileJob> job_;
+  uint8_t reconcile_epoch_ = 0;  // 1..255; 0 is "never confirmed"
+  bool ReconcileMatch(ReconcileJob& job, size_t* budget);
+  bool ReconcileIndex(ReconcileJob& job, size_t* budget);
+  bool ReconcileSeed(ReconcileJob& job, size_t* budget);
+  bool ReconcileSweep(ReconcileJob& job, size_t* budget);
+  void Confirm(SocketEntry* entry, const DiagSocket& d, ReconcileJob& job,
+               uint32_t fin_timeout_s);
   std::unordered_set<uint64_t> removed_during_reconcile_;
   std::unordered_set<TupleKey, TupleKeyHash> removed_tuples_during_reconcile_;
   std::vector<OwnerSlot> owners_;  // index 0 unused (unknown owner)

@@ -1369,3 +1369,155 @@ TEST(MirrorTimewaitLimit, HandOffsBeyondTcpMaxTwBucketsAreNotTimewait) {
 }
 
 }  // namespace
+
+// --- Reconciling in slices -------------------------------------------------
+
+// A mirror that disagrees with its dump in every way a reconcile handles:
+// sockets the kernel no longer has, sockets the mirror lacks, states that
+// differ, classic-tracepoint ids matched by 4-tuple, timewait sockets and
+// request sockets.
+struct SliceFixture {
+  std::vector<DiagSocket> dump;
+
+  void Build(Mirror& m) {
+    dump.clear();
+    for (uint64_t i = 1; i <= 300; ++i) {
+      Sock s(i, static_cast<uint16_t>(40000 + i), 443);
+      switch (i % 6) {
+        case 0:  // gone from the kernel
+          Walk(m, s, {S::kClose, S::kSynSent, S::kEstablished}, kT0);
+          break;
+        case 1:  // agrees
+          Walk(m, s, {S::kClose, S::kSynSent, S::kEstablished}, kT0);
+          dump.push_back(Diag(s, i, S::kEstablished));
+          break;
+        case 2:  // differs
+          Walk(m, s, {S::kClose, S::kSynSent, S::kEstablished}, kT0);
+          dump.push_back(Diag(s, i, S::kCloseWait));
+          break;
+        case 3:  // lost: only the kernel has it
+          dump.push_back(Diag(s, i, S::kEstablished));
+          break;
+        case 4: {  // classic-tracepoint id, found by its tuple
+          Sock incarnation((5ULL << 48) | i, s.sport, s.dport);
+          Walk(m, incarnation, {S::kClose, S::kSynSent, S::kEstablished}, kT0);
+          dump.push_back(Diag(s, 100000 + i, S::kFinWait1));
+          break;
+        }
+        case 5:  // timewait only the kernel still has
+          dump.push_back(Timewait(s, i, S::kTimeWait, 20000));
+          break;
+      }
+    }
+    dump.push_back(Request(900, 8080, 50000));
+  }
+};
+
+Mirror::ReconcileStats ReconcileInSlices(Mirror& m,
+                                         const std::vector<DiagSocket>& dump,
+                                         size_t budget, size_t* slices) {
+  Mirror::NamespaceDump d;
+  d.netns = kNetns;
+  d.sockets = &dump;
+  m.StartReconcile({d}, kDumpStart, kNow, /*seeding=*/false);
+  *slices = 1;
+  while (!m.ContinueReconcile(budget)) ++*slices;
+  return m.FinishReconcile();
+}
+
+TEST(MirrorSlicedReconcileTest, SmallestSlicesEndWhereOneReconcileEnds) {
+  Mirror whole(kBigTable), sliced(kBigTable);
+  SliceFixture f;
+  f.Build(whole);
+  f.Build(sliced);
+
+  whole.BeginReconcile();
+  Mirror::ReconcileStats expected = ReconcileOne(whole, kNetns, f.dump, false);
+  sliced.BeginReconcile();
+  size_t slices = 0;
+  Mirror::ReconcileStats got = ReconcileInSlices(sliced, f.dump, 1, &slices);
+
+  EXPECT_GT(slices, f.dump.size());  // one unit per slice, every pass
+  EXPECT_EQ(got.corrections, expected.corrections);
+  EXPECT_EQ(got.added, expected.added);
+  EXPECT_EQ(got.changed, expected.changed);
+  EXPECT_EQ(got.removed, expected.removed);
+  EXPECT_EQ(expected.removed, 50u);
+  EXPECT_EQ(expected.added, 100u);
+  EXPECT_EQ(expected.changed, 100u);
+  EXPECT_EQ(CountsIn(sliced, kNetns), CountsIn(whole, kNetns));
+  EXPECT_EQ(Tracked(sliced), Tracked(whole));
+  EXPECT_EQ(TimewaitIn(sliced, kNetns), 50u);
+}
+
+TEST(MirrorSlicedReconcileTest, EventsBetweenSlicesAreNewerThanTheDump) {
+  Mirror m(kBigTable);
+  Sock moved(10, 40010, 443), closed(11, 40011, 443), opened(12, 40012, 443);
+  Sock lost(13, 40013, 443);
+  Walk(m, moved, {S::kClose, S::kSynSent, S::kEstablished}, kT0);
+  Walk(m, closed, {S::kClose, S::kSynSent, S::kEstablished}, kT0);
+  std::vector<DiagSocket> dump = {Diag(moved, 10, S::kEstablished),
+                                  Diag(lost, 13, S::kEstablished),
+                                  Diag(closed, 11, S::kEstablished)};
+  m.BeginReconcile();
+  Mirror::NamespaceDump d;
+  d.netns = kNetns;
+  d.sockets = &dump;
+  m.StartReconcile({d}, kDumpStart, kNow, false);
+  ASSERT_FALSE(m.ContinueReconcile(1));
+
+  // Between slices, as the ring consumer applies them.
+  m.Apply(StateChange(moved, S::kEstablished, S::kCloseWait, kNow + 1));
+  Walk(m, closed, {S::kEstablished, S::kFinWait1, S::kClose}, kNow + 2);
+  Walk(m, opened, {S::kClose, S::kSynSent}, kNow + 3);
+  Walk(m, lost, {S::kEstablished, S::kCloseWait}, kNow + 4);
+
+  while (!m.ContinueReconcile(1)) {
+  }
+  Mirror::ReconcileStats stats = m.FinishReconcile();
+
+  ExpectCorrections(stats, {});
+  ASSERT_NE(m.Find(10), nullptr);
+  EXPECT_EQ(m.Find(10)->state, S::kCloseWait);
+  EXPECT_EQ(m.Find(11), nullptr);  // not resurrected from the older dump
+  EXPECT_NE(m.Find(12), nullptr);  // not in the dump, but newer
+  ASSERT_NE(m.Find(13), nullptr);  // adopted by its event, kept
+  EXPECT_EQ(m.Find(13)->state, S::kCloseWait);
+  ExpectCounts(m, kNetns, {{S::kCloseWait, 2}, {S::kSynSent, 1}});
+}
+
+TEST(MirrorSlicedReconcileTest, SweepStartsOverWhenTheTableGrowsMidWay) {
+  Mirror m(100000);
+  // 200 sockets the kernel no longer has, in a table of 1024 slots.
+  for (uint64_t i = 1; i <= 200; ++i) {
+    Walk(m, Sock(i, static_cast<uint16_t>(40000 + i), 443),
+         {S::kClose, S::kSynSent, S::kEstablished}, kT0);
+  }
+  std::vector<DiagSocket> dump;
+  m.BeginReconcile();
+  Mirror::NamespaceDump d;
+  d.netns = kNetns;
+  d.sockets = &dump;
+  m.StartReconcile({d}, kDumpStart, kNow, false);
+  ASSERT_FALSE(m.ContinueReconcile(500));  // half-way through the slots
+
+  // Enough new connections to double the table: every slot moves.
+  for (uint64_t i = 1000; i < 3000; ++i) {
+    Walk(m, Sock(i, static_cast<uint16_t>(i), 80), {S::kClose, S::kSynSent},
+         kNow + i);
+  }
+  while (!m.ContinueReconcile(500)) {
+  }
+  Mirror::ReconcileStats stats = m.FinishReconcile();
+
+  EXPECT_EQ(stats.removed, 200u);
+  ExpectCounts(m, kNetns, {{S::kSynSent, 2000}});
+  EXPECT_EQ(m.stats().tracked, 2000u);
+}
+
+TEST(MirrorSlicedReconcileTest, FinishWithoutStartIsEmpty) {
+  Mirror m(kBigTable);
+  EXPECT_TRUE(m.ContinueReconcile(1));
+  Mirror::ReconcileStats stats = m.FinishReconcile();
+  EXPECT_EQ(stats.added + stats.changed + stats.removed, 0u);
+}
