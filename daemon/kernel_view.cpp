@@ -1,5 +1,6 @@
 #include "tcpstated/kernel_view.h"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -79,6 +80,7 @@ KernelView::~KernelView() {
 
 void KernelView::Seed() {
   RunCycle(/*full_reconcile=*/true, /*seeding=*/true);
+  ReleaseFreedMemory();
   bool own_ok = false;
   uint32_t own = CurrentNetnsInode();
   auto it = namespaces_.find(own);
@@ -137,7 +139,15 @@ void KernelView::Run() {
       std::lock_guard<std::mutex> lock(report_mutex_);
       diag_errors_++;
     }
+    if (full) ReleaseFreedMemory();
   }
+}
+
+void KernelView::ReleaseFreedMemory() {
+  // A full cycle's dumps (tens of MB at a million sockets) and whatever the
+  // mirror gave back are free now; without this, glibc keeps much of it in
+  // the arenas of the threads that used it, and RSS stays at the peak.
+  malloc_trim(0);
 }
 
 void KernelView::CloseNamespace(Namespace& ns) {

@@ -77,6 +77,7 @@ class KernelView {
   void Discover();
   void ReadNamespace(Namespace& ns);
   void CloseNamespace(Namespace& ns);
+  static void ReleaseFreedMemory();
 
   Options options_;
   Mirror* mirror_;

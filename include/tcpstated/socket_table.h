@@ -84,6 +84,19 @@ class SocketTable {
     --size_;
   }
 
+  // Gives memory back after a peak: once the entries would fit a quarter of
+  // the slots at half the maximum load, the table is rehashed to the
+  // smallest capacity that holds them at that load. The gap between the
+  // two thresholds keeps a fluctuating size from growing and shrinking the
+  // table in turn. Returns whether it shrank (pointers are then invalid).
+  bool Shrink() {
+    size_t target = kMinCapacity;
+    while (size_ * kLoadDen * 2 > target * kLoadNum) target *= 2;
+    if (target * 4 > slots_.size()) return false;
+    Rehash(target);
+    return true;
+  }
+
   // Up to `window` occupied entries in the probe run starting at id's home:
   // the cheap neighbourhood the eviction policy chooses a victim from.
   template <typename F>

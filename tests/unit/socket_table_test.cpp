@@ -189,6 +189,46 @@ TEST(SocketTableTest, GrowthKeepsEveryEntry) {
   ExpectMatches(table, oracle);
 }
 
+TEST(SocketTableTest, ShrinkGivesBackThePeakAndKeepsEveryEntry) {
+  SocketTable<TestEntry> table(1000000);
+  std::unordered_map<uint64_t, uint64_t> oracle;
+  for (uint64_t id = 1; id <= 100000; ++id) table.Insert(id)->value = id;
+  EXPECT_EQ(table.capacity(), 131072u);
+  EXPECT_FALSE(table.Shrink());  // full enough: nothing to give back
+
+  // The peak is over: 1,000 remain, scattered over the table.
+  for (uint64_t id = 1; id <= 100000; ++id) {
+    if (id % 100 == 0) {
+      oracle[id] = id;
+    } else {
+      table.Erase(table.Find(id));
+    }
+  }
+  EXPECT_TRUE(table.Shrink());
+  // 1,000 entries at no more than 7/16 load: 4096 slots.
+  EXPECT_EQ(table.capacity(), 4096u);
+  EXPECT_EQ(table.memory_bytes(), 4096u * sizeof(TestEntry));
+  ExpectMatches(table, oracle);
+  EXPECT_FALSE(table.Shrink());  // already as small as it gets
+
+  // It grows again as before.
+  for (uint64_t id = 200001; id <= 210000; ++id) {
+    table.Insert(id)->value = id;
+    oracle[id] = id;
+  }
+  ExpectMatches(table, oracle);
+}
+
+TEST(SocketTableTest, ShrinkNeverGoesBelowTheInitialCapacity) {
+  SocketTable<TestEntry> table(100000);
+  for (uint64_t id = 1; id <= 3000; ++id) table.Insert(id);
+  for (uint64_t id = 1; id <= 3000; ++id) table.Erase(table.Find(id));
+  EXPECT_TRUE(table.Shrink());
+  EXPECT_EQ(table.capacity(), kInitialCapacity);
+  EXPECT_EQ(table.size(), 0u);
+  EXPECT_FALSE(table.Shrink());
+}
+
 TEST(SocketTableTest, BackwardShiftKeepsCollidingRunsReachable) {
   std::set<uint64_t> used;
   // A run starting at slot 100 with members homed at 100 and 101, and an
