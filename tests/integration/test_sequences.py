@@ -14,6 +14,7 @@ TCPSTATED_ATTACH selects the attach mode (tp_btf or tracepoint); CTest runs
 this file once per mode.
 """
 
+import json
 import os
 import time
 import unittest
@@ -217,6 +218,43 @@ class Sequences(unittest.TestCase):
             w.do("lifecycles", "6", "l", n, "client")
             m = self.assert_matches_ss(ns, {"time_wait": n, "listen": 1})
             self.assert_no_invalid(m)
+
+    def debug_sockets(self, ns, state):
+        text = self.daemon.get("/debug/sockets?state=%s&netns=%d" %
+                               (state, ns.inode))
+        return sorted((s["local"], s["remote"])
+                      for s in json.loads(text)["sockets"])
+
+    def wait_debug_sockets(self, ns, state, expected):
+        deadline = time.monotonic() + 5
+        got = self.debug_sockets(ns, state)
+        while got != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+            got = self.debug_sockets(ns, state)
+        return got
+
+    def test_event_addresses_and_ports(self):
+        """The 4-tuple and namespace the BPF side reads from the socket reach
+        the mirror intact, in both families, including the local port of a
+        socket leaving for TIME_WAIT (gone from inet_num by then)."""
+        for fam, host in (("4", "127.0.0.1"), ("6", "[::1]")):
+            with self.subTest(family=fam), Netns("tuple" + fam) as ns, \
+                    Workload(ns) as w:
+                lport = w.do("listen", "l", fam, 0).split()[1]
+                cport = w.do("connect", "c", fam, lport).split()[1]
+                w.do("accept", "s", "l")
+                client = ("%s:%s" % (host, cport), "%s:%s" % (host, lport))
+                server = (client[1], client[0])
+                self.assertEqual(
+                    self.wait_debug_sockets(ns, "established",
+                                            sorted([client, server])),
+                    sorted([client, server]), self.daemon.log_text()[-3000:])
+                w.do("close", "c")
+                w.do("waiteof", "s")
+                w.do("close", "s")
+                self.assertEqual(
+                    self.wait_debug_sockets(ns, "time_wait", [client]),
+                    [client], self.daemon.log_text()[-3000:])
 
 
 if __name__ == "__main__":
