@@ -449,8 +449,12 @@ void Mirror::EvictOne(uint64_t near_id, uint64_t now_ns) {
 
 void Mirror::SetState(SocketEntry* entry, TcpState state, uint64_t now_ns) {
   Observe(*entry, now_ns);
-  Account(*entry, entry->state, -1);
-  Account(*entry, state, +1);
+  // Account(-1) and Account(+1) in one: same namespace, one lookup.
+  StateCounts& counts = CountsOf(entry->netns);
+  counts[StateIndex(entry->state)]--;
+  counts[StateIndex(state)]++;
+  if (entry->state == TcpState::kCloseWait) IndexCloseWait(entry->id, false);
+  if (state == TcpState::kCloseWait) IndexCloseWait(entry->id, true);
   entry->state = state;
   entry->entered_ns = now_ns;
   entry->flags &= static_cast<uint8_t>(~kEntryAgeUnknown);
@@ -490,13 +494,15 @@ void Mirror::Observe(const SocketEntry& entry, uint64_t now_ns) {
 
 void Mirror::Account(const SocketEntry& entry, TcpState state, int delta) {
   CountsOf(entry.netns)[StateIndex(state)] += delta;
-  if (state == TcpState::kCloseWait) {
-    IdSlot* slot = close_wait_ids_.Find(entry.id);
-    if (delta > 0 && slot == nullptr && !close_wait_ids_.full()) {
-      close_wait_ids_.Insert(entry.id);
-    } else if (delta < 0 && slot != nullptr) {
-      close_wait_ids_.Erase(slot);
-    }
+  if (state == TcpState::kCloseWait) IndexCloseWait(entry.id, delta > 0);
+}
+
+void Mirror::IndexCloseWait(uint64_t id, bool in) {
+  IdSlot* slot = close_wait_ids_.Find(id);
+  if (in && slot == nullptr && !close_wait_ids_.full()) {
+    close_wait_ids_.Insert(id);
+  } else if (!in && slot != nullptr) {
+    close_wait_ids_.Erase(slot);
   }
 }
 

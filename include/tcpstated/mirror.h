@@ -274,6 +274,7 @@ class Mirror {
   // Moves `entry` in or out of `state`'s books: the per-namespace counts
   // and the CLOSE_WAIT index.
   void Account(const SocketEntry& entry, TcpState state, int delta);
+  void IndexCloseWait(uint64_t id, bool in);
   void CopyTuple(SocketEntry* entry, const Event& e);
 
   uint32_t AcquireOwner(const Event& e);
