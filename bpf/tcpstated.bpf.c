@@ -121,31 +121,50 @@ static __always_inline struct tcpstated_event *reserve(__u8 source)
 	return e;
 }
 
-/* Addresses, ports, family and netns straight from the socket. Works on a
- * struct sock or on the sock_common at the head of a request socket. */
-static __always_inline void fill_addresses(struct tcpstated_event *e, const struct sock *sk)
-{
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+/*
+ * Socket fields are read one of two ways. A tp_btf program's socket is a
+ * trusted BTF pointer: a field is a plain load, CO-RE relocated through
+ * vmlinux.h's preserve_access_index, which the verifier makes fault-safe. A
+ * classic tracepoint hands over the same address as an untrusted integer, so
+ * each field costs a bpf_probe_read_kernel call (BPF_CORE_READ). The helpers
+ * below take `direct`, a constant in each program: after inlining, only one
+ * of the two ways is left.
+ */
+#define FIELD_READ(direct, ptr, field) ((direct) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+#define FIELD_READ_INTO(direct, dst, ptr, field)                                                   \
+	do {                                                                                       \
+		if (direct)                                                                        \
+			__builtin_memcpy(dst, &(ptr)->field, sizeof(*(dst)));                      \
+		else                                                                               \
+			BPF_CORE_READ_INTO(dst, ptr, field);                                       \
+	} while (0)
 
-	e->netns = BPF_CORE_READ(net, ns.inum);
+/* Addresses, ports, family and netns straight from the socket's common part,
+ * which a request socket shares. */
+static __always_inline void fill_addresses(struct tcpstated_event *e, const struct sock_common *skc,
+					   bool direct)
+{
+	__u16 family = FIELD_READ(direct, skc, skc_family);
+	struct net *net = FIELD_READ(direct, skc, skc_net.net);
+
+	e->netns = FIELD_READ(direct, net, ns.inum);
 	if (bpf_core_field_exists(net->net_cookie))
-		e->netns_cookie = BPF_CORE_READ(net, net_cookie);
-	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		e->netns_cookie = FIELD_READ(direct, net, net_cookie);
+	e->dport = bpf_ntohs(FIELD_READ(direct, skc, skc_dport));
 	if (family == AF_INET6) {
 		e->flags |= TCPSTATED_F_IPV6;
-		BPF_CORE_READ_INTO(&e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		FIELD_READ_INTO(direct, &e->saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
+		FIELD_READ_INTO(direct, &e->daddr, skc, skc_v6_daddr.in6_u.u6_addr8);
 	} else {
-		BPF_CORE_READ_INTO((__u32 *)e->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__u32 *)e->daddr, sk, __sk_common.skc_daddr);
+		FIELD_READ_INTO(direct, (__u32 *)e->saddr, skc, skc_rcv_saddr);
+		FIELD_READ_INTO(direct, (__u32 *)e->daddr, skc, skc_daddr);
 	}
 }
 
 /* inet_num is already 0 on X->CLOSE: the bound port lives on in inet_sport. */
-static __always_inline __u16 local_port(const struct sock *sk)
+static __always_inline __u16 local_port(const struct inet_sock *inet, bool direct)
 {
-	return bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	return bpf_ntohs(FIELD_READ(direct, inet, inet_sport));
 }
 
 /* Transitions that run in the owning process (connect, listen, close,
@@ -168,7 +187,7 @@ static __always_inline bool process_context(int oldstate, int newstate)
 }
 
 static __always_inline void fill_state(struct tcpstated_event *e, const struct sock *sk,
-				       int oldstate, int newstate)
+				       int oldstate, int newstate, bool direct)
 {
 	e->oldstate = (__u8)oldstate;
 	e->newstate = (__u8)newstate;
@@ -177,7 +196,8 @@ static __always_inline void fill_state(struct tcpstated_event *e, const struct s
 	 * close() sets RCV_SHUTDOWN itself, so sk_shutdown cannot tell. */
 	if (newstate == TCPSTATED_TCP_CLOSE &&
 	    (oldstate == TCPSTATED_TCP_FIN_WAIT2 || oldstate == TCPSTATED_TCP_CLOSING) &&
-	    (BPF_CORE_READ(sk, __sk_common.skc_flags) & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+	    (FIELD_READ(direct, sk, __sk_common.skc_flags) &
+	     (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
 		e->flags |= TCPSTATED_F_PEER_FIN;
 	if (process_context(oldstate, newstate)) {
 		__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -190,22 +210,23 @@ static __always_inline void fill_state(struct tcpstated_event *e, const struct s
 	}
 }
 
-/* Socket states whose struct is not a full socket: no cookie, no fields. */
-static __always_inline bool full_socket(const struct sock *sk)
-{
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-
-	return state != TCPSTATED_TCP_TIME_WAIT && state != TCPSTATED_TCP_NEW_SYN_RECV;
-}
-
 /* ---- tp_btf mode: the socket cookie is the identity ---- */
+
+/* A direct read of sk may not go past struct sock, and inet_sport lies
+ * beyond it: the tcp_sock this returns covers it. NULL for timewait and
+ * request sockets, which have neither a cookie nor these fields. */
+static __always_inline struct tcp_sock *btf_tcp_sock(const struct sock *sk)
+{
+	return bpf_skc_to_tcp_sock((void *)sk);
+}
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
 	struct tcpstated_event *e;
+	struct tcp_sock *tp;
 
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	count_transition(oldstate, newstate);
 	e = reserve(TCPSTATED_SRC_STATE);
@@ -213,9 +234,11 @@ int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int
 		return 0;
 	e->id = bpf_get_socket_cookie((void *)sk);
 	e->flags |= TCPSTATED_F_COOKIE;
-	fill_addresses(e, sk);
-	e->sport = local_port(sk);
-	fill_state(e, sk, oldstate, newstate);
+	fill_addresses(e, &sk->__sk_common, true);
+	tp = btf_tcp_sock(sk);
+	if (tp)
+		e->sport = local_port(&tp->inet_conn.icsk_inet, true);
+	fill_state(e, sk, oldstate, newstate, true);
 	submit(e);
 	return 0;
 }
@@ -223,8 +246,12 @@ int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int
 static __always_inline int btf_sock_event(const struct sock *sk, __u8 source)
 {
 	struct tcpstated_event *e;
+	struct tcp_sock *tp;
 
-	if (!sk || !full_socket(sk))
+	if (!sk)
+		return 0;
+	tp = btf_tcp_sock(sk);
+	if (!tp)
 		return 0;
 	e = reserve(source);
 	if (!e)
@@ -232,9 +259,9 @@ static __always_inline int btf_sock_event(const struct sock *sk, __u8 source)
 	e->id = bpf_get_socket_cookie((void *)sk);
 	e->flags |= TCPSTATED_F_COOKIE;
 	e->skaddr = (__u64)sk;
-	e->oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
-	fill_addresses(e, sk);
-	e->sport = local_port(sk);
+	e->oldstate = sk->__sk_common.skc_state;
+	fill_addresses(e, &sk->__sk_common, true);
+	e->sport = local_port(&tp->inet_conn.icsk_inet, true);
 	submit(e);
 	return 0;
 }
@@ -257,7 +284,8 @@ int BPF_PROG(btf_destroy_sock, struct sock *sk)
 	return btf_sock_event(sk, TCPSTATED_SRC_DESTROY);
 }
 
-static __always_inline int synack_event(const struct sock *listener, const struct request_sock *req)
+static __always_inline int synack_event(const struct sock *listener, const struct request_sock *req,
+					bool direct)
 {
 	struct tcpstated_event *e;
 
@@ -269,8 +297,8 @@ static __always_inline int synack_event(const struct sock *listener, const struc
 	e->skaddr = (__u64)listener;
 	e->oldstate = TCPSTATED_TCP_LISTEN;
 	/* The request socket carries the connection's 4-tuple. */
-	fill_addresses(e, (const struct sock *)req);
-	e->sport = BPF_CORE_READ(req, __req_common.skc_num);
+	fill_addresses(e, &req->__req_common, direct);
+	e->sport = FIELD_READ(direct, req, __req_common.skc_num);
 	submit(e);
 	return 0;
 }
@@ -278,7 +306,7 @@ static __always_inline int synack_event(const struct sock *listener, const struc
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(btf_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
-	return synack_event(sk, req);
+	return synack_event(sk, req, true);
 }
 
 /* ---- classic tracepoint mode: skaddr plus an incarnation id ---- */
@@ -345,12 +373,20 @@ int tp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	e->id = id;
 	/* The socket has the addresses the tracepoint copied; the ports are
 	 * taken from the tracepoint as it formats them. */
-	fill_addresses(e, sk);
+	fill_addresses(e, &sk->__sk_common, false);
 	e->sport = ctx->sport;
 	e->dport = ctx->dport;
-	fill_state(e, sk, oldstate, newstate);
+	fill_state(e, sk, oldstate, newstate, false);
 	submit(e);
 	return 0;
+}
+
+/* Socket states whose struct is not a full socket: no cookie, no fields. */
+static __always_inline bool full_socket(const struct sock *sk)
+{
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+
+	return state != TCPSTATED_TCP_TIME_WAIT && state != TCPSTATED_TCP_NEW_SYN_RECV;
 }
 
 static __always_inline int tp_sock_event(const struct sock *sk, __u8 source)
@@ -372,8 +408,8 @@ static __always_inline int tp_sock_event(const struct sock *sk, __u8 source)
 	e->id = id;
 	e->skaddr = skaddr;
 	e->oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
-	fill_addresses(e, sk);
-	e->sport = local_port(sk);
+	fill_addresses(e, &sk->__sk_common, false);
+	e->sport = local_port((const struct inet_sock *)sk, false);
 	submit(e);
 	return 0;
 }
@@ -415,5 +451,5 @@ int tp_send_reset(void *ctx)
 SEC("tracepoint/tcp/tcp_retransmit_synack")
 int tp_retransmit_synack(struct trace_event_raw_tcp_retransmit_synack *ctx)
 {
-	return synack_event(ctx->skaddr, ctx->req);
+	return synack_event(ctx->skaddr, ctx->req, false);
 }
