@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * tcpstated's kernel side: every TCP state change, the resets that tell a
- * TIME_WAIT hand-off from an abort, socket destruction and SYN-ACK
- * retransmits, sent to userspace through one ring buffer.
+ * TIME_WAIT hand-off from an abort, and SYN-ACK retransmits, sent to
+ * userspace through one ring buffer. Socket destruction is not an event: a
+ * socket is destroyed only in CLOSE (inet_csk_destroy_sock warns otherwise),
+ * and its move to CLOSE was already reported by inet_sock_set_state.
  *
  * Two attach modes share the event format:
  *  - tp_btf (preferred): typed struct sock *, identity is the socket cookie;
@@ -278,12 +280,6 @@ int BPF_PROG(btf_send_reset, const struct sock *sk)
 	return btf_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
 }
 
-SEC("tp_btf/tcp_destroy_sock")
-int BPF_PROG(btf_destroy_sock, struct sock *sk)
-{
-	return btf_sock_event(sk, TCPSTATED_SRC_DESTROY);
-}
-
 static __always_inline int synack_event(const struct sock *listener, const struct request_sock *req,
 					bool direct)
 {
@@ -400,8 +396,6 @@ static __always_inline int tp_sock_event(const struct sock *sk, __u8 source)
 	id = current_incarnation(skaddr);
 	if (!id)
 		id = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	if (source == TCPSTATED_SRC_DESTROY)
-		bpf_map_delete_elem(&incarnations, &skaddr);
 	e = reserve(source);
 	if (!e)
 		return 0;
@@ -420,10 +414,16 @@ int tp_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
 	return tp_sock_event(ctx->skaddr, TCPSTATED_SRC_RECV_RESET);
 }
 
+/* The end of an incarnation: no event, only the skaddr's id is forgotten.
+ * Not at X->CLOSE, because a socket still sends resets in CLOSE (close()
+ * with unread data) and those must carry its id. */
 SEC("tracepoint/tcp/tcp_destroy_sock")
 int tp_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
 {
-	return tp_sock_event(ctx->skaddr, TCPSTATED_SRC_DESTROY);
+	__u64 skaddr = (__u64)ctx->skaddr;
+
+	bpf_map_delete_elem(&incarnations, &skaddr);
+	return 0;
 }
 
 /* tcp_send_reset has had two layouts; skaddr is all we read, so CO-RE finds

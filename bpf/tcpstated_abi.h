@@ -39,7 +39,7 @@ enum tcpstated_source {
 	TCPSTATED_SRC_STATE = 0,	  /* sock/inet_sock_set_state */
 	TCPSTATED_SRC_RECV_RESET = 1,	  /* tcp/tcp_receive_reset */
 	TCPSTATED_SRC_SEND_RESET = 2,	  /* tcp/tcp_send_reset */
-	TCPSTATED_SRC_DESTROY = 3,	  /* tcp/tcp_destroy_sock */
+	TCPSTATED_SRC_DESTROY = 3,	  /* reserved: tcp_destroy_sock, no longer sent */
 	TCPSTATED_SRC_SYNACK_RETRANS = 4, /* tcp/tcp_retransmit_synack */
 	TCPSTATED_SRC_COUNT = 5,
 };

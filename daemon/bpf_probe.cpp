@@ -127,8 +127,9 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
   const bool btf = mode == AttachMode::kTpBtf;
   struct bpf_program* btf_progs[] = {
       skel_->progs.btf_set_state, skel_->progs.btf_receive_reset,
-      skel_->progs.btf_send_reset, skel_->progs.btf_destroy_sock,
-      skel_->progs.btf_retransmit_synack};
+      skel_->progs.btf_send_reset, skel_->progs.btf_retransmit_synack};
+  // tp_destroy_sock sends no event: it only ends an skaddr's incarnation.
+  // Cookies need no such end, so tp_btf mode has no destroy program.
   struct bpf_program* tp_progs[] = {
       skel_->progs.tp_set_state, skel_->progs.tp_receive_reset,
       skel_->progs.tp_send_reset, skel_->progs.tp_destroy_sock,

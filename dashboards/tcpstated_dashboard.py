@@ -737,8 +737,8 @@ def row_health():
             "Events per second from each kernel tracepoint, applied to the "
             "mirror: inet_sock_set_state (every state change), "
             "tcp_receive_reset / tcp_send_reset (RSTs, which tell a reset "
-            "from a TIME_WAIT hand-off), tcp_destroy_sock (end of a "
-            "socket), tcp_retransmit_synack (SYN-ACK retries).",
+            "from a TIME_WAIT hand-off), tcp_retransmit_synack (SYN-ACK "
+            "retries).",
             targets(("sum by (instance, source) (%s)"
                      % rate("tcpstated_events_total"),
                      "{{instance}} {{source}}")),

@@ -56,7 +56,7 @@ STATES = ("syn_sent", "syn_recv", "established", "fin_wait1", "fin_wait2",
           "time_wait", "close", "close_wait", "last_ack", "listen", "closing",
           "new_syn_recv")
 SOURCES = ("inet_sock_set_state", "tcp_receive_reset", "tcp_send_reset",
-           "tcp_destroy_sock", "tcp_retransmit_synack")
+           "tcp_retransmit_synack")
 OWNER = ("netns", "comm", "unit", "role", "port")
 LISTENER = ("netns", "port")
 DESTINATION = ("netns", "saddr", "daddr", "dport")
