@@ -8,14 +8,13 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
-#include <cstring>
-#include <initializer_list>
 #include <map>
 #include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "mirror_test_events.h"
 #include "tcpstated/event.h"
 #include "tcpstated/mirror.h"
 #include "tcpstated/sock_diag.h"
@@ -31,68 +30,43 @@ using tcpstated::Owner;
 using tcpstated::Role;
 using tcpstated::SocketEntry;
 using tcpstated::Source;
-using tcpstated::StateCounts;
-using tcpstated::StateIndex;
 using tcpstated::StateName;
+using tcpstated::test::CountOf;
+using tcpstated::test::CountsIn;
+using tcpstated::test::ExpectCounts;
+using tcpstated::test::InFinWait2Substate;
+using tcpstated::test::InProcess;
+using tcpstated::test::Ip;
+using tcpstated::test::IsTimewaitSock;
+using tcpstated::test::kBigTable;
+using tcpstated::test::kNetns;
+using tcpstated::test::kOtherNetns;
+using tcpstated::test::kSec;
+using tcpstated::test::kT0;
+using tcpstated::test::Reset;
+using tcpstated::test::StateChange;
+using tcpstated::test::Walk;
+using tcpstated::test::WithPeerFin;
 using S = tcpstated::TcpState;
 
-constexpr uint64_t kSec = tcpstated::kNsPerSec;
 constexpr uint64_t kMs = 1000000ULL;
-constexpr uint64_t kT0 = 1000 * kSec;  // an arbitrary CLOCK_MONOTONIC origin
 // A reconcile cycle: the dumps begin at kDumpStart and are applied at kNow.
 constexpr uint64_t kDumpStart = kT0 + 100 * kSec;
 constexpr uint64_t kNow = kDumpStart + 500 * kMs;
-constexpr uint32_t kNetns = 4026531840;       // init_net's inode number
-constexpr uint32_t kOtherNetns = 4026532600;  // a container's
 constexpr uint32_t kThirdNetns = 4026532700;
-constexpr size_t kBigTable = 1000;
 // Classic-tracepoint incarnation ids carry the CPU number + 1 in bits 48+;
 // socket cookies are small sequential numbers.
 constexpr uint64_t kIncarnation = (3ULL << 48) | 17;
 
-Address Ip(int family, const char* text) {
-  Address a{};
-  EXPECT_EQ(inet_pton(family, text, a.data()), 1) << text;
-  return a;
-}
-
-// What identifies one socket in the event stream.
-struct Sock {
+// This file's sockets are 10.0.0.1 -> 10.0.0.2 unless a test says otherwise.
+struct Sock : tcpstated::test::Sock {
   explicit Sock(uint64_t id_in, uint16_t sport_in = 0, uint16_t dport_in = 0,
                 uint32_t netns_in = kNetns)
-      : id(id_in), sport(sport_in), dport(dport_in), netns(netns_in) {}
-
-  uint64_t id;
-  uint16_t sport;
-  uint16_t dport;
-  uint32_t netns;
-  Address saddr = Ip(AF_INET, "10.0.0.1");
-  Address daddr = Ip(AF_INET, "10.0.0.2");
-  uint64_t netns_cookie = 0;  // 0: the kernel has none
+      : tcpstated::test::Sock(id_in, sport_in, dport_in, netns_in) {
+    saddr = Ip(AF_INET, "10.0.0.1");
+    daddr = Ip(AF_INET, "10.0.0.2");
+  }
 };
-
-Event StateChange(const Sock& s, S from, S to, uint64_t ts) {
-  Event e;
-  e.source = Source::kStateChange;
-  e.ts_ns = ts;
-  e.id = s.id;
-  e.skaddr = 0xffff888100a0b000ULL;
-  e.netns = s.netns;
-  e.netns_cookie = s.netns_cookie;
-  e.sport = s.sport;
-  e.dport = s.dport;
-  e.saddr = s.saddr;
-  e.daddr = s.daddr;
-  e.oldstate = from;
-  e.newstate = to;
-  return e;
-}
-
-Event Reset(const Sock& s, Source source, S state, uint64_t ts) {
-  Event e = StateChange(s, state, state, ts);
-  e.source = source;
-  return e;
-}
 
 // tcp_retransmit_synack: sport is the listener's port.
 Event SynackRetrans(const Sock& listener, uint16_t client_port, uint64_t ts) {
@@ -100,36 +74,6 @@ Event SynackRetrans(const Sock& listener, uint16_t client_port, uint64_t ts) {
   e.source = Source::kSynackRetrans;
   e.dport = client_port;
   return e;
-}
-
-Event InProcess(Event e, uint32_t tgid, const char* comm) {
-  e.process_context = true;
-  e.tgid = tgid;
-  e.pid = tgid;
-  std::strncpy(e.comm.data(), comm, e.comm.size() - 1);
-  return e;
-}
-
-Event WithPeerFin(Event e) {
-  e.peer_fin = true;
-  return e;
-}
-
-// Feeds path[0]->path[1], path[1]->path[2], ... for `s`, `step` apart from
-// `ts`. Returns the time of the last event.
-uint64_t Walk(Mirror& m, const Sock& s, std::initializer_list<S> path,
-              uint64_t ts, uint64_t step = kSec) {
-  const S* prev = nullptr;
-  uint64_t last = ts;
-  for (const S& state : path) {
-    if (prev != nullptr) {
-      m.Apply(StateChange(s, *prev, state, ts));
-      last = ts;
-      ts += step;
-    }
-    prev = &state;
-  }
-  return last;
 }
 
 // A full socket of the dump with `s`'s 4-tuple.
@@ -179,28 +123,6 @@ Mirror::ReconcileStats ReconcileOne(Mirror& m, uint32_t netns,
   return m.Reconcile({dump}, dump_start, now, seeding);
 }
 
-StateCounts CountsIn(const Mirror& m, uint32_t netns) {
-  auto it = m.counts().find(netns);
-  return it == m.counts().end() ? StateCounts{} : it->second;
-}
-
-int64_t CountOf(const Mirror& m, uint32_t netns, S state) {
-  return CountsIn(m, netns)[StateIndex(state)];
-}
-
-// Every state of `netns` holds exactly what `expected` says (zero if absent).
-void ExpectCounts(const Mirror& m, uint32_t netns,
-                  const std::map<S, int64_t>& expected) {
-  StateCounts counts = CountsIn(m, netns);
-  for (size_t i = 0; i < counts.size(); ++i) {
-    S state = static_cast<S>(i);
-    auto it = expected.find(state);
-    int64_t want = it == expected.end() ? 0 : it->second;
-    EXPECT_EQ(counts[i], want)
-        << "netns " << netns << " state " << StateName(state);
-  }
-}
-
 void ExpectCorrections(const Mirror::ReconcileStats& stats,
                        const std::map<S, uint64_t>& expected) {
   for (size_t i = 0; i < stats.corrections.size(); ++i) {
@@ -210,14 +132,6 @@ void ExpectCorrections(const Mirror::ReconcileStats& stats,
     EXPECT_EQ(stats.corrections[i], want)
         << "corrections for " << StateName(state);
   }
-}
-
-bool IsTimewaitSock(const SocketEntry& entry) {
-  return (entry.flags & tcpstated::kEntryTimewaitSock) != 0;
-}
-
-bool InFinWait2Substate(const SocketEntry& entry) {
-  return (entry.flags & tcpstated::kEntryFinWait2Substate) != 0;
 }
 
 std::set<uint64_t> CloseWaitIds(const Mirror& m) {

@@ -8,15 +8,13 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
-#include <cstring>
-#include <initializer_list>
-#include <map>
 #include <ostream>
 #include <set>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "mirror_test_events.h"
 #include "tcpstated/event.h"
 #include "tcpstated/tcp_state.h"
 
@@ -28,122 +26,31 @@ using tcpstated::Mirror;
 using tcpstated::Role;
 using tcpstated::SocketEntry;
 using tcpstated::Source;
-using tcpstated::StateCounts;
 using tcpstated::StateIndex;
-using tcpstated::StateName;
+using tcpstated::test::CountOf;
+using tcpstated::test::CountsIn;
+using tcpstated::test::Destroy;
+using tcpstated::test::ExpectCounts;
+using tcpstated::test::InFinWait2Substate;
+using tcpstated::test::InProcess;
+using tcpstated::test::Ip;
+using tcpstated::test::IsTimewaitSock;
+using tcpstated::test::kBigTable;
+using tcpstated::test::kNetns;
+using tcpstated::test::kOtherNetns;
+using tcpstated::test::kSec;
+using tcpstated::test::kT0;
+using tcpstated::test::Reset;
+using tcpstated::test::Sock;
+using tcpstated::test::StateChange;
+using tcpstated::test::Walk;
+using tcpstated::test::WithPeerFin;
 using S = tcpstated::TcpState;
-
-constexpr uint64_t kSec = tcpstated::kNsPerSec;
-constexpr uint64_t kT0 = 1000 * kSec;    // an arbitrary CLOCK_MONOTONIC origin
-constexpr uint32_t kNetns = 4026531840;  // init_net's inode number
-constexpr uint32_t kOtherNetns = 4026532600;  // a container's
-constexpr size_t kBigTable = 1000;
-
-// What identifies one socket in the event stream.
-struct Sock {
-  explicit Sock(uint64_t id_in, uint16_t sport_in = 0, uint16_t dport_in = 0,
-                uint32_t netns_in = kNetns)
-      : id(id_in), sport(sport_in), dport(dport_in), netns(netns_in) {}
-
-  uint64_t id;
-  uint16_t sport;
-  uint16_t dport;
-  uint32_t netns;
-  uint64_t skaddr = 0xffff888100a0b000ULL;
-  Address saddr{};
-  Address daddr{};
-  uint64_t netns_cookie = 0;  // 0: the kernel has none
-};
-
-Event StateChange(const Sock& s, S from, S to, uint64_t ts) {
-  Event e;
-  e.source = Source::kStateChange;
-  e.ts_ns = ts;
-  e.id = s.id;
-  e.skaddr = s.skaddr;
-  e.netns = s.netns;
-  e.netns_cookie = s.netns_cookie;
-  e.sport = s.sport;
-  e.dport = s.dport;
-  e.saddr = s.saddr;
-  e.daddr = s.daddr;
-  e.oldstate = from;
-  e.newstate = to;
-  return e;
-}
-
-// tcp_receive_reset / tcp_send_reset: `state` is the socket's state when the
-// reset fired (CLOSE when send_reset comes after the CLOSE event).
-Event Reset(const Sock& s, Source source, S state, uint64_t ts) {
-  Event e = StateChange(s, state, state, ts);
-  e.source = source;
-  return e;
-}
-
-Event Destroy(const Sock& s, S state, uint64_t ts) {
-  Event e = StateChange(s, state, state, ts);
-  e.source = Source::kDestroy;
-  return e;
-}
-
-// The transition ran in the owner's process (connect, listen, close).
-Event InProcess(Event e, uint32_t tgid, const char* comm, uint64_t cgroup) {
-  e.process_context = true;
-  e.tgid = tgid;
-  e.pid = tgid;
-  e.cgroup_id = cgroup;
-  std::strncpy(e.comm.data(), comm, e.comm.size() - 1);
-  return e;
-}
-
-Event WithPeerFin(Event e) {
-  e.peer_fin = true;
-  return e;
-}
-
-// Feeds path[0]->path[1], path[1]->path[2], ... for `s`, `step` apart from
-// `ts`. Returns the time of the last event.
-uint64_t Walk(Mirror& m, const Sock& s, std::initializer_list<S> path,
-              uint64_t ts, uint64_t step = kSec) {
-  const S* prev = nullptr;
-  uint64_t last = ts;
-  for (const S& state : path) {
-    if (prev != nullptr) {
-      m.Apply(StateChange(s, *prev, state, ts));
-      last = ts;
-      ts += step;
-    }
-    prev = &state;
-  }
-  return last;
-}
-
-StateCounts CountsIn(const Mirror& m, uint32_t netns) {
-  auto it = m.counts().find(netns);
-  return it == m.counts().end() ? StateCounts{} : it->second;
-}
-
-int64_t CountOf(const Mirror& m, uint32_t netns, S state) {
-  return CountsIn(m, netns)[StateIndex(state)];
-}
 
 int64_t Total(const Mirror& m, uint32_t netns) {
   int64_t total = 0;
   for (int64_t c : CountsIn(m, netns)) total += c;
   return total;
-}
-
-// Every state of `netns` holds exactly what `expected` says (zero if absent).
-void ExpectCounts(const Mirror& m, uint32_t netns,
-                  const std::map<S, int64_t>& expected) {
-  StateCounts counts = CountsIn(m, netns);
-  for (size_t i = 0; i < counts.size(); ++i) {
-    S state = static_cast<S>(i);
-    auto it = expected.find(state);
-    int64_t want = it == expected.end() ? 0 : it->second;
-    EXPECT_EQ(counts[i], want)
-        << "netns " << netns << " state " << StateName(state);
-  }
 }
 
 uint64_t InvalidTotal(const Mirror& m) {
@@ -152,20 +59,6 @@ uint64_t InvalidTotal(const Mirror& m) {
     for (uint64_t c : row) total += c;
   }
   return total;
-}
-
-Address Ip(int family, const char* text) {
-  Address a{};
-  EXPECT_EQ(inet_pton(family, text, a.data()), 1) << text;
-  return a;
-}
-
-bool InFinWait2Substate(const SocketEntry& entry) {
-  return (entry.flags & tcpstated::kEntryFinWait2Substate) != 0;
-}
-
-bool IsTimewaitSock(const SocketEntry& entry) {
-  return (entry.flags & tcpstated::kEntryTimewaitSock) != 0;
 }
 
 // The seeds' client life 7->2->1->4->5->7, one second a step from `ts`; the
