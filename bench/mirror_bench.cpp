@@ -177,7 +177,7 @@ struct Connection {
 };
 
 // Client of a remote service: 7->2->1->4->5->7 (peer FIN arrived while in
-// FIN_WAIT2: straight to TIME_WAIT), then the full socket is destroyed.
+// FIN_WAIT2: straight to TIME_WAIT). (tcp_destroy_sock is not sent.)
 void ClientLifecycle(Endpoint c, std::vector<tcpstated_event>* out) {
   Endpoint early = c;
   early.sport = 0;  // 7->2 fires before the ephemeral port is chosen
@@ -186,7 +186,6 @@ void ClientLifecycle(Endpoint c, std::vector<tcpstated_event>* out) {
   out->push_back(State(c, kEst, kFinWait1, kProc));
   out->push_back(State(c, kFinWait1, kFinWait2));
   out->push_back(State(c, kFinWait2, kClose, kPeerFin));
-  out->push_back(Record(TCPSTATED_SRC_DESTROY, c, kClose, 0, 0));
 }
 
 // Accepted from a remote client that closes first: 10->3->1->8->9->7.
@@ -196,7 +195,6 @@ void ServerLifecycle(Endpoint s, std::vector<tcpstated_event>* out) {
   out->push_back(State(s, kEst, kCloseWait));
   out->push_back(State(s, kCloseWait, kLastAck, kProc));
   out->push_back(State(s, kLastAck, kClose));
-  out->push_back(Record(TCPSTATED_SRC_DESTROY, s, kClose, 0, 0));
 }
 
 // Accepted, then reset by the remote client: receive_reset, then 1->7.
@@ -205,7 +203,6 @@ void ResetLifecycle(Endpoint s, std::vector<tcpstated_event>* out) {
   out->push_back(State(s, kSynRecv, kEst));
   out->push_back(Record(TCPSTATED_SRC_RECV_RESET, s, kEst, 0, 0));
   out->push_back(State(s, kEst, kClose));
-  out->push_back(Record(TCPSTATED_SRC_DESTROY, s, kClose, 0, 0));
 }
 
 // A loopback pair, client closing first, gracefully.
@@ -221,10 +218,8 @@ void LoopbackGraceful(Endpoint c, Endpoint s,
   out->push_back(State(s, kEst, kCloseWait));
   out->push_back(State(c, kFinWait1, kFinWait2));
   out->push_back(State(c, kFinWait2, kClose));  // orphan: FIN_WAIT2 substate
-  out->push_back(Record(TCPSTATED_SRC_DESTROY, c, kClose, 0, 0));
   out->push_back(State(s, kCloseWait, kLastAck, kProc));  // promotes it
   out->push_back(State(s, kLastAck, kClose));
-  out->push_back(Record(TCPSTATED_SRC_DESTROY, s, kClose, 0, 0));
 }
 
 // A loopback pair, client closing with SO_LINGER 0.
@@ -239,8 +234,6 @@ void LoopbackReset(Endpoint c, Endpoint s, std::vector<tcpstated_event>* out) {
   out->push_back(Record(TCPSTATED_SRC_RECV_RESET, s, kEst, 0, 0));
   out->push_back(State(s, kEst, kClose));
   out->push_back(Record(TCPSTATED_SRC_SEND_RESET, c, kClose, 0, 0));
-  out->push_back(Record(TCPSTATED_SRC_DESTROY, s, kClose, 0, 0));
-  out->push_back(Record(TCPSTATED_SRC_DESTROY, c, kClose, 0, 0));
 }
 
 // Inferred TIME_WAIT entries one connection leaves behind.

@@ -21,8 +21,8 @@ std::string_view SourceName(Source source) {
       return "tcp_receive_reset";
     case Source::kSendReset:
       return "tcp_send_reset";
-    case Source::kDestroy:
-      return "tcp_destroy_sock";
+    case Source::kReserved:
+      break;
     case Source::kSynackRetrans:
       return "tcp_retransmit_synack";
   }
@@ -51,7 +51,9 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   // return it to the kernel, and it need not be aligned for us.
   tcpstated_event raw;
   std::memcpy(&raw, data, sizeof(raw));
-  if (raw.source >= TCPSTATED_SRC_COUNT) return DecodeError::kBadSource;
+  if (!IsSentSource(static_cast<Source>(raw.source))) {
+    return DecodeError::kBadSource;
+  }
   // Kernel state numbers 1..kStateSlots-1; the new state only matters for
   // state changes (the other sources leave it 0).
   const bool is_state_change = raw.source == TCPSTATED_SRC_STATE;

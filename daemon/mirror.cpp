@@ -95,8 +95,7 @@ void Mirror::SetFinTimeout(uint32_t netns, uint64_t ns) {
 void Mirror::Apply(const Event& e) {
   // DecodeEvent guarantees these; a hand-built event must not index out of
   // the per-state arrays.
-  if (static_cast<size_t>(e.source) >= kSourceCount ||
-      StateIndex(e.oldstate) >= kStateSlots ||
+  if (!IsSentSource(e.source) || StateIndex(e.oldstate) >= kStateSlots ||
       StateIndex(e.newstate) >= kStateSlots) {
     return;
   }
@@ -112,8 +111,7 @@ void Mirror::Apply(const Event& e) {
     case Source::kSendReset:
       ApplyReset(e);
       break;
-    case Source::kDestroy:
-      ApplyDestroy(e);
+    case Source::kReserved:
       break;
     case Source::kSynackRetrans:
       // sport is the listener's port (the request socket's local port).
@@ -306,14 +304,6 @@ void Mirror::ApplyReset(const Event& e) {
     return;
   }
   entry->flags |= kEntryResetSeen;
-}
-
-void Mirror::ApplyDestroy(const Event& e) {
-  SocketEntry* entry = table_.Find(e.id);
-  // A destroyed full socket is gone unless a timewait socket took its place.
-  if (entry != nullptr && (entry->flags & kEntryTimewaitSock) == 0) {
-    Remove(entry, e.ts_ns, /*observe=*/true);
-  }
 }
 
 void Mirror::Expire(uint64_t now_ns) {

@@ -15,13 +15,22 @@
 namespace tcpstated {
 
 enum class Source : uint8_t {
-  kStateChange = 0,    // sock/inet_sock_set_state
-  kReceiveReset = 1,   // tcp/tcp_receive_reset
-  kSendReset = 2,      // tcp/tcp_send_reset
-  kDestroy = 3,        // tcp/tcp_destroy_sock
+  kStateChange = 0,   // sock/inet_sock_set_state
+  kReceiveReset = 1,  // tcp/tcp_receive_reset
+  kSendReset = 2,     // tcp/tcp_send_reset
+  // 3 was tcp/tcp_destroy_sock: no longer sent (a socket is destroyed only
+  // in CLOSE, which inet_sock_set_state has reported); the value stays
+  // reserved so that the kernel's per-source arrays keep their layout.
+  kReserved = 3,
   kSynackRetrans = 4,  // tcp/tcp_retransmit_synack
 };
 inline constexpr size_t kSourceCount = 5;
+
+// The sources the BPF side sends (all but the reserved value).
+inline constexpr bool IsSentSource(Source source) {
+  return source != Source::kReserved &&
+         static_cast<size_t>(source) < kSourceCount;
+}
 
 // Label value of a source: the tracepoint name ("inet_sock_set_state", ...).
 std::string_view SourceName(Source source);

@@ -260,7 +260,6 @@ class Mirror {
   void PurgeNamespace(uint32_t netns);
   void ApplyStateChange(const Event& e);
   void ApplyReset(const Event& e);
-  void ApplyDestroy(const Event& e);
 
   SocketEntry* Track(const Event& e, TcpState state, uint64_t entered_ns,
                      uint8_t flags, Role role);

@@ -103,9 +103,6 @@ class Recorder {
              const Owner* owner = nullptr, bool peer_fin = false) {
     Emit(s, TCPSTATED_SRC_STATE, from, to, owner, peer_fin);
   }
-  void Destroy(const Sock& s, uint8_t state = TCPSTATED_TCP_CLOSE) {
-    Emit(s, TCPSTATED_SRC_DESTROY, state, state);
-  }
   void Tail(std::vector<uint8_t> bytes) {
     out_.insert(out_.end(), bytes.begin(), bytes.end());
   }
@@ -132,7 +129,6 @@ void ClientIpv4(Recorder& r) {
   r.State(c, TCPSTATED_TCP_ESTABLISHED, TCPSTATED_TCP_FIN_WAIT1, &kCurl);
   r.State(c, TCPSTATED_TCP_FIN_WAIT1, TCPSTATED_TCP_FIN_WAIT2);
   r.State(c, TCPSTATED_TCP_FIN_WAIT2, TCPSTATED_TCP_CLOSE, nullptr, true);
-  r.Destroy(c);
 }
 
 // Server: listener, a SYN-ACK retransmit, an accepted child closed by the
@@ -155,9 +151,7 @@ void ServerIpv4(Recorder& r) {
   r.Advance(5 * kMs);
   r.State(c, TCPSTATED_TCP_CLOSE_WAIT, TCPSTATED_TCP_LAST_ACK, &kNginx);
   r.State(c, TCPSTATED_TCP_LAST_ACK, TCPSTATED_TCP_CLOSE);
-  r.Destroy(c);
   r.State(l, TCPSTATED_TCP_LISTEN, TCPSTATED_TCP_CLOSE, &kNginx);
-  r.Destroy(l);
 }
 
 // Loopback IPv6, both ends in one namespace: the client closes first and
@@ -181,7 +175,6 @@ void LoopbackIpv6Orphan(Recorder& r) {
   r.Advance(3000 * kMs);
   r.State(s, TCPSTATED_TCP_CLOSE_WAIT, TCPSTATED_TCP_LAST_ACK, &kPython);
   r.State(s, TCPSTATED_TCP_LAST_ACK, TCPSTATED_TCP_CLOSE);
-  r.Destroy(s);
 }
 
 // connect() refused: SYN_SENT, RST received, CLOSE.
@@ -192,7 +185,6 @@ void ConnectRefused(Recorder& r) {
   r.Emit(c, TCPSTATED_SRC_RECV_RESET, TCPSTATED_TCP_SYN_SENT,
          TCPSTATED_TCP_SYN_SENT);
   r.State(c, TCPSTATED_TCP_SYN_SENT, TCPSTATED_TCP_CLOSE);
-  r.Destroy(c);
 }
 
 // close() with unread data: FIN_WAIT2 -> CLOSE looks like a hand-off, then
@@ -207,7 +199,6 @@ void AbortAndReset(Recorder& r) {
   r.State(c, TCPSTATED_TCP_FIN_WAIT1, TCPSTATED_TCP_FIN_WAIT2);
   r.State(c, TCPSTATED_TCP_FIN_WAIT2, TCPSTATED_TCP_CLOSE, &kCurl);
   r.Emit(c, TCPSTATED_SRC_SEND_RESET, TCPSTATED_TCP_CLOSE, TCPSTATED_TCP_CLOSE);
-  r.Destroy(c);
   Sock d{0x5002, 0xffff888100005400, V4("10.0.0.1"), V4("10.0.0.3"), 42001,
          8443};
   r.State(d, TCPSTATED_TCP_CLOSE, TCPSTATED_TCP_SYN_SENT, &kCurl);
@@ -215,7 +206,6 @@ void AbortAndReset(Recorder& r) {
   r.Emit(d, TCPSTATED_SRC_RECV_RESET, TCPSTATED_TCP_ESTABLISHED,
          TCPSTATED_TCP_ESTABLISHED);
   r.State(d, TCPSTATED_TCP_ESTABLISHED, TCPSTATED_TCP_CLOSE);
-  r.Destroy(d);
 }
 
 // Classic tracepoint (ids are not cookies, no netns cookie): simultaneous
@@ -230,7 +220,6 @@ void ClassicSimultaneousClose(Recorder& r) {
   r.State(c, TCPSTATED_TCP_ESTABLISHED, TCPSTATED_TCP_FIN_WAIT1, &kPython);
   r.State(c, TCPSTATED_TCP_FIN_WAIT1, TCPSTATED_TCP_CLOSING);
   r.State(c, TCPSTATED_TCP_CLOSING, TCPSTATED_TCP_CLOSE);
-  r.Destroy(c);
 }
 
 // A namespace dies and its inode comes back with a new cookie.

@@ -136,14 +136,15 @@ TEST(DecoderTest, RejectsWrongSizes) {
 }
 
 TEST(DecoderTest, RejectsUnknownSources) {
-  for (unsigned source : {5u, 255u}) {
+  for (unsigned source : {3u, 5u, 255u}) {  // 3: reserved, no longer sent
     tcpstated_event raw = SampleRecord();
     raw.source = static_cast<__u8>(source);
     Event e;
     EXPECT_EQ(Decode(raw, &e), DecodeError::kBadSource) << source;
   }
-  // Every known source decodes, to the matching enumerator.
+  // Every source the BPF side sends decodes, to the matching enumerator.
   for (unsigned source = 0; source < TCPSTATED_SRC_COUNT; ++source) {
+    if (source == TCPSTATED_SRC_DESTROY) continue;
     tcpstated_event raw = SampleRecord();
     raw.source = static_cast<__u8>(source);
     Event e;
@@ -184,9 +185,23 @@ TEST(DecoderTest, NonStateSourcesIgnoreNewstateButCheckTheSocketState) {
 
   raw.oldstate = 0;
   EXPECT_EQ(Decode(raw, &e), DecodeError::kBadState);
-  raw.source = TCPSTATED_SRC_DESTROY;
+  raw.source = TCPSTATED_SRC_RECV_RESET;
   raw.oldstate = 14;
   EXPECT_EQ(Decode(raw, &e), DecodeError::kBadState);
+}
+
+TEST(DecoderTest, ReservedSourceIsRejected) {
+  // tcp_destroy_sock's old number: the BPF side no longer sends it.
+  tcpstated_event raw = SampleRecord();
+  raw.source = TCPSTATED_SRC_DESTROY;
+  raw.oldstate = TCPSTATED_TCP_CLOSE;
+  raw.newstate = 0;
+  Event e;
+  e.id = 77;
+  EXPECT_EQ(Decode(raw, &e), DecodeError::kBadSource);
+  EXPECT_EQ(e.id, 77u);  // untouched
+  EXPECT_FALSE(tcpstated::IsSentSource(Source::kReserved));
+  EXPECT_TRUE(tcpstated::IsSentSource(Source::kSynackRetrans));
 }
 
 TEST(DecoderTest, CommWithoutNulIsTerminated) {
@@ -212,7 +227,7 @@ TEST(DecoderTest, Names) {
   EXPECT_EQ(tcpstated::SourceName(Source::kStateChange), "inet_sock_set_state");
   EXPECT_EQ(tcpstated::SourceName(Source::kReceiveReset), "tcp_receive_reset");
   EXPECT_EQ(tcpstated::SourceName(Source::kSendReset), "tcp_send_reset");
-  EXPECT_EQ(tcpstated::SourceName(Source::kDestroy), "tcp_destroy_sock");
+  EXPECT_EQ(tcpstated::SourceName(Source::kReserved), "unknown");
   EXPECT_EQ(tcpstated::SourceName(Source::kSynackRetrans),
             "tcp_retransmit_synack");
   EXPECT_EQ(tcpstated::DecodeErrorName(DecodeError::kNone), "none");

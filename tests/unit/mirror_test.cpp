@@ -29,7 +29,6 @@ using tcpstated::Source;
 using tcpstated::StateIndex;
 using tcpstated::test::CountOf;
 using tcpstated::test::CountsIn;
-using tcpstated::test::Destroy;
 using tcpstated::test::ExpectCounts;
 using tcpstated::test::InFinWait2Substate;
 using tcpstated::test::InProcess;
@@ -448,11 +447,9 @@ TEST(MirrorTest, SkaddrReuseAcrossIncarnationsKeepsCountsExact) {
                      {S::kClose, S::kSynSent, S::kEstablished, S::kCloseWait,
                       S::kLastAck, S::kClose},
                      kT0);
-  m.Apply(Destroy(first, S::kClose, ts));
   ExpectCounts(m, kNetns, {});
   // Active close: an inferred TIME_WAIT outlives the full socket.
   ts = ActiveClose(m, second, ts + kSec, /*peer_fin=*/true);
-  m.Apply(Destroy(second, S::kClose, ts));
   ExpectCounts(m, kNetns, {{S::kTimeWait, 1}});
   // The slab hands the address to a third socket while the second's
   // timewait socket lives on.
@@ -945,36 +942,21 @@ TEST(MirrorTest, NewSocketsObserveNothingForTheStateTheyStartIn) {
   EXPECT_EQ(m.durations()[StateIndex(S::kListen)].count, 0u);
 }
 
-// --- Destroy ---------------------------------------------------------------
+// --- Sources ---------------------------------------------------------------
 
-TEST(MirrorTest, DestroyRemovesFullSocketsButKeepsTimeWait) {
+TEST(MirrorTest, ReservedSourceIsNeitherAppliedNorCounted) {
+  // Source 3 was tcp_destroy_sock; the BPF side no longer sends it.
   Mirror m(kBigTable);
   Sock est(101, 48000, 80);
   Walk(m, est, {S::kClose, S::kSynSent, S::kEstablished}, kT0);
-  Sock tw(102, 48001, 80);
-  const uint64_t close_ts = ActiveClose(m, tw, kT0, /*peer_fin=*/true);
-  Sock orphan(105, 48003, 80);
-  ActiveClose(m, orphan, kT0, /*peer_fin=*/false);
-  ExpectCounts(m, kNetns,
-               {{S::kEstablished, 1}, {S::kTimeWait, 1}, {S::kFinWait2, 1}});
+  Event reserved = Reset(est, Source::kReserved, S::kClose, kT0 + kSec);
 
-  m.Apply(Destroy(est, S::kEstablished, kT0 + 10 * kSec));
-  m.Apply(Destroy(tw, S::kClose, close_ts));
-  m.Apply(Destroy(orphan, S::kClose, close_ts));
-  m.Apply(Destroy(Sock(103), S::kClose, close_ts));  // unknown: no-op
+  m.Apply(reserved);
 
-  EXPECT_EQ(m.Find(101), nullptr);
-  ASSERT_NE(m.Find(102), nullptr);
-  EXPECT_EQ(m.Find(102)->state, S::kTimeWait);
-  ASSERT_NE(m.Find(105), nullptr);
-  ExpectCounts(m, kNetns, {{S::kTimeWait, 1}, {S::kFinWait2, 1}});
-  EXPECT_EQ(m.stats().tracked, 2u);
-  EXPECT_EQ(m.stats().events[static_cast<size_t>(Source::kDestroy)], 4u);
-  // The destroyed ESTABLISHED socket's time is observed when it leaves.
-  // Two left ESTABLISHED for FIN_WAIT1, one was destroyed in it.
-  EXPECT_EQ(m.durations()[StateIndex(S::kEstablished)].count, 3u);
-  m.Expire(close_ts + 60 * kSec);
-  ExpectCounts(m, kNetns, {});
+  ASSERT_NE(m.Find(101), nullptr);
+  EXPECT_EQ(m.Find(101)->state, S::kEstablished);
+  ExpectCounts(m, kNetns, {{S::kEstablished, 1}});
+  EXPECT_EQ(m.stats().events[static_cast<size_t>(Source::kReserved)], 0u);
 }
 
 TEST(MirrorTest, EventsAreCountedPerSource) {
@@ -990,7 +972,7 @@ TEST(MirrorTest, EventsAreCountedPerSource) {
   EXPECT_EQ(events[static_cast<size_t>(Source::kStateChange)], 3u);
   EXPECT_EQ(events[static_cast<size_t>(Source::kReceiveReset)], 1u);
   EXPECT_EQ(events[static_cast<size_t>(Source::kSendReset)], 0u);
-  EXPECT_EQ(events[static_cast<size_t>(Source::kDestroy)], 0u);
+  EXPECT_EQ(events[static_cast<size_t>(Source::kReserved)], 0u);
   EXPECT_EQ(events[static_cast<size_t>(Source::kSynackRetrans)], 1u);
   EXPECT_EQ(m.stats().tracked, 0u);
 }

@@ -76,12 +76,6 @@ inline Event Reset(const Sock& s, Source source, TcpState state, uint64_t ts) {
   return e;
 }
 
-inline Event Destroy(const Sock& s, TcpState state, uint64_t ts) {
-  Event e = StateChange(s, state, state, ts);
-  e.source = Source::kDestroy;
-  return e;
-}
-
 // The transition ran in the owner's process (connect, listen, close).
 inline Event InProcess(Event e, uint32_t tgid, const char* comm,
                        uint64_t cgroup = 0) {
