@@ -967,6 +967,11 @@ bool Mirror::ReconcileSeed(ReconcileJob& job, size_t* budget) {
     // Known already: under this cookie in another namespace, or opened
     // (and reported by its events) since the dump.
     if (table_.Find(d->cookie) != nullptr) continue;
+    // A timewait socket whose timer is already due: its time is up, and the
+    // mirror expired it (at exactly 60 s, or tcp_fin_timeout); the kernel's
+    // timer wheel fires up to an eighth of the timeout later. Adding it back
+    // for that moment would only count a correction.
+    if (d->timewait && d->expires_ms == 0) continue;
     if (SocketEntry* entry =
             Seed(*d, netns, job.now_ns, fin_timeout_s, job.listening)) {
       entry->reconcile_mark = job.epoch;

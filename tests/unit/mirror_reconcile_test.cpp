@@ -1435,3 +1435,19 @@ TEST(MirrorSlicedReconcileTest, FinishWithoutStartIsEmpty) {
   Mirror::ReconcileStats stats = m.FinishReconcile();
   EXPECT_EQ(stats.added + stats.changed + stats.removed, 0u);
 }
+
+TEST(MirrorReconcileTest, TimewaitSocketWhoseTimerIsDueIsNotAddedBack) {
+  Mirror m(kBigTable);
+  Sock due(20, 40020, 80), live(21, 40021, 80);
+  std::vector<DiagSocket> dump = {Timewait(due, 20, S::kTimeWait, 0),
+                                  Timewait(live, 21, S::kTimeWait, 1)};
+
+  m.BeginReconcile();
+  Mirror::ReconcileStats stats = ReconcileOne(m, kNetns, dump, false);
+
+  ExpectCorrections(stats, {{S::kTimeWait, 1}});
+  EXPECT_EQ(stats.added, 1u);
+  EXPECT_EQ(m.Find(20), nullptr);
+  EXPECT_NE(m.Find(21), nullptr);
+  ExpectCounts(m, kNetns, {{S::kTimeWait, 1}});
+}
