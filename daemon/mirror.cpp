@@ -212,6 +212,12 @@ void Mirror::ApplyStateChange(const Event& e) {
           e.id != 0) {
         entry = Track(e, from, e.ts_ns, kEntryAgeUnknown, Role::kUnknown);
         if (entry != nullptr) EnterTimeWait(entry, e);
+      } else if (reconciling_ && e.id != 0) {
+        // Closed before a running reconcile added it from its (older)
+        // dump: it must not be added now.
+        removed_during_reconcile_.insert(e.id);
+        removed_tuples_during_reconcile_.insert(
+            TupleKey{e.netns, e.sport, e.dport, e.saddr, e.daddr});
       }
       return;
     }

@@ -1451,3 +1451,29 @@ TEST(MirrorReconcileTest, TimewaitSocketWhoseTimerIsDueIsNotAddedBack) {
   EXPECT_NE(m.Find(21), nullptr);
   ExpectCounts(m, kNetns, {{S::kTimeWait, 1}});
 }
+
+TEST(MirrorSlicedReconcileTest, SocketClosedBeforeItsSeedIsNotSeeded) {
+  // At start-up the mirror knows nothing; a socket in the dump closes while
+  // the seeding is paused between slices, before it was added.
+  Mirror m(kBigTable);
+  Sock closed(30, 40030, 443), kept(31, 40031, 443);
+  std::vector<DiagSocket> dump = {Diag(kept, 31, S::kEstablished),
+                                  Diag(closed, 30, S::kEstablished)};
+  m.BeginReconcile();
+  Mirror::NamespaceDump d;
+  d.netns = kNetns;
+  d.sockets = &dump;
+  m.StartReconcile({d}, kDumpStart, kNow, /*seeding=*/true);
+  ASSERT_FALSE(m.ContinueReconcile(1));
+
+  m.Apply(StateChange(closed, S::kEstablished, S::kClose, kNow + 1));
+
+  while (!m.ContinueReconcile(1)) {
+  }
+  Mirror::ReconcileStats stats = m.FinishReconcile();
+
+  EXPECT_EQ(stats.added, 1u);
+  EXPECT_EQ(m.Find(30), nullptr);
+  EXPECT_NE(m.Find(31), nullptr);
+  ExpectCounts(m, kNetns, {{S::kEstablished, 1}});
+}
