@@ -130,7 +130,9 @@ DecodeError DecodeAndCheck(const uint8_t* data, size_t size, Event* out) {
   }
   tcpstated_event raw;
   std::memcpy(&raw, data, sizeof(raw));
-  if (raw.source >= TCPSTATED_SRC_COUNT) {
+  // Source 3 (tcp_destroy_sock) is reserved: no longer sent.
+  if (raw.source >= TCPSTATED_SRC_COUNT ||
+      raw.source == TCPSTATED_SRC_DESTROY) {
     Check(error == DecodeError::kBadSource, "bad source not refused");
     return error;
   }
