@@ -1327,13 +1327,18 @@ struct SliceFixture {
   }
 };
 
-Mirror::ReconcileStats ReconcileInSlices(Mirror& m,
-                                         const std::vector<DiagSocket>& dump,
-                                         size_t budget, size_t* slices) {
+// Starts a sliced reconcile of kNetns against `dump` (which must outlive it).
+void StartOne(Mirror& m, const std::vector<DiagSocket>& dump, bool seeding) {
   Mirror::NamespaceDump d;
   d.netns = kNetns;
   d.sockets = &dump;
-  m.StartReconcile({d}, kDumpStart, kNow, /*seeding=*/false);
+  m.StartReconcile({d}, kDumpStart, kNow, seeding);
+}
+
+Mirror::ReconcileStats ReconcileInSlices(Mirror& m,
+                                         const std::vector<DiagSocket>& dump,
+                                         size_t budget, size_t* slices) {
+  StartOne(m, dump, /*seeding=*/false);
   *slices = 1;
   while (!m.ContinueReconcile(budget)) ++*slices;
   return m.FinishReconcile();
@@ -1374,10 +1379,7 @@ TEST(MirrorSlicedReconcileTest, EventsBetweenSlicesAreNewerThanTheDump) {
                                   Diag(lost, 13, S::kEstablished),
                                   Diag(closed, 11, S::kEstablished)};
   m.BeginReconcile();
-  Mirror::NamespaceDump d;
-  d.netns = kNetns;
-  d.sockets = &dump;
-  m.StartReconcile({d}, kDumpStart, kNow, false);
+  StartOne(m, dump, /*seeding=*/false);
   ASSERT_FALSE(m.ContinueReconcile(1));
 
   // Between slices, as the ring consumer applies them.
@@ -1409,10 +1411,7 @@ TEST(MirrorSlicedReconcileTest, SweepStartsOverWhenTheTableGrowsMidWay) {
   }
   std::vector<DiagSocket> dump;
   m.BeginReconcile();
-  Mirror::NamespaceDump d;
-  d.netns = kNetns;
-  d.sockets = &dump;
-  m.StartReconcile({d}, kDumpStart, kNow, false);
+  StartOne(m, dump, /*seeding=*/false);
   ASSERT_FALSE(m.ContinueReconcile(500));  // half-way through the slots
 
   // Enough new connections to double the table: every slot moves.
@@ -1460,10 +1459,7 @@ TEST(MirrorSlicedReconcileTest, SocketClosedBeforeItsSeedIsNotSeeded) {
   std::vector<DiagSocket> dump = {Diag(kept, 31, S::kEstablished),
                                   Diag(closed, 30, S::kEstablished)};
   m.BeginReconcile();
-  Mirror::NamespaceDump d;
-  d.netns = kNetns;
-  d.sockets = &dump;
-  m.StartReconcile({d}, kDumpStart, kNow, /*seeding=*/true);
+  StartOne(m, dump, /*seeding=*/true);
   ASSERT_FALSE(m.ContinueReconcile(1));
 
   m.Apply(StateChange(closed, S::kEstablished, S::kClose, kNow + 1));
