@@ -59,6 +59,11 @@ std::vector<ListenerInput> ListenersOf(const std::vector<DiagSocket>& dump,
   return out;
 }
 
+// After a full cycle: its dumps (tens of MB at a million sockets) and
+// whatever the mirror gave back are free; without this, glibc keeps much of
+// it in the arenas of the threads that used it, and RSS stays at the peak.
+void ReleaseFreedMemory() { malloc_trim(0); }
+
 uint64_t RequestSockets(const std::vector<DiagSocket>& dump) {
   return static_cast<uint64_t>(std::count_if(
       dump.begin(), dump.end(),
@@ -141,13 +146,6 @@ void KernelView::Run() {
     }
     if (full) ReleaseFreedMemory();
   }
-}
-
-void KernelView::ReleaseFreedMemory() {
-  // A full cycle's dumps (tens of MB at a million sockets) and whatever the
-  // mirror gave back are free now; without this, glibc keeps much of it in
-  // the arenas of the threads that used it, and RSS stays at the peak.
-  malloc_trim(0);
 }
 
 void KernelView::CloseNamespace(Namespace& ns) {

@@ -77,7 +77,6 @@ class KernelView {
   void Discover();
   void ReadNamespace(Namespace& ns);
   void CloseNamespace(Namespace& ns);
-  static void ReleaseFreedMemory();
 
   Options options_;
   Mirror* mirror_;
