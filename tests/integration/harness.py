@@ -149,6 +149,15 @@ class Workload:
         self.proc.stdout.close()
 
 
+def rss_bytes(pid):
+    """Resident set size of a process, from /proc/<pid>/status."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -182,6 +191,18 @@ class Metrics:
 
     def series(self, name):
         return {k[1]: v for k, v in self.samples.items() if k[0] == name}
+
+    def family(self, name, netns=None):
+        """[(labels dict, value)] of one family, optionally for one netns."""
+        out = []
+        for labels, value in self.series(name).items():
+            labels = dict(labels)
+            if netns is None or labels.get("netns") == str(netns):
+                out.append((labels, value))
+        return out
+
+    def total(self, name, netns=None):
+        return sum(v for _, v in self.family(name, netns))
 
     def sockets(self, netns):
         return {s: int(self.get("tcpstated_sockets", netns=str(netns),

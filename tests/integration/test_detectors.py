@@ -79,20 +79,6 @@ def workload_comm(w):
         return f.read().strip()
 
 
-def family(m, name, netns=None):
-    """[(labels dict, value)] of one family, optionally for one netns."""
-    out = []
-    for labels, value in m.series(name).items():
-        labels = dict(labels)
-        if netns is None or labels.get("netns") == str(netns):
-            out.append((labels, value))
-    return out
-
-
-def total(m, name, netns=None):
-    return sum(v for _, v in family(m, name, netns))
-
-
 def read_log(daemon):
     """Every line the daemon logged so far, as (epoch seconds, level, msg);
     the whole file, not only its tail."""
@@ -153,10 +139,10 @@ class CloseWaitCheck:
         m = d.metrics()
         return {
             "ss": len(ss_lines(ns, "state", "close-wait")),
-            "series": family(m, "tcpstated_close_wait_sockets", ns.inode),
-            "leaked": family(m, "tcpstated_close_wait_leaked_sockets",
+            "series": m.family("tcpstated_close_wait_sockets", ns.inode),
+            "leaked": m.family("tcpstated_close_wait_leaked_sockets",
                              ns.inode),
-            "oldest": family(m, "tcpstated_close_wait_oldest_seconds",
+            "oldest": m.family("tcpstated_close_wait_oldest_seconds",
                              ns.inode),
             "state": m.get("tcpstated_sockets", netns=str(ns.inode),
                            state="close_wait"),
@@ -385,7 +371,7 @@ class Detections(unittest.TestCase, CloseWaitCheck):
         def gone():
             m = d.metrics()
             return {"ss": half_open(),
-                    "flood": family(m, "tcpstated_syn_flood_active",
+                    "flood": m.family("tcpstated_syn_flood_active",
                                     ns.inode),
                     "new_syn_recv": m.get("tcpstated_sockets",
                                           netns=str(ns.inode),
@@ -483,7 +469,7 @@ class Restart(unittest.TestCase, CloseWaitCheck):
         socket's time in CLOSE_WAIT is unknown: assert_leak polls for
         it.)"""
         m = d.metrics()
-        series = family(m, "tcpstated_close_wait_sockets", ns.inode)
+        series = m.family("tcpstated_close_wait_sockets", ns.inode)
         ctx = "\nfirst scrape: %r%s" % (series, log_tail(d))
         with self.subTest("seeded count, role and port at the first scrape"):
             self.assertEqual(m.get("tcpstated_sockets", netns=str(ns.inode),
@@ -543,13 +529,13 @@ class Cardinality(unittest.TestCase):
                 m2 = d.metrics()
                 return {
                     "truth": truth,
-                    "sum": (total(m1, CLOSE_WAIT_FAMILIES[0]),
-                            total(m2, CLOSE_WAIT_FAMILIES[0])),
-                    "leaked_mine": total(m2, CLOSE_WAIT_FAMILIES[1],
+                    "sum": (m1.total(CLOSE_WAIT_FAMILIES[0]),
+                            m2.total(CLOSE_WAIT_FAMILIES[0])),
+                    "leaked_mine": m2.total(CLOSE_WAIT_FAMILIES[1],
                                          ns.inode),
-                    "leaked_other": total(m2, CLOSE_WAIT_FAMILIES[1],
+                    "leaked_other": m2.total(CLOSE_WAIT_FAMILIES[1],
                                           "other"),
-                    "families": {f: family(m2, f)
+                    "families": {f: m2.family(f)
                                  for f in CLOSE_WAIT_FAMILIES},
                     "state": m2.get("tcpstated_sockets", netns=str(ns.inode),
                                     state="close_wait"),

@@ -39,7 +39,8 @@ import unittest
 import urllib.error
 import urllib.request
 
-from harness import Daemon, Netns, Workload, parse_metrics, Metrics, run
+from harness import (Daemon, Netns, Workload, parse_metrics, Metrics, run,
+                     rss_bytes)
 
 DEADLINE = 20.0
 STORM_WORKERS = 4
@@ -69,19 +70,6 @@ def poll(fetch, done, timeout=DEADLINE, interval=0.25):
     return value
 
 
-def family(m, name, netns=None):
-    out = []
-    for labels, value in m.series(name).items():
-        labels = dict(labels)
-        if netns is None or labels.get("netns") == str(netns):
-            out.append((labels, value))
-    return out
-
-
-def total(m, name, netns=None):
-    return sum(v for _, v in family(m, name, netns))
-
-
 def log_tail(daemon, n=40):
     return "\n--- daemon log (tail) ---\n" + "\n".join(
         daemon.log_text().splitlines()[-n:])
@@ -89,14 +77,6 @@ def log_tail(daemon, n=40):
 
 def log_lines(daemon, needle):
     return [l for l in daemon.log_text().splitlines() if needle in l]
-
-
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def other_daemons(own):
@@ -458,7 +438,7 @@ class Overload(Base):
                 ctx + "\nscrapes: %d" % s.requests)
 
             # (d) the mirror returns to ss truth at the next reconcile(s).
-            c0 = total(before, "tcpstated_reconcile_corrections_total")
+            c0 = before.total("tcpstated_reconcile_corrections_total")
             r0 = before.get("tcpstated_mirror_resyncs_total")
 
             def view():
@@ -466,8 +446,8 @@ class Overload(Base):
                 m = s.metrics()
                 return {"ss": truth, "mirror": m.sockets(ns.inode),
                         "ss_after": ns.ss_counts(),
-                        "corrections": total(
-                            m, "tcpstated_reconcile_corrections_total") - c0,
+                        "corrections": m.total(
+                            "tcpstated_reconcile_corrections_total") - c0,
                         "resyncs": m.get("tcpstated_mirror_resyncs_total") -
                         r0}
 
@@ -526,9 +506,9 @@ class KillRestart(Base):
                     m = s.metrics()
                     return {
                         "ss": truth, "mirror": m.sockets(leak_ns.inode),
-                        "series": family(m, CLOSE_WAIT_FAMILIES[0],
+                        "series": m.family(CLOSE_WAIT_FAMILIES[0],
                                          leak_ns.inode),
-                        "leaked": total(m, CLOSE_WAIT_FAMILIES[1],
+                        "leaked": m.total(CLOSE_WAIT_FAMILIES[1],
                                         leak_ns.inode)}
 
                 def good(v):
@@ -619,8 +599,8 @@ class Sighup(Base):
 
             def view():
                 m = s.metrics()
-                return {"count": total(m, CLOSE_WAIT_FAMILIES[0], ns.inode),
-                        "leaked": total(m, CLOSE_WAIT_FAMILIES[1], ns.inode)}
+                return {"count": m.total(CLOSE_WAIT_FAMILIES[0], ns.inode),
+                        "leaked": m.total(CLOSE_WAIT_FAMILIES[1], ns.inode)}
 
             v = poll(view, lambda v: v["count"] == n)
             self.assertEqual(v["count"], n, log_tail(d))
@@ -716,9 +696,9 @@ class BoundedResources(Base):
                 return {"state": m.get("tcpstated_sockets",
                                        netns=str(ns.inode),
                                        state="close_wait"),
-                        "leaked": total(m, CLOSE_WAIT_FAMILIES[1]),
-                        "count": total(m, CLOSE_WAIT_FAMILIES[0]),
-                        "series": {f: len(family(m, f))
+                        "leaked": m.total(CLOSE_WAIT_FAMILIES[1]),
+                        "count": m.total(CLOSE_WAIT_FAMILIES[0]),
+                        "series": {f: len(m.family(f))
                                    for f in CLOSE_WAIT_FAMILIES}}
 
             v = poll(view, lambda v: v["state"] == ports and

@@ -49,15 +49,15 @@ def install_signal_handlers():
         signal.signal(s, handler)
 
 
-def machine():
+def machine_line():
     model = "?"
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"nproc": os.cpu_count(), "model": model,
-            "kernel": os.uname().release}
+    return "machine: %d CPUs, %s, kernel %s; load average %s" % (
+        os.cpu_count(), model, os.uname().release, loadavg())
 
 
 def loadavg():
@@ -76,6 +76,18 @@ def compile_storm():
         run([cc, "-O2", "-Wall", "-pthread", "-o", tmp, STORM_C], timeout=120)
         os.rename(tmp, out)
     return out
+
+
+def prologue(script):
+    """What every load script does first: signals unwind like Ctrl-C, root
+    is required, storm.c is compiled, the machine is described. Returns the
+    storm binary."""
+    install_signal_handlers()
+    if os.geteuid() != 0:
+        sys.exit("%s needs root (namespaces, BPF)" % script)
+    binary = compile_storm()
+    print(machine_line())
+    return binary
 
 
 def _setns(fd):
@@ -209,14 +221,6 @@ def proc_rss_by_mapping(pid):
     return out
 
 
-def proc_rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def bpf_attached(pid):
     """True once a process holds a BPF link or a perf event (an attached
     BPF program)."""
@@ -277,10 +281,11 @@ def bpf_prog_stats(pid):
 
 # ---- Prometheus text ------------------------------------------------------
 
-# One Prometheus text parser for every test tier: the integration harness's.
+# One Prometheus text parser (and RSS reader) for every test tier: the
+# integration harness's.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "integration"))
-from harness import parse_metrics  # noqa: E402
+from harness import parse_metrics, rss_bytes as proc_rss_bytes  # noqa: E402,F401
 
 
 def metric_sum(samples, name):

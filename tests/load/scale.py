@@ -359,13 +359,7 @@ def run_steps(args, binary, ns, daemon, ne, holders, state, results):
 
 def main():
     args = parse_args()
-    loadlib.install_signal_handlers()
-    if os.geteuid() != 0:
-        sys.exit("scale.py needs root")
-    binary = loadlib.compile_storm()
-    mach = loadlib.machine()
-    print("machine: %d CPUs, %s, kernel %s; load average %s" %
-          (mach["nproc"], mach["model"], mach["kernel"], loadlib.loadavg()))
+    binary = loadlib.prologue("scale.py")
     print("kind %s, steps %s, %d scrapes each, nice %d" %
           (args.kind, ",".join(str(s) for s in args.steps), args.scrapes,
            args.nice), flush=True)

@@ -247,13 +247,7 @@ def summary(rows, conns, errors, leaks, alive, exit_code, seconds):
 
 def main():
     args = parse_args()
-    loadlib.install_signal_handlers()
-    if os.geteuid() != 0:
-        sys.exit("soak.py needs root (namespaces, BPF)")
-    binary = loadlib.compile_storm()
-    mach = loadlib.machine()
-    print("machine: %d CPUs, %s, kernel %s; load average %s" %
-          (mach["nproc"], mach["model"], mach["kernel"], loadlib.loadavg()))
+    binary = loadlib.prologue("soak.py")
     print("soak: %.1f min, storm %d conn/s (half RST), leaks up to %d held, "
           "a sample every %.0f s" %
           (args.minutes, args.rate, args.max_leaks, args.interval),

@@ -417,14 +417,8 @@ def summary(results, modes, args):
 
 def main():
     args = parse_args()
-    loadlib.install_signal_handlers()
-    if os.geteuid() != 0:
-        sys.exit("storm.py needs root (namespaces, BPF)")
+    binary = loadlib.prologue("storm.py")
     modes = available_modes(args)
-    binary = loadlib.compile_storm()
-    mach = loadlib.machine()
-    print("machine: %d CPUs, %s, kernel %s; load average %s" %
-          (mach["nproc"], mach["model"], mach["kernel"], loadlib.loadavg()))
     print("storm: %d workers, at most %d connections or %.1f s per round, "
           "half RST; %d rounds of %s; nice %d" %
           (args.workers, args.connections, args.seconds, args.rounds,
