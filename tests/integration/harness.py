@@ -7,6 +7,8 @@ bounded in time.
 """
 
 import contextlib
+import email.message
+import io
 import os
 import re
 import shutil
@@ -17,7 +19,6 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOAD = os.path.join(HERE, "workload.py")
@@ -288,10 +289,45 @@ class Daemon:
         return code
 
     def get(self, path, timeout=10):
-        with urllib.request.urlopen(
-                "http://127.0.0.1:%d%s" % (self.port, path),
-                timeout=timeout) as r:
-            return r.read().decode()
+        """GET `path` over plain HTTP/1.1; raises urllib.error.HTTPError for
+        a status of 400 or more, like urlopen.
+
+        Reads to the end of stream before closing. The daemon sends its FIN
+        right after the response; a client that closes as soon as it has
+        Content-Length bytes (urllib does) often closes before that FIN
+        arrives, and both ends then pass FIN_WAIT1->CLOSING, a transition
+        the sequence tests count exactly."""
+        url = "http://127.0.0.1:%d%s" % (self.port, path)
+        request = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                   "Connection: close\r\n\r\n" % (path, self.port))
+        chunks = []
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      timeout=timeout) as s:
+            s.sendall(request.encode())
+            while True:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        raw = b"".join(chunks)
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise ConnectionError("incomplete response from %s: %r" %
+                                  (url, raw[:200]))
+        lines = head.decode("iso-8859-1").split("\r\n")
+        _, code, reason = (lines[0].split(" ", 2) + [""])[:3]
+        headers = email.message.Message()
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip()] = value.strip()
+        length = headers.get("Content-Length")
+        if length is not None and int(length) != len(body):
+            raise ConnectionError("%s: Content-Length %s, got %d bytes" %
+                                  (url, length, len(body)))
+        if int(code) >= 400:
+            raise urllib.error.HTTPError(url, int(code), reason, headers,
+                                         io.BytesIO(body))
+        return body.decode()
 
     def metrics(self):
         return Metrics(parse_metrics(self.get("/metrics")))
