@@ -220,6 +220,34 @@ KernelCounters BpfProbe::ReadCounters(bool* ok) const {
     c.seen[s] = sum(seen_fd, s);
     c.lost[s] = sum(lost_fd, s);
   }
+  // The kernel skips a tracing program's run when a BPF program is already
+  // running on that CPU (an interrupt fired the tracepoint meanwhile). For
+  // classic tracepoints that guard is shared with every kprobe and
+  // tracepoint program on the host (another tool's, e.g. bpftrace), for
+  // tp_btf it is per program. tp_destroy_sock sends no event: a skipped
+  // run only leaves a stale incarnation entry, which the LRU map recycles.
+  const std::pair<const struct bpf_program*, Source> programs[] = {
+      {skel_->progs.btf_set_state, Source::kStateChange},
+      {skel_->progs.btf_receive_reset, Source::kReceiveReset},
+      {skel_->progs.btf_send_reset, Source::kSendReset},
+      {skel_->progs.btf_retransmit_synack, Source::kSynackRetrans},
+      {skel_->progs.tp_set_state, Source::kStateChange},
+      {skel_->progs.tp_receive_reset, Source::kReceiveReset},
+      {skel_->progs.tp_send_reset, Source::kSendReset},
+      {skel_->progs.tp_retransmit_synack, Source::kSynackRetrans},
+  };
+  for (const auto& [program, source] : programs) {
+    int fd = bpf_program__fd(program);
+    if (fd < 0) continue;  // the other attach mode's program: not loaded
+    bpf_prog_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) {
+      all_ok = false;
+      continue;
+    }
+    // Kernels before 5.12 have no such field: it stays 0.
+    c.missed[static_cast<size_t>(source)] += info.recursion_misses;
+  }
   if (ok != nullptr) *ok = all_ok;
   return c;
 }

@@ -63,7 +63,8 @@ std::vector<MetricFamily> BuildMetrics(const Snapshot& s) {
   auto transitions =
       Family("tcpstated_transitions_total",
              "TCP state transitions reported by the kernel, counted in the "
-             "kernel (exact even when events are lost).",
+             "kernel (exact when the ring buffer overflows; runs the kernel "
+             "skipped are in tcpstated_events_missed_total).",
              MetricType::Counter);
   std::array<std::array<bool, kStateSlots>, kStateSlots> listed{};
   for (const auto& [from, to] : LegalTransitions()) {
@@ -126,6 +127,14 @@ std::vector<MetricFamily> BuildMetrics(const Snapshot& s) {
                      "Kernel events dropped because the ring buffer was "
                      "full, per tracepoint (counted in the kernel).",
                      MetricType::Counter);
+  auto missed = Family(
+      "tcpstated_events_missed_total",
+      "Kernel events never produced because the kernel skipped a run of "
+      "tcpstated's BPF program for that tracepoint (its recursion guard: "
+      "another BPF tracing program was running on that CPU), per "
+      "tracepoint. They are missing from tcpstated_transitions_total too; "
+      "the next reconcile repairs the mirror.",
+      MetricType::Counter);
   for (size_t i = 0; i < kSourceCount; ++i) {
     if (!IsSentSource(static_cast<Source>(i))) continue;
     std::string source = Str(SourceName(static_cast<Source>(i)));
@@ -133,9 +142,12 @@ std::vector<MetricFamily> BuildMetrics(const Snapshot& s) {
                static_cast<double>(s.mirror.events[i]));
     AddCounter(lost, {{"source", source}},
                static_cast<double>(s.kernel.lost[i]));
+    AddCounter(missed, {{"source", source}},
+               static_cast<double>(s.kernel.missed[i]));
   }
   out.push_back(std::move(events));
   out.push_back(std::move(lost));
+  out.push_back(std::move(missed));
 
   auto decode = Family("tcpstated_event_decode_errors_total",
                        "Ring-buffer records that failed to decode and were "

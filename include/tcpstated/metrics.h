@@ -20,9 +20,12 @@ namespace tcpstated {
 
 // Counters kept in the kernel (per-CPU arrays, summed).
 struct KernelCounters {
-  TransitionMatrix transitions{};             // exact, counted before the ring
+  TransitionMatrix transitions{};             // counted before the ring
   std::array<uint64_t, kSourceCount> seen{};  // events produced, per source
   std::array<uint64_t, kSourceCount> lost{};  // ring reserve failures
+  // Program runs the kernel skipped (bpf_prog_info.recursion_misses): no
+  // event, and no transition counted either.
+  std::array<uint64_t, kSourceCount> missed{};
 };
 
 // What one scrape reports; copied out of the mirror under its lock.

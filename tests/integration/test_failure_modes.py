@@ -14,6 +14,9 @@
   BoundedResources more sockets than tracking.max_tracked_sockets (evictions,
                    a bounded table), and a "port scan" of CLOSE_WAIT leaks on
                    300 listening ports (bounded label sets).
+  ForeignBpf       bpftrace tracing TCP alongside: program runs the kernel
+                   skips are counted as the kernel counts them, and the
+                   mirror returns to `ss` truth at the next reconcile.
 
 Storms run inside private namespaces (tcpstated-test-*, removed even on
 failure), as several workload.py processes doing connect / accept / close
@@ -33,11 +36,11 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
 import urllib.error
-import urllib.request
 
 from harness import (Daemon, Netns, Workload, parse_metrics, Metrics, run,
                      rss_bytes)
@@ -186,6 +189,27 @@ def prog_ids_of(pid):
     return ids
 
 
+def recursion_misses(ids):
+    """{source: runs the kernel skipped} over tcpstated's programs `ids`,
+    as bpftool reports them (bpf_prog_info.recursion_misses)."""
+    r = run(["bpftool", "-j", "prog", "show"], check=False, timeout=30)
+    if r.returncode != 0:
+        raise AssertionError("bpftool prog show failed: " + r.stderr)
+    # Names are cut to 15 characters; tp_destroy_sock sends no events.
+    sources = (("set_state", "inet_sock_set_state"),
+               ("receive_reset", "tcp_receive_reset"),
+               ("send_reset", "tcp_send_reset"),
+               ("retransmit", "tcp_retransmit_synack"))
+    misses = {source: 0 for _, source in sources}
+    for p in json.loads(r.stdout or "[]"):
+        if p["id"] not in ids:
+            continue
+        for part, source in sources:
+            if part in p.get("name", ""):
+                misses[source] += p.get("recursion_misses", 0)
+    return misses
+
+
 def bpf_programs():
     """[(id, name)] of every BPF program loaded on the host."""
     r = run(["bpftool", "-j", "prog", "show"], check=False, timeout=30)
@@ -206,10 +230,7 @@ class Scraper:
     def get(self, path="/metrics", timeout=10):
         with self.lock:
             self.requests += 1
-        with urllib.request.urlopen(
-                "http://127.0.0.1:%d%s" % (self.daemon.port, path),
-                timeout=timeout) as r:
-            return r.read().decode()
+        return self.daemon.get(path, timeout=timeout)
 
     def metrics(self):
         return Metrics(parse_metrics(self.get()))
@@ -714,3 +735,112 @@ class BoundedResources(Base):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ForeignBpf(Base):
+    """bpftrace printing from the same TCP tracepoints while connections
+    open and close. For classic tracepoints the kernel's recursion guard
+    (bpf_prog_active) is shared by every kprobe and tracepoint program on a
+    CPU: when an interrupt fires inet_sock_set_state while another tool's
+    program runs, tcpstated's run is skipped. Measured here: 168 skipped
+    runs in 1,500 connections in tracepoint mode, none in tp_btf mode,
+    whose guard is per program."""
+
+    SCRIPT = ("tracepoint:sock:inet_sock_set_state "
+              "{ printf(\"%d %d\\n\", args->oldstate, args->newstate); }\n"
+              "tracepoint:tcp:tcp_destroy_sock "
+              "{ printf(\"%llx\\n\", args->skaddr); }\n")
+    MAX_ROUNDS = 600   # of 5 connections each
+    MAX_SECONDS = 30.0
+
+    def start_bpftrace(self):
+        if shutil.which("bpftrace") is None:
+            self.skipTest("bpftrace is not installed")
+        out = open(os.path.join(self.dir, "bpftrace.out"), "w+")
+        self.addCleanup(out.close)
+        proc = subprocess.Popen(["bpftrace", "-e", self.SCRIPT], stdout=out,
+                                stderr=subprocess.STDOUT)
+
+        def stop():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        self.addCleanup(stop)
+
+        def attached():
+            out.seek(0)
+            return out.read()
+        text = poll(attached, lambda t: "Attaching" in t or
+                    proc.poll() is not None, timeout=60)
+        if "Attaching" not in text:
+            stop()
+            self.skipTest("bpftrace did not attach: " + text[-500:])
+        time.sleep(0.5)  # "Attaching" is printed just before it attaches
+        return stop
+
+    def test_skipped_runs_are_counted_and_repaired(self):
+        self.dir = tempfile.mkdtemp(prefix="tcpstated-test-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        config = "tracking:\n  reconcile_interval: 2s\n"
+        with Daemon(extra_config=config) as d, Netns("foreign") as ns, \
+                Workload(ns) as w:
+            ids = prog_ids_of(d.proc.pid)
+            stop_bpftrace = self.start_bpftrace()
+            port = w.do("listen", "l", "4", 0).split()[1]
+            deadline = time.monotonic() + self.MAX_SECONDS
+            rounds, misses = 0, recursion_misses(ids)
+            while (rounds < self.MAX_ROUNDS and
+                   time.monotonic() < deadline and
+                   misses["inet_sock_set_state"] == 0):
+                for i in range(5):
+                    w.do("connect", "c%d" % i, "4", port)
+                    w.do("accept", "s%d" % i, "l")
+                for i in range(5):
+                    w.do("close", "c%d" % i)
+                for i in range(5):
+                    w.do("close", "s%d" % i)
+                rounds += 1
+                if rounds % 20 == 0:
+                    misses = recursion_misses(ids)
+            stop_bpftrace()
+            if (d.attach == "tracepoint" and
+                    recursion_misses(ids)["inet_sock_set_state"] == 0):
+                self.skipTest("no run skipped in %d connections with "
+                              "bpftrace alongside" % (5 * rounds))
+
+            # Leave sockets whose last events matter: CLOSE_WAIT on the
+            # servers, FIN_WAIT2 orphans on the clients.
+            for i in range(5):
+                w.do("connect", "c%d" % i, "4", port)
+                w.do("accept", "s%d" % i, "l")
+            for i in range(5):
+                w.do("close", "c%d" % i)
+            for i in range(5):
+                w.do("waiteof", "s%d" % i)
+
+            def counted():
+                kernel = recursion_misses(ids)
+                m = d.metrics()
+                return kernel, {s: m.get("tcpstated_events_missed_total",
+                                         source=s) for s in kernel}
+            kernel, reported = poll(counted, lambda v: v[0] == v[1])
+            ctx = "\nafter %d connections: bpftool %r, /metrics %r%s" % (
+                5 * rounds, kernel, reported, log_tail(d))
+            print("\nforeign bpf (%s): %d connections, skipped runs %r" %
+                  (d.attach, 5 * rounds, kernel))
+            self.assertEqual(reported, kernel, ctx)
+            if d.attach == "tracepoint":
+                self.assertGreater(reported["inet_sock_set_state"], 0, ctx)
+
+            truth = poll(ns.ss_counts,
+                         lambda t: t["close_wait"] == 5 and
+                         t["fin_wait2"] == 5, timeout=5)
+            self.assertEqual((truth["close_wait"], truth["fin_wait2"]),
+                             (5, 5), "scenario did not happen: %r" % truth)
+            m = d.wait_sockets(ns.inode, truth, timeout=15)
+            self.assertEqual(m.sockets(ns.inode), truth,
+                             "not repaired by the reconciles" + ctx)

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <prometheus/text_serializer.h>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -114,6 +115,24 @@ TEST(Metrics, EveryFamilyHasHelpAndCountersEndInTotal) {
   std::string text = prometheus::TextSerializer().Serialize(families);
   EXPECT_NE(text.find("tcpstated_events_lost_total{source=\"tcp_send_reset\"}"),
             std::string::npos);
+}
+
+TEST(Metrics, MissedRunsArePerSourceAndAlwaysPresent) {
+  Snapshot s;
+  s.kernel.missed[static_cast<size_t>(Source::kStateChange)] = 168;
+  s.kernel.missed[static_cast<size_t>(Source::kReserved)] = 7;  // not sent
+  auto families = BuildMetrics(s);
+  const auto* missed = FindFamily(families, "tcpstated_events_missed_total");
+  ASSERT_NE(missed, nullptr);
+  std::map<std::string, double> by_source;
+  for (const auto& m : missed->metric) {
+    by_source[Label(m, "source")] = m.counter.value;
+  }
+  EXPECT_EQ(by_source,
+            (std::map<std::string, double>{{"inet_sock_set_state", 168},
+                                           {"tcp_receive_reset", 0},
+                                           {"tcp_send_reset", 0},
+                                           {"tcp_retransmit_synack", 0}}));
 }
 
 }  // namespace
