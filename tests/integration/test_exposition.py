@@ -40,6 +40,7 @@ class Exposition(unittest.TestCase):
                            "tcpstated_state_duration_seconds",
                            "tcpstated_events_total",
                            "tcpstated_events_lost_total",
+                           "tcpstated_events_missed_total",
                            "tcpstated_tracked_sockets",
                            "tcpstated_tracked_sockets_limit",
                            "tcpstated_evictions_total",
