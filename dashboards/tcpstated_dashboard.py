@@ -724,13 +724,23 @@ def row_health():
             "percentunit", steps(("green", None), ("orange", 0.8),
                                  ("red", 0.95))),
         stat(
-            "Events lost",
-            "Kernel events dropped per second because the BPF ring buffer "
-            "was full. Transition counters stay exact (counted in the "
-            "kernel); the per-socket mirror is repaired at the next "
-            "reconcile. Sustained loss: raise bpf.ring_buffer_bytes.",
+            "Events lost and missed",
+            "Kernel events per second tcpstated never received. Lost: "
+            "dropped because the BPF ring buffer was full; transition "
+            "counters stay exact (counted in the kernel). Sustained loss: "
+            "raise bpf.ring_buffer_bytes. Missed: the kernel skipped "
+            "tcpstated's BPF program because another BPF tracing program "
+            "was running on that CPU (classic tracepoint mode shares that "
+            "guard with every kprobe and tracepoint program); transition "
+            "counters miss these too. Use bpf.attach auto or tp_btf, or "
+            "stop the other tool. Either way the per-socket mirror is "
+            "repaired at the next reconcile.",
             targets(("sum by (instance) (%s)"
-                     % rate("tcpstated_events_lost_total"), "{{instance}}")),
+                     % rate("tcpstated_events_lost_total"),
+                     "{{instance}} lost"),
+                    ("sum by (instance) (%s)"
+                     % rate("tcpstated_events_missed_total"),
+                     "{{instance}} missed")),
             "cps", steps(("green", None), ("red", 0.001))),
         timeseries(
             "Kernel events received",
@@ -744,13 +754,21 @@ def row_health():
                      "{{instance}} {{source}}")),
             "cps"),
         timeseries(
-            "Kernel events lost",
-            "Events per second the kernel could not put in the ring buffer "
-            "(full), per tracepoint. Bursts happen under connection storms; "
-            "sustained loss triggers TcpstatedEventsLost.",
+            "Kernel events lost and missed",
+            "Per tracepoint, events per second tcpstated never received. "
+            "Lost: the kernel could not put them in the ring buffer (full); "
+            "bursts happen under connection storms. Missed: the kernel "
+            "skipped tcpstated's BPF program (its recursion guard) because "
+            "another BPF tracing program was running on that CPU, e.g. "
+            "bpftrace or a monitoring agent, in classic tracepoint mode; "
+            "these state changes are missing from the transition counters "
+            "too. Sustained loss or misses trigger TcpstatedEventsLost.",
             targets(("sum by (instance, source) (%s)"
                      % rate("tcpstated_events_lost_total"),
-                     "{{instance}} {{source}}")),
+                     "{{instance}} {{source}} lost"),
+                    ("sum by (instance, source) (%s)"
+                     % rate("tcpstated_events_missed_total"),
+                     "{{instance}} {{source}} missed")),
             "cps"),
         timeseries(
             "Invalid transitions",

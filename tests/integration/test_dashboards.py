@@ -84,6 +84,7 @@ METRICS = {
     "tcpstated_invalid_transitions_total": ("counter", ("from", "to")),
     "tcpstated_events_total": ("counter", ("source",)),
     "tcpstated_events_lost_total": ("counter", ("source",)),
+    "tcpstated_events_missed_total": ("counter", ("source",)),
     "tcpstated_event_decode_errors_total": ("counter", ()),
     "tcpstated_evictions_total": ("counter", ()),
     "tcpstated_mirror_resyncs_total": ("counter", ()),
@@ -908,6 +909,7 @@ def synthetic_series():
         for src in SOURCES:
             g("tcpstated_events_total", "0+100x%d" % STEPS, source=src)
             g("tcpstated_events_lost_total", counter, source=src)
+            g("tcpstated_events_missed_total", counter, source=src)
         for state in STATES:
             g("tcpstated_reconcile_corrections_total", counter, state=state)
         for c in ("event_decode_errors", "evictions", "mirror_resyncs",
