@@ -197,6 +197,36 @@ void KernelView::Discover() {
   }
 }
 
+uint64_t KernelView::AgeCloseWaitFromKernel() {
+  std::vector<uint32_t> inodes;
+  {
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    inodes = mirror_->NamespacesWithUnknownCloseWaitAges();
+  }
+  // Only CLOSE_WAIT sockets, with tcp_info: cheap next to the full dump.
+  uint64_t errors = 0;
+  size_t aged = 0;
+  for (uint32_t inode : inodes) {
+    auto it = namespaces_.find(inode);
+    if (it == namespaces_.end() || !it->second.diag) continue;
+    std::vector<DiagSocket> sockets;
+    try {
+      sockets = it->second.diag->DumpTcp(StateBit(TcpState::kCloseWait),
+                                         /*with_tcp_info=*/true);
+    } catch (const std::exception& e) {
+      errors++;
+      spdlog::warn(
+          "sock_diag dump of CLOSE_WAIT sockets in netns {} ({}) failed: {}",
+          inode, it->second.handle.name, e.what());
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    aged += mirror_->AgeCloseWaitFromKernel(inode, sockets, MonotonicNowNs());
+  }
+  if (aged > 0) SPDLOG_DEBUG("CLOSE_WAIT ages from the kernel: {}", aged);
+  return errors;
+}
+
 void KernelView::ReadNamespace(Namespace& ns) {
   try {
     RunInNetns(ns.fd, [&ns] {
@@ -311,6 +341,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
       }
     }
   }
+  if (full) errors += AgeCloseWaitFromKernel();
 
   // Owners of sockets only the dump knows, before the detectors name them.
   std::unordered_map<uint32_t, ProcessInfo> found;

@@ -453,7 +453,7 @@ void Mirror::SetState(SocketEntry* entry, TcpState state, uint64_t now_ns) {
   if (state == TcpState::kCloseWait) IndexCloseWait(entry->id, true);
   entry->state = state;
   entry->entered_ns = now_ns;
-  entry->flags &= static_cast<uint8_t>(~kEntryAgeUnknown);
+  entry->flags &= static_cast<uint8_t>(~(kEntryAgeUnknown | kEntryAgeAsked));
 }
 
 void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
@@ -740,6 +740,7 @@ void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
   Account(*entry, d.state, +1);
   entry->state = d.state;
   entry->flags |= kEntryAgeUnknown;
+  entry->flags &= static_cast<uint8_t>(~kEntryAgeAsked);
   entry->entered_ns = now_ns;
   if (d.timewait) {
     uint64_t life = DumpLifetimeNs(d, fin_timeout_s);
@@ -749,6 +750,59 @@ void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
     MarkTimewait(entry, d.state == TcpState::kFinWait2);
     expiries_.push({entry->entered_ns + TimeWaitLifetime(*entry), entry->id});
   }
+}
+
+namespace {
+
+bool CloseWaitAgeToAsk(const SocketEntry& entry) {
+  return (entry.flags & (kEntryAgeUnknown | kEntryAgeAsked)) ==
+         kEntryAgeUnknown;
+}
+
+}  // namespace
+
+std::vector<uint32_t> Mirror::NamespacesWithUnknownCloseWaitAges() const {
+  std::vector<uint32_t> out;
+  ForEachCloseWait([&out](const SocketEntry& entry) {
+    if (CloseWaitAgeToAsk(entry) &&
+        std::find(out.begin(), out.end(), entry.netns) == out.end()) {
+      out.push_back(entry.netns);
+    }
+  });
+  return out;
+}
+
+size_t Mirror::AgeCloseWaitFromKernel(uint32_t netns,
+                                      const std::vector<DiagSocket>& sockets,
+                                      uint64_t now_ns) {
+  size_t aged = 0;
+  for (const DiagSocket& d : sockets) {
+    if (d.state != TcpState::kCloseWait || d.last_ack_ms == kNoTcpInfo) {
+      continue;
+    }
+    SocketEntry* entry = table_.Find(d.cookie);
+    if (entry == nullptr || entry->netns != netns ||
+        entry->state != TcpState::kCloseWait || !CloseWaitAgeToAsk(*entry)) {
+      continue;
+    }
+    const uint64_t since = static_cast<uint64_t>(d.last_ack_ms) * 1000000ULL;
+    entry->entered_ns =
+        std::min(entry->entered_ns, now_ns - std::min(now_ns, since));
+    entry->flags |= kEntryAgeAsked;
+    aged++;
+  }
+  // The rest were not in the reply (an incarnation id, or closed since):
+  // not asked again at every reconcile.
+  std::vector<uint64_t> rest;
+  ForEachCloseWait([&](const SocketEntry& entry) {
+    if (entry.netns == netns && CloseWaitAgeToAsk(entry)) {
+      rest.push_back(entry.id);
+    }
+  });
+  for (uint64_t id : rest) {
+    if (SocketEntry* entry = table_.Find(id)) entry->flags |= kEntryAgeAsked;
+  }
+  return aged;
 }
 
 struct Mirror::ReconcileJob {

@@ -130,18 +130,20 @@ SockDiagClient& SockDiagClient::operator=(SockDiagClient&& other) noexcept {
   return *this;
 }
 
-std::vector<DiagSocket> SockDiagClient::DumpTcp(uint32_t state_mask) {
+std::vector<DiagSocket> SockDiagClient::DumpTcp(uint32_t state_mask,
+                                                bool with_tcp_info) {
   if (fd_ < 0) ThrowErrno(EBADF, "SockDiagClient used after move");
   std::vector<DiagSocket> sockets;
   // AF_UNSPEC would do both at once, but only through the legacy
   // TCPDIAG_GETSOCK request; SOCK_DIAG_BY_FAMILY takes one family each.
-  DumpFamily(AF_INET, state_mask, &sockets);
-  DumpFamily(AF_INET6, state_mask, &sockets);
+  DumpFamily(AF_INET, state_mask, with_tcp_info, &sockets);
+  DumpFamily(AF_INET6, state_mask, with_tcp_info, &sockets);
   for (DiagSocket& socket : sockets) socket.netns = netns_;
   return sockets;
 }
 
 void SockDiagClient::DumpFamily(uint8_t family, uint32_t state_mask,
+                                bool with_tcp_info,
                                 std::vector<DiagSocket>* out) {
   struct {
     nlmsghdr header;
@@ -153,7 +155,9 @@ void SockDiagClient::DumpFamily(uint8_t family, uint32_t state_mask,
   request.header.nlmsg_seq = ++seq_;
   request.body.sdiag_family = family;
   request.body.sdiag_protocol = IPPROTO_TCP;
-  request.body.idiag_ext = 0;  // no INET_DIAG_INFO: keeps the dump cheap
+  // Without INET_DIAG_INFO unless asked: keeps the full dumps cheap.
+  request.body.idiag_ext =
+      with_tcp_info ? static_cast<uint8_t>(1u << (INET_DIAG_INFO - 1)) : 0;
   request.body.idiag_states = state_mask;
 
   sockaddr_nl kernel{};

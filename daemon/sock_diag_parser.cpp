@@ -6,9 +6,11 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "tcpstated/sock_diag.h"
@@ -24,19 +26,32 @@ constexpr size_t Align4(size_t n) { return (n + 3) & ~static_cast<size_t>(3); }
 
 enum class AttrScan { kOk, kBroken };
 
-// Walks the rtattrs after the fixed message; only INET_DIAG_SHUTDOWN matters
-// (it tells full sockets from request sockets). A last attribute without its
-// padding, or up to 3 stray bytes at the end, are tolerated as the kernel's
-// own nla_parse does; a length that points outside the message is not.
-AttrScan ScanAttributes(const uint8_t* p, size_t len, bool* has_shutdown) {
+// Where tcp_info's tcpi_last_ack_recv ends: an INET_DIAG_INFO shorter than
+// that (a kernel's smaller struct, or garbage) does not carry it.
+constexpr size_t kLastAckRecvEnd =
+    offsetof(tcp_info, tcpi_last_ack_recv) + sizeof(uint32_t);
+
+// Walks the rtattrs after the fixed message. INET_DIAG_SHUTDOWN tells full
+// sockets from request sockets; INET_DIAG_INFO (when asked for) gives
+// tcpi_last_ack_recv. A last attribute without its padding, or up to 3
+// stray bytes at the end, are tolerated as the kernel's own nla_parse does;
+// a length that points outside the message is not.
+AttrScan ScanAttributes(const uint8_t* p, size_t len, bool* has_shutdown,
+                        uint32_t* last_ack_ms) {
   while (len >= sizeof(nlattr)) {
     nlattr attr;
     std::memcpy(&attr, p, sizeof(attr));
     if (attr.nla_len < sizeof(nlattr) || attr.nla_len > len) {
       return AttrScan::kBroken;
     }
-    if ((attr.nla_type & NLA_TYPE_MASK) == INET_DIAG_SHUTDOWN) {
+    const uint16_t type = attr.nla_type & NLA_TYPE_MASK;
+    if (type == INET_DIAG_SHUTDOWN) {
       *has_shutdown = true;
+    } else if (type == INET_DIAG_INFO &&
+               attr.nla_len - sizeof(nlattr) >= kLastAckRecvEnd) {
+      std::memcpy(last_ack_ms,
+                  p + sizeof(nlattr) + offsetof(tcp_info, tcpi_last_ack_recv),
+                  sizeof(*last_ack_ms));
     }
     size_t step = Align4(attr.nla_len);
     if (step >= len) break;
@@ -58,9 +73,11 @@ bool DecodeSocket(const uint8_t* payload, size_t len, DiagSocket* out) {
   if (!state) return false;
 
   bool has_shutdown = false;
+  uint32_t last_ack_ms = kNoTcpInfo;
   size_t attrs_at = Align4(sizeof(inet_diag_msg));
-  if (len > attrs_at && ScanAttributes(payload + attrs_at, len - attrs_at,
-                                       &has_shutdown) == AttrScan::kBroken) {
+  if (len > attrs_at &&
+      ScanAttributes(payload + attrs_at, len - attrs_at, &has_shutdown,
+                     &last_ack_ms) == AttrScan::kBroken) {
     return false;
   }
 
@@ -83,6 +100,7 @@ bool DecodeSocket(const uint8_t* payload, size_t len, DiagSocket* out) {
   s.rqueue = msg.idiag_rqueue;
   s.wqueue = msg.idiag_wqueue;
   s.expires_ms = msg.idiag_expires;
+  s.last_ack_ms = last_ack_ms;
 
   s.state = *state;
   if (*state == TcpState::kSynRecv && msg.idiag_inode == 0 && !has_shutdown) {

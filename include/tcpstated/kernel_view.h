@@ -76,6 +76,10 @@ class KernelView {
   void Run();
   void Discover();
   void ReadNamespace(Namespace& ns);
+  // Entry times of CLOSE_WAIT sockets the mirror only knows from a dump,
+  // from the kernel's tcp_info (Mirror::AgeCloseWaitFromKernel). Returns
+  // the number of failed dumps.
+  uint64_t AgeCloseWaitFromKernel();
   void CloseNamespace(Namespace& ns);
 
   Options options_;

@@ -76,6 +76,9 @@ inline constexpr uint8_t kEntryTimewaitSock = 1 << 3;
 inline constexpr uint8_t kEntryFinWait2Substate = 1 << 4;
 // Counted in the per-destination ephemeral-port books (see destinations()).
 inline constexpr uint8_t kEntryDestCounted = 1 << 5;
+// With kEntryAgeUnknown, in CLOSE_WAIT: the kernel was asked for the
+// socket's tcpi_last_ack_recv (see AgeCloseWaitFromKernel), once.
+inline constexpr uint8_t kEntryAgeAsked = 1 << 6;
 
 // Buckets of tcpstated_state_duration_seconds.
 inline constexpr std::array<double, 15> kDurationBuckets = {
@@ -169,6 +172,22 @@ class Mirror {
       if (const SocketEntry* entry = table_.Find(slot.id)) f(*entry);
     });
   }
+
+  // Namespaces with CLOSE_WAIT sockets whose entry time is unknown
+  // (seeded, adopted, or corrected by a reconcile) and not yet asked of
+  // the kernel.
+  std::vector<uint32_t> NamespacesWithUnknownCloseWaitAges() const;
+  // Entry times of those in `netns`, from a dump of its CLOSE_WAIT sockets
+  // with tcp_info (DiagSocket::last_ack_ms): now - last_ack_ms, where that
+  // is earlier than the mirror's estimate. A lower bound, exact for an
+  // application that has sent nothing since the peer's FIN: a leak keeps
+  // its age across a restart. Matched by cookie, so in classic-tracepoint
+  // mode only sockets whose identity came from a dump. Every such socket
+  // of the namespace counts as asked afterwards, found or not. Returns how
+  // many were aged.
+  size_t AgeCloseWaitFromKernel(uint32_t netns,
+                                const std::vector<DiagSocket>& sockets,
+                                uint64_t now_ns);
 
   // Owner of a socket found in a dump, resolved by the caller from /proc.
   // Ignored if the socket is gone or already has an owner.

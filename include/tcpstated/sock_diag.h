@@ -61,7 +61,14 @@ struct DiagSocket {
   uint32_t ifindex = 0;     // SO_BINDTODEVICE / scope id, 0 if none
   uint32_t netns = 0;       // namespace inode; set by SockDiagClient, not
                             // by the parser
+  // Milliseconds since the socket last received an ACK
+  // (tcp_info.tcpi_last_ack_recv), only in dumps that ask for
+  // INET_DIAG_INFO; kNoTcpInfo otherwise. In CLOSE_WAIT the peer's FIN was
+  // the last segment to carry one unless the application sent data since:
+  // a lower bound of the time in CLOSE_WAIT, exact for a silent one.
+  uint32_t last_ack_ms = UINT32_MAX;
 };
+inline constexpr uint32_t kNoTcpInfo = UINT32_MAX;
 
 // The socket's sk_state as the tracepoints would name it: TIME_WAIT for every
 // timewait socket whatever its substate.
@@ -144,7 +151,8 @@ class SockDiagClient {
 
   // Every TCP socket (AF_INET, then AF_INET6) whose state bit is in
   // `state_mask` (bits as the kernel numbers states, see kAllStatesMask for
-  // the subtleties), with netns filled in. No INET_DIAG_INFO is asked for.
+  // the subtleties), with netns filled in. INET_DIAG_INFO (struct
+  // tcp_info, ~240 bytes more per socket) only if `with_tcp_info`.
   // The kernel walks its hash tables while sockets come and go: a socket that
   // changes state during the dump may show up twice or not at all.
   // Throws std::system_error on an I/O error, an error reply (its errno), a
@@ -152,7 +160,8 @@ class SockDiagClient {
   // no reply for 30 s (ETIMEDOUT), or more than kMaxDumpSockets sockets
   // (EOVERFLOW). After a throw the client stays usable: leftovers of the
   // abandoned dump are recognised by their sequence number and dropped.
-  std::vector<DiagSocket> DumpTcp(uint32_t state_mask);
+  std::vector<DiagSocket> DumpTcp(uint32_t state_mask,
+                                  bool with_tcp_info = false);
   std::vector<DiagSocket> DumpAll() { return DumpTcp(kAllStatesMask); }
 
   // Inode of the socket's network namespace (as in Event::netns), 0 if it
@@ -163,7 +172,7 @@ class SockDiagClient {
   uint64_t malformed() const { return malformed_; }
 
  private:
-  void DumpFamily(uint8_t family, uint32_t state_mask,
+  void DumpFamily(uint8_t family, uint32_t state_mask, bool with_tcp_info,
                   std::vector<DiagSocket>* out);
 
   int fd_ = -1;

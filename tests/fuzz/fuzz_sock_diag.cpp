@@ -9,8 +9,9 @@
 //  - every socket returned comes from a SOCK_DIAG_BY_FAMILY message whose
 //    fixed part is usable (payload >= sizeof(inet_diag_msg), AF_INET or
 //    AF_INET6, state 1..13), in order, with every field copied (ports in host
-//    order, addresses, cookie, inode, queues, timer), and a state the header
-//    allows for it;
+//    order, addresses, cookie, inode, queues, timer, and tcpi_last_ack_recv
+//    from the last INET_DIAG_INFO attribute long enough to hold it), and a
+//    state the header allows for it;
 //  - such messages that were not returned (broken rtattrs) and every other
 //    unusable message are counted in `malformed`, and nothing else is;
 //  - sockets are appended: what `out` held before is left alone.
@@ -19,6 +20,7 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -52,11 +54,39 @@ void Check(bool ok, const char* what) {
 constexpr size_t kHeaderLen = 16;
 constexpr size_t Align4(size_t n) { return (n + 3) & ~static_cast<size_t>(3); }
 
+// A SOCK_DIAG_BY_FAMILY message with a usable fixed part.
+struct Candidate {
+  inet_diag_msg msg;
+  uint32_t last_ack_ms;  // what its attributes say, if they are well formed
+};
+
 // What the framing alone says about a buffer.
 struct Expected {
   ParseResult result;  // malformed: the messages surely malformed
-  std::vector<inet_diag_msg> candidates;  // usable fixed part
+  std::vector<Candidate> candidates;
 };
+
+// tcpi_last_ack_recv from the attributes after the fixed message (netlink
+// attribute framing: length, type, value, padded to 4 bytes): the last
+// INET_DIAG_INFO whose value reaches that field, else kNoTcpInfo.
+uint32_t ReferenceLastAck(const uint8_t* attrs, size_t len) {
+  const size_t field = offsetof(tcp_info, tcpi_last_ack_recv);
+  uint32_t value = tcpstated::kNoTcpInfo;
+  size_t at = 0;
+  while (len - at >= 4) {
+    uint16_t nla_len, nla_type;
+    std::memcpy(&nla_len, attrs + at, 2);
+    std::memcpy(&nla_type, attrs + at + 2, 2);
+    if (nla_len < 4 || nla_len > len - at) break;  // broken: not returned
+    if ((nla_type & NLA_TYPE_MASK) == INET_DIAG_INFO &&
+        nla_len - 4u >= field + 4) {
+      std::memcpy(&value, attrs + at + 4 + field, 4);
+    }
+    at += Align4(nla_len);
+    if (at >= len) break;
+  }
+  return value;
+}
 
 Expected ReferenceWalk(const uint8_t* data, size_t len,
                        const ReplyFilter& filter) {
@@ -112,7 +142,11 @@ Expected ReferenceWalk(const uint8_t* data, size_t len,
             msg.idiag_state < 1 || msg.idiag_state > 13) {
           x.result.malformed++;
         } else {
-          x.candidates.push_back(msg);
+          const size_t attrs = Align4(sizeof(msg));
+          x.candidates.push_back(
+              {msg, payload_len > attrs
+                        ? ReferenceLastAck(payload + attrs, payload_len - attrs)
+                        : tcpstated::kNoTcpInfo});
         }
       }
     } else if (h.nlmsg_type != NLMSG_NOOP) {
@@ -126,7 +160,8 @@ Expected ReferenceWalk(const uint8_t* data, size_t len,
 // Every field of `s` as the header says it is derived from `msg` (the
 // SYN_RECV/request-socket distinction depends on rtattrs, so both are
 // allowed for an inode-0 SYN_RECV).
-bool Matches(const DiagSocket& s, const inet_diag_msg& msg) {
+bool Matches(const DiagSocket& s, const Candidate& c) {
+  const inet_diag_msg& msg = c.msg;
   const bool ipv6 = msg.idiag_family == AF_INET6;
   const size_t addr_len = ipv6 ? 16 : 4;
   tcpstated::Address saddr{};
@@ -149,7 +184,8 @@ bool Matches(const DiagSocket& s, const inet_diag_msg& msg) {
          s.daddr == daddr && s.cookie == cookie && s.inode == msg.idiag_inode &&
          s.uid == msg.idiag_uid && s.rqueue == msg.idiag_rqueue &&
          s.wqueue == msg.idiag_wqueue && s.expires_ms == msg.idiag_expires &&
-         s.ifindex == msg.id.idiag_if && s.netns == 0;
+         s.ifindex == msg.id.idiag_if && s.netns == 0 &&
+         s.last_ack_ms == c.last_ack_ms;
 }
 
 bool SameSocket(const DiagSocket& a, const DiagSocket& b) {
@@ -159,7 +195,7 @@ bool SameSocket(const DiagSocket& a, const DiagSocket& b) {
          a.cookie == b.cookie && a.inode == b.inode && a.uid == b.uid &&
          a.rqueue == b.rqueue && a.wqueue == b.wqueue &&
          a.expires_ms == b.expires_ms && a.ifindex == b.ifindex &&
-         a.netns == b.netns;
+         a.netns == b.netns && a.last_ack_ms == b.last_ack_ms;
 }
 
 bool SameResult(const ParseResult& a, const ParseResult& b) {

@@ -455,22 +455,28 @@ class Detections(unittest.TestCase, CloseWaitCheck):
 
 class Restart(unittest.TestCase, CloseWaitCheck):
     """A leak older than the daemon is seeded from sock_diag (its owner
-    found through /proc); after SIGKILL a new daemon sees it again."""
+    found through /proc, its age from the kernel's tcp_info); after SIGKILL
+    a new daemon sees it again, just as old."""
 
     def setUp(self):
         if os.geteuid() != 0:
             self.skipTest("real-kernel tests need root")
 
-    def assert_seeded(self, d, ns, n, port, comm):
+    def assert_seeded(self, d, ns, n, port, comm, fin_between, started):
         """The daemon answers HTTP only after the seed dump (and its owner
         scan of /proc): the very first scrape already shows the leak, its
-        listener's port and its owner. (leaked_sockets needs the leak to
-        be close_wait_leak_after old in the daemon's eyes, and a seeded
-        socket's time in CLOSE_WAIT is unknown: assert_leak polls for
-        it.)"""
+        listener's port and its owner, and the leak's age: the time since
+        the clients' FINs (fin_between: monotonic bounds), which the kernel
+        gives as tcpi_last_ack_recv, not the time since the daemon
+        `started`."""
         m = d.metrics()
+        scraped = time.monotonic()
         series = m.family("tcpstated_close_wait_sockets", ns.inode)
-        ctx = "\nfirst scrape: %r%s" % (series, log_tail(d))
+        oldest = max([x for _, x in m.family(
+            "tcpstated_close_wait_oldest_seconds", ns.inode)] or [0])
+        leaked = m.total("tcpstated_close_wait_leaked_sockets", ns.inode)
+        ctx = "\nfirst scrape: %r, oldest %.3f s, leaked %r%s" % (
+            series, oldest, leaked, log_tail(d))
         with self.subTest("seeded count, role and port at the first scrape"):
             self.assertEqual(m.get("tcpstated_sockets", netns=str(ns.inode),
                                    state="close_wait"), n, ctx)
@@ -481,24 +487,40 @@ class Restart(unittest.TestCase, CloseWaitCheck):
         with self.subTest("owner resolved from /proc at the first scrape"):
             self.assertEqual(sorted({l["comm"] for l, _ in series}),
                              [comm], ctx)
+        with self.subTest("age from the kernel at the first scrape"):
+            # Reported as of the seeding, between start-up and the scrape;
+            # the kernel counts in jiffies (a few ms of rounding).
+            self.assertGreaterEqual(oldest,
+                                    started - fin_between[1] - 0.05, ctx)
+            self.assertLessEqual(oldest, scraped - fin_between[0] + 0.05,
+                                 ctx)
+            self.assertEqual(leaked, n, ctx)
 
     def test_leak_survives_start_and_sigkill(self):
         n, port = 12, 7002
         with Netns("restart") as ns, Workload(ns) as w:
             w.do("listen", "l", "4", port)
+            before_fin = time.monotonic()
             make_server_leak(w, "l", port, n)
+            fin_between = (before_fin, time.monotonic())
             comm = workload_comm(w)
+            # Older than close_wait_leak_after before any daemon runs.
+            time.sleep(LEAK_AFTER + 0.5)
+            started = time.monotonic()
             first = Daemon(extra_config=config()).__enter__()
             try:
-                self.assert_seeded(first, ns, n, port, comm)
+                self.assert_seeded(first, ns, n, port, comm, fin_between,
+                                   started)
                 self.assert_leak(first, ns, n, "server", port, comm)
                 self.assert_leak_logged(first)
                 first.proc.send_signal(signal.SIGKILL)
                 first.proc.wait(timeout=10)
             finally:
                 first.stop()
+            started = time.monotonic()
             with Daemon(extra_config=config()) as second:
-                self.assert_seeded(second, ns, n, port, comm)
+                self.assert_seeded(second, ns, n, port, comm, fin_between,
+                                   started)
                 self.assert_leak(second, ns, n, "server", port, comm)
                 self.assert_leak_logged(second)
 

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -527,6 +528,93 @@ TEST(MirrorReconcileTest, NamespacesNotDumpedAreLeftUntouched) {
   EXPECT_EQ(m.Find(20)->state, S::kEstablished);
   ExpectCounts(m, kOtherNetns, {{S::kEstablished, 1}, {S::kNewSynRecv, 5}});
   ExpectCounts(m, kNetns, {{S::kCloseWait, 1}});
+}
+
+// After a restart a CLOSE_WAIT leak keeps its age: the kernel's
+// tcpi_last_ack_recv (the peer's FIN was the last segment with an ACK) dates
+// seeded CLOSE_WAIT sockets, once each, never later than the mirror knew.
+TEST(MirrorReconcileTest, CloseWaitAgesOfSeededSocketsComeFromTheKernel) {
+  Mirror m(kBigTable);
+  Sock leaked(0, 8080, 40001), replied_now(0, 8080, 40002),
+      no_info(0, 8080, 40003), est(0, 8080, 40004);
+  ReconcileOne(
+      m, kNetns,
+      {Diag(leaked, 11, S::kCloseWait), Diag(replied_now, 12, S::kCloseWait),
+       Diag(no_info, 13, S::kCloseWait), Diag(est, 14, S::kEstablished)},
+      /*seeding=*/true);
+  Sock other(0, 8080, 40001, kOtherNetns);
+  ReconcileOne(m, kOtherNetns, {Diag(other, 31, S::kCloseWait)},
+               /*seeding=*/true);
+  // A CLOSE_WAIT the events saw begin: its age is known.
+  Sock tracked(21, 40005, 443);
+  const uint64_t cw_at =
+      Walk(m, tracked, {S::kClose, S::kSynSent, S::kEstablished, S::kCloseWait},
+           kNow - 30 * kSec);
+  std::vector<uint32_t> to_ask = m.NamespacesWithUnknownCloseWaitAges();
+  std::sort(to_ask.begin(), to_ask.end());
+  EXPECT_EQ(to_ask, (std::vector<uint32_t>{kNetns, kOtherNetns}));
+
+  std::vector<DiagSocket> info = {
+      Diag(leaked, 11, S::kCloseWait), Diag(replied_now, 12, S::kCloseWait),
+      Diag(no_info, 13, S::kCloseWait), Diag(est, 14, S::kEstablished),
+      Diag(tracked, 21, S::kCloseWait)};
+  info[0].last_ack_ms = 90 * 1000;  // 90 s since the FIN
+  info[1].last_ack_ms = 0;          // later than the seed: no younger
+  // 13: no tcp_info in the reply (last_ack_ms stays kNoTcpInfo).
+  info[3].last_ack_ms = 5000;
+  info[4].last_ack_ms = 100 * 1000;
+  const uint64_t now = kNow + kSec;
+  EXPECT_EQ(m.AgeCloseWaitFromKernel(kNetns, info, now), 2u);
+  EXPECT_EQ(m.Find(11)->entered_ns, now - 90 * kSec);
+  EXPECT_EQ(m.Find(12)->entered_ns, kNow);  // the seed's lower bound
+  EXPECT_EQ(m.Find(13)->entered_ns, kNow);
+  EXPECT_EQ(m.Find(14)->entered_ns, kNow);
+  EXPECT_EQ(m.Find(21)->entered_ns, cw_at);  // known: untouched
+  EXPECT_EQ(m.Find(31)->entered_ns, kNow);   // another namespace
+  // 13 was asked too (not found): only the other namespace is left.
+  EXPECT_EQ(m.NamespacesWithUnknownCloseWaitAges(),
+            (std::vector<uint32_t>{kOtherNetns}));
+
+  // Asked once: a later reply (the application wrote meanwhile and its
+  // ACKs came back) does not make the leak younger.
+  info[0].last_ack_ms = 1000;
+  info[2].last_ack_ms = 3000;
+  EXPECT_EQ(m.AgeCloseWaitFromKernel(kNetns, info, now + kSec), 0u);
+  EXPECT_EQ(m.Find(11)->entered_ns, now - 90 * kSec);
+  EXPECT_EQ(m.Find(13)->entered_ns, kNow);
+  // Still a lower bound: not observed into the duration histogram.
+  EXPECT_TRUE(m.Find(11)->flags & tcpstated::kEntryAgeUnknown);
+}
+
+TEST(MirrorReconcileTest, KernelAgeIsAskedAgainAfterTheStateChanges) {
+  Mirror m(kBigTable);
+  Sock leaked(0, 8080, 40001);
+  ReconcileOne(m, kNetns, {Diag(leaked, 11, S::kCloseWait)},
+               /*seeding=*/true);
+  // Another namespace's socket with the same cookie is not this one.
+  Sock elsewhere(0, 8080, 40001, kOtherNetns);
+  std::vector<DiagSocket> other = {Diag(elsewhere, 11, S::kCloseWait)};
+  other[0].last_ack_ms = 7200 * 1000;
+  EXPECT_EQ(m.AgeCloseWaitFromKernel(kOtherNetns, other, kNow), 0u);
+  EXPECT_EQ(m.Find(11)->entered_ns, kNow);
+
+  std::vector<DiagSocket> info = {Diag(leaked, 11, S::kCloseWait)};
+  info[0].last_ack_ms = 60 * 1000;
+  EXPECT_EQ(m.AgeCloseWaitFromKernel(kNetns, info, kNow), 1u);
+  EXPECT_EQ(m.Find(11)->entered_ns, kNow - 60 * kSec);
+  EXPECT_TRUE(m.NamespacesWithUnknownCloseWaitAges().empty());
+
+  // The reconcile finds it in LAST_ACK, then in CLOSE_WAIT again (a lost
+  // event each way): the time is unknown again and may be asked again.
+  m.BeginReconcile();
+  ReconcileOne(m, kNetns, {Diag(leaked, 11, S::kLastAck)}, false, 0, 60,
+               kNow + kSec, kNow + 2 * kSec);
+  m.BeginReconcile();
+  ReconcileOne(m, kNetns, {Diag(leaked, 11, S::kCloseWait)}, false, 0, 60,
+               kNow + 3 * kSec, kNow + 4 * kSec);
+  EXPECT_EQ(m.Find(11)->entered_ns, kNow + 4 * kSec);
+  EXPECT_EQ(m.NamespacesWithUnknownCloseWaitAges(),
+            (std::vector<uint32_t>{kNetns}));
 }
 
 TEST(MirrorReconcileTest, RequestSocketsSetNewSynRecv) {

@@ -19,6 +19,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -239,6 +240,43 @@ TEST(SockDiagParserTest, ParsesIpv4Socket) {
   EXPECT_EQ(s.expires_ms, 7200000u);
   EXPECT_EQ(s.ifindex, 3u);
   EXPECT_EQ(s.netns, 0u);
+}
+
+// INET_DIAG_INFO (asked for by DumpTcp(..., true)) carries struct tcp_info;
+// only tcpi_last_ack_recv is read, and only from an attribute long enough.
+TEST(SockDiagParserTest, LastAckRecvFromTcpInfo) {
+  Spec spec = Ipv4Established();
+  spec.state = TCP_CLOSE_WAIT;
+  tcp_info info{};
+  info.tcpi_last_ack_recv = 123456;
+  info.tcpi_last_data_recv = 999;  // a neighbouring field, not this one
+  const auto* p = reinterpret_cast<const uint8_t*>(&info);
+  const size_t needed = offsetof(tcp_info, tcpi_last_ack_recv) + 4;
+  struct Case {
+    size_t len;
+    uint32_t expected;
+  };
+  for (const Case& c : {Case{sizeof(info), 123456u}, Case{needed, 123456u},
+                        Case{needed - 1, tcpstated::kNoTcpInfo},
+                        Case{0, tcpstated::kNoTcpInfo}}) {
+    Bytes payload = DiagPayload(spec);
+    AppendAttr(&payload, INET_DIAG_INFO, Bytes(p, p + c.len), true);
+    Bytes buffer;
+    AppendMessage(&buffer, SOCK_DIAG_BY_FAMILY, payload);
+    std::vector<DiagSocket> out;
+    ParseResult result = Parse(buffer, &out);
+    EXPECT_EQ(result.malformed, 0u) << c.len;
+    ASSERT_EQ(out.size(), 1u) << c.len;
+    EXPECT_EQ(out[0].last_ack_ms, c.expected) << c.len;
+    EXPECT_EQ(out[0].state, S::kCloseWait);
+  }
+  // Without the attribute (the daemon's full dumps): none.
+  Bytes buffer;
+  AppendSocket(&buffer, spec);
+  std::vector<DiagSocket> out;
+  Parse(buffer, &out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].last_ack_ms, tcpstated::kNoTcpInfo);
 }
 
 TEST(SockDiagParserTest, Ipv4AddressIgnoresBytesBeyondTheFirstFour) {
@@ -852,6 +890,48 @@ TEST(SockDiagKernelTest, LoopbackListenerServerAndClient) {
   }
   for (const DiagSocket& s : client.DumpTcp(tcpstated::StateBit(S::kListen))) {
     EXPECT_EQ(s.state, S::kListen);
+  }
+}
+
+// The peer's FIN carries the last ACK a silent CLOSE_WAIT socket receives:
+// tcpi_last_ack_recv is the time since it entered CLOSE_WAIT.
+TEST(SockDiagKernelTest, CloseWaitLastAckRecvCountsFromThePeersFin) {
+  SKIP_UNLESS_ROOT();
+  SockDiagClient client;
+  Fd listener(Listen(16));
+  uint16_t port = LocalPort(listener.get());
+  Fd connected(Connect(port));
+  uint16_t client_port = LocalPort(connected.get());
+  Fd server(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_GE(server.get(), 0);
+  auto fin_sent = std::chrono::steady_clock::now();
+  connected.Reset();
+  std::vector<DiagSocket> dump;
+  ASSERT_NE(FindEventually(&client, &dump,
+                           [&](const DiagSocket& s) {
+                             return OnLoopback(s) && s.sport == port &&
+                                    s.dport == client_port &&
+                                    s.state == S::kCloseWait;
+                           }),
+            nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+  uint32_t last_ack_ms = tcpstated::kNoTcpInfo;
+  for (const DiagSocket& s :
+       client.DumpTcp(tcpstated::StateBit(S::kCloseWait), true)) {
+    EXPECT_EQ(s.state, S::kCloseWait);
+    if (s.sport == port && s.dport == client_port) last_ack_ms = s.last_ack_ms;
+  }
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - fin_sent)
+                     .count();
+  ASSERT_NE(last_ack_ms, tcpstated::kNoTcpInfo);
+  // Jiffies: a tick or two of rounding either way.
+  EXPECT_GE(last_ack_ms, 300u - 20u);
+  EXPECT_LE(last_ack_ms, static_cast<uint64_t>(elapsed) + 20u);
+  // Full dumps do not ask for tcp_info.
+  for (const DiagSocket& s : client.DumpAll()) {
+    EXPECT_EQ(s.last_ack_ms, tcpstated::kNoTcpInfo);
   }
 }
 
