@@ -205,14 +205,13 @@ uint64_t KernelView::AgeCloseWaitFromKernel() {
   }
   // Only CLOSE_WAIT sockets, with tcp_info: cheap next to the full dump.
   uint64_t errors = 0;
-  size_t aged = 0;
+  std::unordered_map<uint32_t, std::vector<DiagSocket>> dumps;
   for (uint32_t inode : inodes) {
     auto it = namespaces_.find(inode);
     if (it == namespaces_.end() || !it->second.diag) continue;
-    std::vector<DiagSocket> sockets;
     try {
-      sockets = it->second.diag->DumpTcp(StateBit(TcpState::kCloseWait),
-                                         /*with_tcp_info=*/true);
+      dumps[inode] = it->second.diag->DumpTcp(StateBit(TcpState::kCloseWait),
+                                              /*with_tcp_info=*/true);
     } catch (const std::exception& e) {
       errors++;
       spdlog::warn(
@@ -220,9 +219,10 @@ uint64_t KernelView::AgeCloseWaitFromKernel() {
           inode, it->second.handle.name, e.what());
       continue;
     }
-    std::lock_guard<std::mutex> lock(*mirror_mutex_);
-    aged += mirror_->AgeCloseWaitFromKernel(inode, sockets, MonotonicNowNs());
   }
+  if (dumps.empty()) return errors;
+  std::lock_guard<std::mutex> lock(*mirror_mutex_);
+  size_t aged = mirror_->AgeCloseWaitFromKernel(dumps, MonotonicNowNs());
   if (aged > 0) SPDLOG_DEBUG("CLOSE_WAIT ages from the kernel: {}", aged);
   return errors;
 }

@@ -762,40 +762,39 @@ bool CloseWaitAgeToAsk(const SocketEntry& entry) {
 }  // namespace
 
 std::vector<uint32_t> Mirror::NamespacesWithUnknownCloseWaitAges() const {
-  std::vector<uint32_t> out;
-  ForEachCloseWait([&out](const SocketEntry& entry) {
-    if (CloseWaitAgeToAsk(entry) &&
-        std::find(out.begin(), out.end(), entry.netns) == out.end()) {
-      out.push_back(entry.netns);
-    }
+  std::unordered_set<uint32_t> found;
+  ForEachCloseWait([&found](const SocketEntry& entry) {
+    if (CloseWaitAgeToAsk(entry)) found.insert(entry.netns);
   });
-  return out;
+  return {found.begin(), found.end()};
 }
 
-size_t Mirror::AgeCloseWaitFromKernel(uint32_t netns,
-                                      const std::vector<DiagSocket>& sockets,
-                                      uint64_t now_ns) {
+size_t Mirror::AgeCloseWaitFromKernel(
+    const std::unordered_map<uint32_t, std::vector<DiagSocket>>& dumps,
+    uint64_t now_ns) {
   size_t aged = 0;
-  for (const DiagSocket& d : sockets) {
-    if (d.state != TcpState::kCloseWait || d.last_ack_ms == kNoTcpInfo) {
-      continue;
+  for (const auto& [netns, sockets] : dumps) {
+    for (const DiagSocket& d : sockets) {
+      if (d.state != TcpState::kCloseWait || d.last_ack_ms == kNoTcpInfo) {
+        continue;
+      }
+      SocketEntry* entry = table_.Find(d.cookie);
+      if (entry == nullptr || entry->netns != netns ||
+          entry->state != TcpState::kCloseWait || !CloseWaitAgeToAsk(*entry)) {
+        continue;
+      }
+      const uint64_t since = static_cast<uint64_t>(d.last_ack_ms) * 1000000ULL;
+      entry->entered_ns =
+          std::min(entry->entered_ns, now_ns - std::min(now_ns, since));
+      entry->flags |= kEntryAgeAsked;
+      aged++;
     }
-    SocketEntry* entry = table_.Find(d.cookie);
-    if (entry == nullptr || entry->netns != netns ||
-        entry->state != TcpState::kCloseWait || !CloseWaitAgeToAsk(*entry)) {
-      continue;
-    }
-    const uint64_t since = static_cast<uint64_t>(d.last_ack_ms) * 1000000ULL;
-    entry->entered_ns =
-        std::min(entry->entered_ns, now_ns - std::min(now_ns, since));
-    entry->flags |= kEntryAgeAsked;
-    aged++;
   }
-  // The rest were not in the reply (an incarnation id, or closed since):
+  // The rest were not in the replies (an incarnation id, or closed since):
   // not asked again at every reconcile.
   std::vector<uint64_t> rest;
   ForEachCloseWait([&](const SocketEntry& entry) {
-    if (entry.netns == netns && CloseWaitAgeToAsk(entry)) {
+    if (CloseWaitAgeToAsk(entry) && dumps.count(entry.netns) != 0) {
       rest.push_back(entry.id);
     }
   });

@@ -177,17 +177,17 @@ class Mirror {
   // (seeded, adopted, or corrected by a reconcile) and not yet asked of
   // the kernel.
   std::vector<uint32_t> NamespacesWithUnknownCloseWaitAges() const;
-  // Entry times of those in `netns`, from a dump of its CLOSE_WAIT sockets
-  // with tcp_info (DiagSocket::last_ack_ms): now - last_ack_ms, where that
+  // Entry times of those, from dumps of CLOSE_WAIT sockets with tcp_info
+  // (DiagSocket::last_ack_ms), by namespace: now - last_ack_ms, where that
   // is earlier than the mirror's estimate. A lower bound, exact for an
   // application that has sent nothing since the peer's FIN: a leak keeps
   // its age across a restart. Matched by cookie, so in classic-tracepoint
   // mode only sockets whose identity came from a dump. Every such socket
-  // of the namespace counts as asked afterwards, found or not. Returns how
-  // many were aged.
-  size_t AgeCloseWaitFromKernel(uint32_t netns,
-                                const std::vector<DiagSocket>& sockets,
-                                uint64_t now_ns);
+  // of a dumped namespace counts as asked afterwards, found or not.
+  // Returns how many were aged.
+  size_t AgeCloseWaitFromKernel(
+      const std::unordered_map<uint32_t, std::vector<DiagSocket>>& dumps,
+      uint64_t now_ns);
 
   // Owner of a socket found in a dump, resolved by the caller from /proc.
   // Ignored if the socket is gone or already has an owner.

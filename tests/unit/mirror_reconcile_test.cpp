@@ -564,7 +564,7 @@ TEST(MirrorReconcileTest, CloseWaitAgesOfSeededSocketsComeFromTheKernel) {
   info[3].last_ack_ms = 5000;
   info[4].last_ack_ms = 100 * 1000;
   const uint64_t now = kNow + kSec;
-  EXPECT_EQ(m.AgeCloseWaitFromKernel(kNetns, info, now), 2u);
+  EXPECT_EQ(m.AgeCloseWaitFromKernel({{kNetns, info}}, now), 2u);
   EXPECT_EQ(m.Find(11)->entered_ns, now - 90 * kSec);
   EXPECT_EQ(m.Find(12)->entered_ns, kNow);  // the seed's lower bound
   EXPECT_EQ(m.Find(13)->entered_ns, kNow);
@@ -579,7 +579,7 @@ TEST(MirrorReconcileTest, CloseWaitAgesOfSeededSocketsComeFromTheKernel) {
   // ACKs came back) does not make the leak younger.
   info[0].last_ack_ms = 1000;
   info[2].last_ack_ms = 3000;
-  EXPECT_EQ(m.AgeCloseWaitFromKernel(kNetns, info, now + kSec), 0u);
+  EXPECT_EQ(m.AgeCloseWaitFromKernel({{kNetns, info}}, now + kSec), 0u);
   EXPECT_EQ(m.Find(11)->entered_ns, now - 90 * kSec);
   EXPECT_EQ(m.Find(13)->entered_ns, kNow);
   // Still a lower bound: not observed into the duration histogram.
@@ -595,12 +595,12 @@ TEST(MirrorReconcileTest, KernelAgeIsAskedAgainAfterTheStateChanges) {
   Sock elsewhere(0, 8080, 40001, kOtherNetns);
   std::vector<DiagSocket> other = {Diag(elsewhere, 11, S::kCloseWait)};
   other[0].last_ack_ms = 7200 * 1000;
-  EXPECT_EQ(m.AgeCloseWaitFromKernel(kOtherNetns, other, kNow), 0u);
+  EXPECT_EQ(m.AgeCloseWaitFromKernel({{kOtherNetns, other}}, kNow), 0u);
   EXPECT_EQ(m.Find(11)->entered_ns, kNow);
 
   std::vector<DiagSocket> info = {Diag(leaked, 11, S::kCloseWait)};
   info[0].last_ack_ms = 60 * 1000;
-  EXPECT_EQ(m.AgeCloseWaitFromKernel(kNetns, info, kNow), 1u);
+  EXPECT_EQ(m.AgeCloseWaitFromKernel({{kNetns, info}}, kNow), 1u);
   EXPECT_EQ(m.Find(11)->entered_ns, kNow - 60 * kSec);
   EXPECT_TRUE(m.NamespacesWithUnknownCloseWaitAges().empty());
 
