@@ -427,10 +427,12 @@ void Mirror::EvictOne(uint64_t near_id, uint64_t now_ns) {
   // reconcile), then the entry that has been in its state longest.
   uint64_t victim = 0;
   bool victim_tw = false;
-  uint64_t victim_entered = UINT64_MAX;
+  uint64_t victim_entered = 0;
   table_.ForEachNear(near_id, kEvictionWindow, [&](const SocketEntry& s) {
     bool tw = (s.flags & kEntryTimewaitSock) != 0;
-    if ((tw && !victim_tw) ||
+    // The first entry seen is a candidate whatever its time (a timestamp
+    // of UINT64_MAX must not leave the table without a victim).
+    if (victim == 0 || (tw && !victim_tw) ||
         (tw == victim_tw && s.entered_ns < victim_entered)) {
       victim = s.id;
       victim_tw = tw;

@@ -773,6 +773,21 @@ TEST(MirrorTest, EvictionWithoutTimeWaitTakesTheLongestInItsState) {
   ExpectCounts(m, kNetns, {{S::kEstablished, 9}, {S::kSynSent, 1}});
 }
 
+// Found by fuzz_decoder: an entry stamped with the largest timestamp was
+// never older than the "nothing chosen yet" mark, so a full table found no
+// victim and grew past its bound.
+TEST(MirrorTest, EvictionFindsAVictimWhateverTheTimestamps) {
+  Mirror m(1);
+  m.Apply(
+      StateChange(Sock(1, 48001), S::kEstablished, S::kCloseWait, UINT64_MAX));
+  m.Apply(StateChange(Sock(2, 48002), S::kSynRecv, S::kEstablished, kT0));
+  EXPECT_EQ(m.stats().tracked, 1u);
+  EXPECT_EQ(m.stats().evictions, 1u);
+  EXPECT_EQ(m.Find(1), nullptr);
+  EXPECT_NE(m.Find(2), nullptr);
+  ExpectCounts(m, kNetns, {{S::kEstablished, 1}});
+}
+
 TEST(MirrorTest, ZeroSizedTableTracksNothing) {
   Mirror m(0);
   Walk(m, Sock(1), {S::kClose, S::kSynSent, S::kEstablished}, kT0);
