@@ -796,13 +796,10 @@ class ForeignBpf(Base):
             while (rounds < self.MAX_ROUNDS and
                    time.monotonic() < deadline and
                    misses["inet_sock_set_state"] == 0):
-                for i in range(5):
-                    w.do("connect", "c%d" % i, "4", port)
-                    w.do("accept", "s%d" % i, "l")
-                for i in range(5):
-                    w.do("close", "c%d" % i)
-                for i in range(5):
-                    w.do("close", "s%d" % i)
+                w.do("connectmany", "c", "4", port, 5)
+                w.do("acceptmany", "s", "l", 5)
+                w.do("closemany", "c", 5)
+                w.do("closemany", "s", 5)
                 rounds += 1
                 if rounds % 20 == 0:
                     misses = recursion_misses(ids)
@@ -814,13 +811,7 @@ class ForeignBpf(Base):
 
             # Leave sockets whose last events matter: CLOSE_WAIT on the
             # servers, FIN_WAIT2 orphans on the clients.
-            for i in range(5):
-                w.do("connect", "c%d" % i, "4", port)
-                w.do("accept", "s%d" % i, "l")
-            for i in range(5):
-                w.do("close", "c%d" % i)
-            for i in range(5):
-                w.do("waiteof", "s%d" % i)
+            make_server_leak(w, "l", port, 5)
 
             def counted():
                 kernel = recursion_misses(ids)
