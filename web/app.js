@@ -185,7 +185,7 @@ function drawEdge(svg, e, kind, inferred) {
   const p = el("path", {d: edgePath(e), "marker-end": `url(#arrow-${kind})`}, g);
   const title = el("title", {}, g);
   const mid = p.getPointAtLength(p.getTotalLength() / 2);
-  const label = el("text", {x: mid.x, y: mid.y + 4}, g);
+  const label = el("text", {x: mid.x, y: mid.y + 5}, g);
   if (inferred) {
     title.textContent = `${STATES[e.f].label} → ${e.t === "close" ? "CLOSE" : STATES[e.t].label}: ${e.why}. Linux does not report this step.`;
     label.textContent = "";
