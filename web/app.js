@@ -214,6 +214,26 @@ function drawFigure() {
     const extra = el("text", {class: "extra", x: s.x, y: s.y + 27}, g);
     view.boxes[name] = {g, title, count, extra, tip: s.tip};
   }
+  // The same numbers as a table: legible on a phone, where the figure is
+  // small and nothing hovers, and for screen readers.
+  const body = document.querySelector("#state-table tbody");
+  for (const [name, s] of Object.entries(STATES)) {
+    const tr = document.createElement("tr");
+    tr.dataset.state = name;
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = s.label;
+    const n = document.createElement("td");
+    n.className = "n";
+    const what = document.createElement("td");
+    what.textContent = s.tip;
+    tr.append(th, n, what);
+    body.appendChild(tr);
+    view.boxes[name].cell = n;
+  }
+  if (window.matchMedia("(max-width: 600px)").matches) {
+    document.getElementById("state-details").open = true;
+  }
 }
 
 // ---- Refreshing ---------------------------------------------------------
@@ -305,6 +325,8 @@ function updateFigure(state) {
   for (const [name, box] of Object.entries(view.boxes)) {
     const n = counts[name] || 0;
     box.count.textContent = fmtCount(n);
+    box.cell.textContent = fmtCount(n);
+    box.cell.title = exact(n);
     box.g.setAttribute("data-count", String(n));
     box.g.classList.toggle("busy", n > 0);
     box.g.classList.toggle("alert", name === "close_wait" && leaks.length > 0);

@@ -190,7 +190,10 @@ for (const g of document.querySelectorAll('#diagram [data-state]')) {
   boxes[g.dataset.state] = {
     shown: g.querySelector('.count').textContent,
     exact: Number(g.dataset.count),
-    tip: g.querySelector('title').textContent};
+    tip: g.querySelector('title').textContent,
+    cell: document.querySelector(
+        '#state-table tr[data-state="' + g.dataset.state + '"] td.n')
+        .textContent};
 }
 const leaks = [];
 for (const r of document.querySelectorAll('#close-wait .row')) {
@@ -296,6 +299,7 @@ class LivePage(unittest.TestCase):
                     with self.subTest(state=state):
                         self.assertEqual(box["shown"],
                                          fmt_count(box["exact"]))
+                        self.assertEqual(box["cell"], box["shown"])
                         # One sentence after the count.
                         self.assertRegex(box["tip"],
                                          r"^[A-Z_0-9]+: [\d,]+ sockets?\. "
@@ -373,6 +377,15 @@ class LivePage(unittest.TestCase):
                 self.assertLessEqual(layout["scroll"], layout["inner"])
                 self.assertGreater(layout["diagram"][2], 300)
                 self.assertGreater(layout["aside"][1], layout["diagram"][1])
+                # There the states' table opens by itself (a fresh load).
+                b.js("history.replaceState(null, '', '/#netns=%d');" %
+                     ns.inode)
+                b.do("POST", "/refresh", {})
+                wait_for("the table on a phone", lambda: b.js(
+                    "return document.getElementById('state-details').open "
+                    "&& document.body.dataset.updates > 0 && document."
+                    "querySelector('#state-table tr[data-state=close_wait] "
+                    "td.n').textContent;") == str(LEAKED))
 
 
 if __name__ == "__main__":
