@@ -1,6 +1,9 @@
 #include "tcpstated/state_api.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -47,16 +50,24 @@ std::vector<const Series*> Active(const std::vector<Series>& active,
   for (const Series& s : active) {
     if (s.value > 0) out.push_back(&s);
   }
+  // NaN last, so that the comparison stays a strict weak order.
+  auto key = [&](const Series* s) {
+    const double v = ValueOf(order, s->labels);
+    return std::isnan(v) ? -std::numeric_limits<double>::infinity() : v;
+  };
   std::stable_sort(
-      out.begin(), out.end(), [&](const Series* a, const Series* b) {
-        return ValueOf(order, a->labels) > ValueOf(order, b->labels);
-      });
+      out.begin(), out.end(),
+      [&](const Series* a, const Series* b) { return key(a) > key(b); });
   if (out.size() > kStateMaxRows) out.resize(kStateMaxRows);
   return out;
 }
 
+// Series values are doubles; a count is whole and never below zero (and a
+// cast of a double beyond uint64_t would be undefined).
 uint64_t Count(double value) {
-  return value > 0 ? static_cast<uint64_t>(value) : 0;
+  if (!(value > 0)) return 0;
+  if (value >= 18446744073709551615.0) return UINT64_MAX;
+  return static_cast<uint64_t>(value);
 }
 
 Json Namespaces(const StateInputs& in, size_t* omitted) {
