@@ -250,7 +250,10 @@ class LivePage(unittest.TestCase):
         return port
 
     def test_page_shows_the_namespace_as_ss_and_metrics_do(self):
-        with Daemon(extra_config=CONFIG) as d, Netns("ui") as ns, \
+        # The leaked connections' clients closed: orphaned FIN_WAIT2 sockets
+        # that must outlive a slow run (the kernel's longest timeout).
+        with Daemon(extra_config=CONFIG) as d, \
+                Netns("ui", sysctls={"net.ipv4.tcp_fin_timeout": 120}) as ns, \
                 Workload(ns) as w:
             self.hold_scenario(w)
             expected = ns.ss_counts()
