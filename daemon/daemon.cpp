@@ -91,11 +91,15 @@ Daemon::Daemon(const Config& config)
     std::lock_guard<std::mutex> lock(mirror_mutex_);
     return DebugSockets(mirror_, q, MonotonicNowNs());
   };
-  handlers.pages = [this](const std::string& path, std::string* type,
-                          std::string* body, std::string* headers) {
+  // Copied now: config_ changes on SIGHUP, on another thread, and neither
+  // setting changes without a restart.
+  handlers.pages = [this, telemetry_path = config.web.telemetry_path,
+                    debug_sockets = DebugSocketsServed(config)](
+                       const std::string& path, std::string* type,
+                       std::string* body, std::string* headers) {
     WebUiResponse page;
-    if (!ServeWebUi(
-            path, [this] { return RenderState(); }, &page)) {
+    auto state = [&] { return RenderState(telemetry_path, debug_sockets); };
+    if (!ServeWebUi(path, state, &page)) {
       return false;
     }
     *type = std::move(page.content_type);
@@ -201,7 +205,8 @@ std::string Daemon::RenderMetrics() const {
   return out.str();
 }
 
-std::string Daemon::RenderState() const {
+std::string Daemon::RenderState(const std::string& telemetry_path,
+                                bool debug_sockets) const {
   StateInputs in;
   in.snapshot = TakeSnapshot();
   KernelView::Status status = kernel_view_->status();
@@ -214,8 +219,8 @@ std::string Daemon::RenderState() const {
   }
   in.last_reconcile_dump_seconds = status.last_reconcile_seconds;
   in.sock_diag_errors = status.diag_errors;
-  in.debug_sockets = DebugSocketsServed(config_);
-  in.telemetry_path = config_.web.telemetry_path;
+  in.debug_sockets = debug_sockets;
+  in.telemetry_path = telemetry_path;
   return BuildStateJson(in);
 }
 

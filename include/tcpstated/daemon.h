@@ -37,7 +37,8 @@ class Daemon {
 
   std::string RenderMetrics() const;
   // /api/v1/state (state_api.h).
-  std::string RenderState() const;
+  std::string RenderState(const std::string& telemetry_path,
+                          bool debug_sockets) const;
 
   // SIGHUP: applies what can change at run time (log level, detector
   // thresholds, reconcile interval, series bound) and warns about settings
