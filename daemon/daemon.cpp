@@ -9,7 +9,9 @@
 #include "tcpstated/debug_sockets.h"
 #include "tcpstated/metrics.h"
 #include "tcpstated/privileges.h"
+#include "tcpstated/state_api.h"
 #include "tcpstated/version.h"
+#include "tcpstated/web_ui.h"
 
 namespace tcpstated {
 namespace {
@@ -34,6 +36,11 @@ KernelView::Options KernelViewOptions(const Config& config) {
       o.reconcile_interval, std::chrono::milliseconds(5000));
   return o;
 }
+
+// Whether /debug/sockets is served, for the live page's links (it links
+// to the sockets behind a detection only then). Always, for now: once a
+// configuration key turns the route off, this must follow it.
+bool DebugSocketsServed(const Config& /*config*/) { return true; }
 
 }  // namespace
 
@@ -83,6 +90,22 @@ Daemon::Daemon(const Config& config)
     }
     std::lock_guard<std::mutex> lock(mirror_mutex_);
     return DebugSockets(mirror_, q, MonotonicNowNs());
+  };
+  // Copied now: config_ changes on SIGHUP, on another thread, and neither
+  // setting changes without a restart.
+  handlers.pages = [this, telemetry_path = config.web.telemetry_path,
+                    debug_sockets = DebugSocketsServed(config)](
+                       const std::string& path, std::string* type,
+                       std::string* body, std::string* headers) {
+    WebUiResponse page;
+    auto state = [&] { return RenderState(telemetry_path, debug_sockets); };
+    if (!ServeWebUi(path, state, &page)) {
+      return false;
+    }
+    *type = std::move(page.content_type);
+    *body = std::move(page.body);
+    *headers = std::move(page.headers);
+    return true;
   };
   WebConfig web;
   if (!config.web.config_file.empty()) {
@@ -154,7 +177,7 @@ bool Daemon::Healthy(std::string* detail) const {
   return true;
 }
 
-std::string Daemon::RenderMetrics() const {
+Snapshot Daemon::TakeSnapshot() const {
   Snapshot s;
   {
     std::lock_guard<std::mutex> lock(mirror_mutex_);
@@ -171,11 +194,34 @@ std::string Daemon::RenderMetrics() const {
   s.attach = AttachModeName(probe_->mode());
   std::sort(s.sockets.begin(), s.sockets.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<prometheus::MetricFamily> families = BuildMetrics(s);
+  return s;
+}
+
+std::string Daemon::RenderMetrics() const {
+  std::vector<prometheus::MetricFamily> families = BuildMetrics(TakeSnapshot());
   for (auto& f : kernel_view_->Metrics()) families.push_back(std::move(f));
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);
   return out.str();
+}
+
+std::string Daemon::RenderState(const std::string& telemetry_path,
+                                bool debug_sockets) const {
+  StateInputs in;
+  in.snapshot = TakeSnapshot();
+  KernelView::Status status = kernel_view_->status();
+  in.report = std::move(status.report);
+  in.reconciles = status.reconciles;
+  in.now_ns = MonotonicNowNs();
+  if (status.last_reconcile_ns != 0 && in.now_ns >= status.last_reconcile_ns) {
+    in.last_reconcile_age_seconds =
+        static_cast<double>(in.now_ns - status.last_reconcile_ns) / 1e9;
+  }
+  in.last_reconcile_dump_seconds = status.last_reconcile_seconds;
+  in.sock_diag_errors = status.diag_errors;
+  in.debug_sockets = debug_sockets;
+  in.telemetry_path = telemetry_path;
+  return BuildStateJson(in);
 }
 
 }  // namespace tcpstated

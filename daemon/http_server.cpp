@@ -723,6 +723,11 @@ HttpServer::Response HttpServer::Route(const HttpRequest& request) {
           status == 200 ? "application/json" : "text/plain; charset=utf-8";
       return response;
     }
+    if (handlers_.pages &&
+        handlers_.pages(request.path, &response.content_type, &response.body,
+                        &response.extra_headers)) {
+      return response;
+    }
     if (request.path == "/") {
       const std::string path = HtmlEscape(telemetry_path_);
       response.content_type = "text/html; charset=utf-8";

@@ -437,6 +437,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
     }
     reconciles_++;
     last_reconcile_seconds_ = Seconds(dump_end - dump_start);
+    last_reconcile_ns_ = dump_end;
     if (seeding) {
       spdlog::info(
           "seeded the mirror from the kernel: {} sockets in {} "
@@ -449,6 +450,17 @@ void KernelView::RunCycle(bool full, bool seeding) {
           stats.added, stats.changed, stats.removed);
     }
   }
+}
+
+KernelView::Status KernelView::status() const {
+  std::lock_guard<std::mutex> lock(report_mutex_);
+  Status s;
+  s.report = report_;
+  s.reconciles = reconciles_;
+  s.last_reconcile_ns = last_reconcile_ns_;
+  s.last_reconcile_seconds = last_reconcile_seconds_;
+  s.diag_errors = diag_errors_;
+  return s;
 }
 
 std::vector<MetricFamily> KernelView::Metrics() const {

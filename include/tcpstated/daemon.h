@@ -13,6 +13,7 @@
 #include "tcpstated/config.h"
 #include "tcpstated/http_server.h"
 #include "tcpstated/kernel_view.h"
+#include "tcpstated/metrics.h"
 #include "tcpstated/mirror.h"
 #include "tcpstated/ring_consumer.h"
 
@@ -35,6 +36,9 @@ class Daemon {
   bool Healthy(std::string* detail) const;
 
   std::string RenderMetrics() const;
+  // /api/v1/state (state_api.h).
+  std::string RenderState(const std::string& telemetry_path,
+                          bool debug_sockets) const;
 
   // SIGHUP: applies what can change at run time (log level, detector
   // thresholds, reconcile interval, series bound) and warns about settings
@@ -43,6 +47,9 @@ class Daemon {
   AttachMode attach_mode() const { return probe_->mode(); }
 
  private:
+  // What a scrape and the state API report, copied under the mirror's lock.
+  Snapshot TakeSnapshot() const;
+
   Config config_;
   mutable std::mutex mirror_mutex_;
   Mirror mirror_;

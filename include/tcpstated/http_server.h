@@ -52,6 +52,12 @@ class HttpServer {
     // (200, or 400 with a one-line error body). Optional.
     std::function<std::string(const std::string& query, int* status)>
         debug_sockets;
+    // More pages (the live page and its API, web_ui.h): for a path it
+    // serves, sets the content type, body and extra header lines (each
+    // ending in CRLF) and returns true. Optional.
+    std::function<bool(const std::string& path, std::string* content_type,
+                       std::string* body, std::string* headers)>
+        pages;
   };
 
   // Starts listening. `listen_address` is "[host]:port" (see

@@ -57,6 +57,17 @@ class KernelView {
   // Detector families, tcpstated_netns_info, reconcile corrections.
   std::vector<prometheus::MetricFamily> Metrics() const;
 
+  // The latest detection report and the reconciler's health, copied (the
+  // live page's JSON).
+  struct Status {
+    DetectionReport report;
+    uint64_t reconciles = 0;         // full cycles, the seed included
+    uint64_t last_reconcile_ns = 0;  // CLOCK_MONOTONIC end; 0 if none
+    double last_reconcile_seconds = 0;
+    uint64_t diag_errors = 0;
+  };
+  Status status() const;
+
   // Runs one cycle now (tests and start-up).
   void RunCycle(bool full_reconcile, bool seeding);
 
@@ -96,6 +107,7 @@ class KernelView {
   uint64_t diag_errors_ = 0;
   uint64_t reconciles_ = 0;
   double last_reconcile_seconds_ = 0;
+  uint64_t last_reconcile_ns_ = 0;
 
   std::mutex wake_mutex_;  // guards stop_ and the pending options
   std::condition_variable wake_;

@@ -44,6 +44,7 @@ TARGETS=(
   "fuzz-netstat    netstat    8192"
   "fuzz-cgroup     cgroup     2048"
   "fuzz-http-request http_request 8192"
+  "fuzz-state-api  state_api  16384"
 )
 
 log() { echo "fuzz: $*" >&2; }

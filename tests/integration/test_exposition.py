@@ -1,6 +1,7 @@
 """The real daemon's HTTP endpoints, its exposition format (checked by
 promtool on a real scrape), and its command-line failure modes."""
 
+import json
 import os
 import shutil
 import socket
@@ -50,7 +51,12 @@ class Exposition(unittest.TestCase):
     def test_endpoints(self):
         with Daemon() as d:
             self.assertEqual(d.get("/healthz").strip(), "ok")
-            self.assertIn('href="/metrics"', d.get("/"))
+            self.assertIn('<svg id="diagram"', d.get("/"))
+            self.assertIn("/api/v1/state", d.get("/ui/app.js"))
+            self.assertIn("--invalid", d.get("/ui/app.css"))
+            state = json.loads(d.get("/api/v1/state"))
+            self.assertEqual(state["api_version"], 1)
+            self.assertIn("host", [n["name"] for n in state["namespaces"]])
             with self.assertRaises(urllib.error.HTTPError) as e:
                 d.get("/nope")
             self.assertEqual(e.exception.code, 404)

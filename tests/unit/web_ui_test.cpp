@@ -1,0 +1,150 @@
+#include "tcpstated/web_ui.h"
+
+#include <arpa/inet.h>
+#include <crypt.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "tcpstated/http_server.h"
+#include "tcpstated/web_assets.h"
+
+namespace tcpstated {
+namespace {
+
+std::string Serve(const std::string& path, WebUiResponse* out) {
+  return ServeWebUi(
+             path, [] { return std::string("{\"api_version\":1}"); }, out)
+             ? out->body
+             : std::string("(not served)");
+}
+
+TEST(WebUi, ServesThePageItsFilesAndTheApi) {
+  WebUiResponse r;
+  EXPECT_NE(Serve("/", &r).find("<svg id=\"diagram\""), std::string::npos);
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  EXPECT_NE(Serve("/ui/app.js", &r).find("/api/v1/state"), std::string::npos);
+  EXPECT_EQ(r.content_type, "text/javascript; charset=utf-8");
+  EXPECT_NE(Serve("/ui/app.css", &r).find("--invalid"), std::string::npos);
+  EXPECT_EQ(r.content_type, "text/css; charset=utf-8");
+  EXPECT_EQ(Serve(kStateApiPath, &r), "{\"api_version\":1}");
+  EXPECT_EQ(r.content_type, "application/json");
+}
+
+TEST(WebUi, OtherPathsAreNotOurs) {
+  WebUiResponse r;
+  for (const char* path : {"/metrics", "/ui/", "/ui/app.jsx", "/index.html",
+                           "/api/v1/state/", "/api/v2/state", ""}) {
+    EXPECT_FALSE(ServeWebUi(
+        path, [] { return std::string(); }, &r))
+        << path;
+  }
+}
+
+TEST(WebUi, EveryAnswerForbidsOtherOrigins) {
+  for (size_t i = 0; i < kWebAssetCount; ++i) {
+    WebUiResponse r;
+    Serve(std::string(kWebAssets[i].path), &r);
+    EXPECT_NE(r.headers.find("Content-Security-Policy: default-src 'none'; "
+                             "script-src 'self'"),
+              std::string::npos);
+    EXPECT_EQ(r.headers.find("unsafe"), std::string::npos);
+    EXPECT_EQ(r.headers.back(), '\n');
+  }
+}
+
+// Nothing in the page names another host: no absolute or scheme-relative
+// URL anywhere (the SVG namespace URI is an identifier, never fetched), no
+// @import.
+TEST(WebUi, FilesReferenceOnlyTheirOwnOrigin) {
+  for (size_t i = 0; i < kWebAssetCount; ++i) {
+    const std::string body(kWebAssets[i].body);
+    const std::string path(kWebAssets[i].path);
+    for (const char* bad :
+         {"=\"//", "='//", "(//", "(\"//", "('//", "@import", "`//"}) {
+      EXPECT_EQ(body.find(bad), std::string::npos) << path << ": " << bad;
+    }
+    for (size_t at = body.find("://"); at != std::string::npos;
+         at = body.find("://", at + 1)) {
+      const size_t from = at >= 5 ? at - 5 : 0;
+      const std::string url = body.substr(from, 32);
+      EXPECT_NE(url.find("http://www.w3.org/2000/svg"), std::string::npos)
+          << path << ": " << url;
+    }
+  }
+}
+
+// One request to 127.0.0.1:port, the whole answer back.
+std::string Exchange(int port, const std::string& request) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size())) {
+    char buf[65536];
+    for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) {
+      answer.append(buf, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return answer;
+}
+
+// The page and its API sit behind the server's basic auth like /metrics
+// ("prometheus:s3cret", a cost-4 bcrypt: the plumbing is under test).
+TEST(WebUi, ServedThroughTheServersAuthentication) {
+  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+  ASSERT_NE(crypt_gensalt_rn("$2b$", 4, nullptr, 0, salt, sizeof(salt)),
+            nullptr);
+  crypt_data data{};
+  const char* hash = crypt_r("s3cret", salt, &data);
+  ASSERT_NE(hash, nullptr);
+  WebConfig web;
+  web.users["prometheus"] = hash;
+  HttpServer::Handlers handlers;
+  handlers.metrics = [] { return std::string("up 1\n"); };
+  handlers.health = [](std::string* detail) {
+    *detail = "ok";
+    return true;
+  };
+  handlers.pages = [](const std::string& path, std::string* type,
+                      std::string* body, std::string* headers) {
+    WebUiResponse r;
+    if (!ServeWebUi(
+            path, [] { return std::string("{}"); }, &r)) {
+      return false;
+    }
+    *type = r.content_type;
+    *body = r.body;
+    *headers = r.headers;
+    return true;
+  };
+  HttpServer server("127.0.0.1:0", "/metrics", handlers, web);
+  for (const char* path : {"/", "/ui/app.js", "/api/v1/state"}) {
+    const std::string head = std::string("GET ") + path +
+                             " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+    EXPECT_EQ(Exchange(server.port(), head + "\r\n").rfind("HTTP/1.1 401", 0),
+              0u)
+        << path;
+    // "prometheus:s3cret" in base64.
+    const std::string ok = Exchange(
+        server.port(),
+        head + "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=\r\n\r\n");
+    EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << path;
+    EXPECT_NE(ok.find("\r\nContent-Security-Policy: default-src 'none';"),
+              std::string::npos)
+        << path;
+  }
+}
+
+}  // namespace
+}  // namespace tcpstated
