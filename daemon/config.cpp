@@ -409,6 +409,14 @@ std::string GetString(const std::string& key, const YAML::Node& node) {
   return node.Scalar();
 }
 
+bool GetBool(const std::string& key, const YAML::Node& node) {
+  if (!node.IsScalar() || Classify(node) != ScalarKind::kBool) {
+    FailType(key, "true or false", node);
+  }
+  const char first = node.Scalar()[0];
+  return first == 't' || first == 'T';
+}
+
 struct CoreInt {
   bool negative = false;
   uint64_t magnitude = 0;
@@ -545,6 +553,10 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
       {"config_file",
        [&config](const std::string& k, const YAML::Node& n) {
          config.web.config_file = GetString(k, n);
+       }},
+      {"debug_sockets",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.web.debug_sockets = GetBool(k, n);
        }},
   };
   const std::vector<Field> log = {

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "tcpstated/debug_sockets.h"
+#include "tcpstated/http_metrics.h"
 #include "tcpstated/metrics.h"
 #include "tcpstated/privileges.h"
 #include "tcpstated/version.h"
@@ -35,10 +36,60 @@ KernelView::Options KernelViewOptions(const Config& config) {
   return o;
 }
 
+std::string HtmlEscape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string LandingPage(const std::string& telemetry_path, bool debug) {
+  const std::string path = HtmlEscape(telemetry_path);
+  std::string page =
+      "<!DOCTYPE html>\n<html><head><title>tcpstated</title></head>"
+      "<body>\n<h1>tcpstated</h1>\n<p>TCP connection-state exporter.</p>"
+      "\n<ul>\n<li><a href=\"" +
+      path + "\">Metrics</a> (" + path +
+      ")</li>\n<li><a href=\"/healthz\">Health</a> (/healthz)</li>\n";
+  if (debug) {
+    page +=
+        "<li><a href=\"/debug/sockets?state=close_wait&amp;limit=100\">"
+        "Oldest CLOSE_WAIT sockets</a> (/debug/sockets, loopback "
+        "only)</li>\n";
+  }
+  return page + "</ul>\n</body></html>\n";
+}
+
 }  // namespace
 
 Daemon::Daemon(const Config& config)
     : config_(config), mirror_(config.tracking.max_tracked_sockets) {
+  // The listen address before anything is loaded: a port in use is one
+  // line, and nothing was attached for nothing.
+  WebConfig web;
+  if (!config.web.config_file.empty()) {
+    web = LoadWebConfig(config.web.config_file);
+  }
+  http_ = std::make_unique<HttpServer>(config.web.listen_address, web);
   mirror_.set_invalid_transition_hook([](const Event& e) {
     SPDLOG_DEBUG(
         "invalid transition {} -> {} on socket id={:#x} netns={} {}:{} -> "
@@ -56,7 +107,8 @@ Daemon::Daemon(const Config& config)
   spdlog::info("attached BPF programs in {} mode",
                AttachModeName(probe_->mode()));
   // Before any thread exists: capabilities are per thread, and every thread
-  // created from here on inherits the reduced sets.
+  // created from here on inherits the reduced sets (the HTTP threads then
+  // drop the rest).
   try {
     spdlog::info("dropped capabilities; keeping {}",
                  DropCapabilitiesExcept(CapabilitiesKeptAfterAttach()));
@@ -71,27 +123,65 @@ Daemon::Daemon(const Config& config)
                                               &mirror_, &mirror_mutex_);
   kernel_view_->Seed();
   kernel_view_->Start();
-  HttpServer::Handlers handlers;
-  handlers.metrics = [this] { return RenderMetrics(); };
-  handlers.health = [this](std::string* detail) { return Healthy(detail); };
-  handlers.debug_sockets = [this](const std::string& query, int* status) {
-    DebugQuery q;
-    std::string error;
-    if (!ParseDebugQuery(query, &q, &error)) {
-      *status = 400;
-      return error + "\n";
-    }
-    std::lock_guard<std::mutex> lock(mirror_mutex_);
-    return DebugSockets(mirror_, q, MonotonicNowNs());
-  };
-  WebConfig web;
-  if (!config.web.config_file.empty()) {
-    web = LoadWebConfig(config.web.config_file);
+  privileged_ = std::make_unique<PrivilegedRunner>();
+  http_->Start(Routes());
+  spdlog::info("serving metrics on {}{}{}", config.web.listen_address,
+               config.web.telemetry_path,
+               config.web.debug_sockets
+                   ? " and /debug/sockets to loopback clients"
+                   : "");
+}
+
+std::vector<HttpRoute> Daemon::Routes() const {
+  std::vector<HttpRoute> routes;
+  const std::string telemetry_path = config_.web.telemetry_path;
+  routes.push_back({telemetry_path, false, [this](const HttpRequest&) {
+                      HttpResponse r;
+                      r.content_type =
+                          "text/plain; version=0.0.4; charset=utf-8";
+                      r.body = RenderMetrics();
+                      return r;
+                    }});
+  routes.push_back({"/healthz", false, [this](const HttpRequest&) {
+                      HttpResponse r;
+                      r.status = Healthy(&r.body) ? 200 : 503;
+                      r.body += "\n";
+                      return r;
+                    }});
+  const bool debug = config_.web.debug_sockets;
+  routes.push_back({"/", false, [telemetry_path, debug](const HttpRequest&) {
+                      HttpResponse r;
+                      r.content_type = "text/html; charset=utf-8";
+                      r.body = LandingPage(telemetry_path, debug);
+                      return r;
+                    }});
+  if (debug) {
+    // Every connection of the host, with pids and process names: loopback
+    // clients only, on top of the endpoint's TLS and basic auth.
+    routes.push_back({"/debug/sockets", true, [this](const HttpRequest& req) {
+                        return DebugSocketsResponse(req);
+                      }});
   }
-  http_ = std::make_unique<HttpServer>(
-      config.web.listen_address, config.web.telemetry_path, handlers, web);
-  spdlog::info("serving metrics on {}{}", config.web.listen_address,
-               config.web.telemetry_path);
+  return routes;
+}
+
+HttpResponse Daemon::DebugSocketsResponse(const HttpRequest& request) const {
+  HttpResponse r;
+  const size_t q = request.target.find('?');
+  DebugQuery query;
+  std::string error;
+  if (!ParseDebugQuery(
+          q == std::string::npos ? std::string() : request.target.substr(q + 1),
+          &query, &error)) {
+    r.status = 400;
+    r.body = error + "\n";
+    return r;
+  }
+  const DebugSnapshot snapshot =
+      CollectDebugSockets(mirror_, mirror_mutex_, query);
+  r.content_type = "application/json";
+  r.body = DebugSocketsJson(snapshot, MonotonicNowNs());
+  return r;
 }
 
 Daemon::~Daemon() {
@@ -120,6 +210,11 @@ void Daemon::Reconfigure(const Config& config) {
   }
   if (config.web.config_file != config_.web.config_file) {
     restart_needed("web.config_file");
+  } else {
+    ReloadWebConfig(config.web.config_file);
+  }
+  if (config.web.debug_sockets != config_.web.debug_sockets) {
+    restart_needed("web.debug_sockets");
   }
   if (config.bpf.attach != config_.bpf.attach) restart_needed("bpf.attach");
   if (config.bpf.ring_buffer_bytes != config_.bpf.ring_buffer_bytes) {
@@ -132,8 +227,24 @@ void Daemon::Reconfigure(const Config& config) {
   spdlog::default_logger()->set_level(
       spdlog::level::from_str(config.log.level));
   kernel_view_->Reconfigure(KernelViewOptions(config));
+  // Settings that need a restart keep their running values: the routes
+  // read them.
+  const Config::Web running_web = config_.web;
   config_ = config;
+  config_.web = running_web;
   spdlog::info("SIGHUP: configuration reloaded");
+}
+
+void Daemon::ReloadWebConfig(const std::string& path) {
+  if (path.empty()) return;
+  try {
+    http_->Reload(LoadWebConfig(path));
+    spdlog::info("SIGHUP: web configuration {} reloaded", path);
+  } catch (const std::exception& e) {
+    spdlog::error(
+        "SIGHUP: web configuration refused, keeping the running one: {}",
+        e.what());
+  }
 }
 
 void Daemon::Tick() {
@@ -164,7 +275,9 @@ std::string Daemon::RenderMetrics() const {
     s.mirror = mirror_.stats();
   }
   bool ok = true;
-  s.kernel = probe_->ReadCounters(&ok);
+  // bpf() reads may need a capability this (HTTP worker) thread does not
+  // have.
+  privileged_->Run([&] { s.kernel = probe_->ReadCounters(&ok); });
   if (!ok) spdlog::warn("could not read some in-kernel counters");
   s.decode_errors = consumer_->decode_errors();
   s.version = kVersion;
@@ -173,6 +286,7 @@ std::string Daemon::RenderMetrics() const {
             [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<prometheus::MetricFamily> families = BuildMetrics(s);
   for (auto& f : kernel_view_->Metrics()) families.push_back(std::move(f));
+  for (auto& f : HttpServerMetrics(*http_)) families.push_back(std::move(f));
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);
   return out.str();

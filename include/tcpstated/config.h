@@ -27,6 +27,10 @@ struct Config {
     std::string listen_address = ":9640";
     std::string telemetry_path = "/metrics";
     std::string config_file;  // exporter-toolkit style TLS / basic auth
+    // /debug/sockets lists every connection of the host (pid, process,
+    // 4-tuple, namespace): off unless asked for, and then served only to
+    // clients on the loopback interface.
+    bool debug_sockets = false;
   } web;
   struct Log {
     std::string level = "info";  // trace|debug|info|warn|error
