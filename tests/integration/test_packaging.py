@@ -43,6 +43,7 @@ DEFAULTS = {
     "web.listen_address": '":9640"',
     "web.telemetry_path": "/metrics",
     "web.config_file": '""',
+    "web.debug_sockets": "false",
     "log.level": "info",
     "log.format": "text",
     "bpf.attach": "auto",
