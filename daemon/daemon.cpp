@@ -89,7 +89,9 @@ Daemon::Daemon(const Config& config)
   if (!config.web.config_file.empty()) {
     web = LoadWebConfig(config.web.config_file);
   }
-  http_ = std::make_unique<HttpServer>(config.web.listen_address, web);
+  HttpLimits limits;
+  limits.allowed_hosts = config.web.allowed_hosts;
+  http_ = std::make_unique<HttpServer>(config.web.listen_address, web, limits);
   mirror_.set_invalid_transition_hook([](const Event& e) {
     SPDLOG_DEBUG(
         "invalid transition {} -> {} on socket id={:#x} netns={} {}:{} -> "
@@ -212,6 +214,9 @@ void Daemon::Reconfigure(const Config& config) {
     restart_needed("web.config_file");
   } else {
     ReloadWebConfig(config.web.config_file);
+  }
+  if (config.web.allowed_hosts != config_.web.allowed_hosts) {
+    restart_needed("web.allowed_hosts");
   }
   if (config.web.debug_sockets != config_.web.debug_sockets) {
     restart_needed("web.debug_sockets");

@@ -144,6 +144,28 @@ std::pair<std::string, bool> DescribePeer(const sockaddr_storage& peer) {
   return {text, false};
 }
 
+// The host part of a Host header value ("name:port", "[v6]:port"), lower
+// case.
+std::string HostName(std::string_view value) {
+  const size_t bracket = value.rfind(']');
+  const size_t colon = value.rfind(':');
+  if (colon != std::string_view::npos &&
+      (bracket == std::string_view::npos || colon > bracket)) {
+    value = value.substr(0, colon);
+  }
+  std::string host(value);
+  for (char& c : host) c = static_cast<char>(std::tolower(c));
+  return host;
+}
+
+bool HostAllowed(const std::string* host,
+                 const std::vector<std::string>& allowed) {
+  if (allowed.empty()) return true;
+  if (host == nullptr) return false;
+  return std::find(allowed.begin(), allowed.end(), HostName(*host)) !=
+         allowed.end();
+}
+
 std::atomic<int64_t> last_drop_warning{0};
 std::atomic<int64_t> last_accept_warning{0};
 
@@ -633,6 +655,10 @@ void HttpServer::OnRequest(Connection* c, const HttpParseResult& parsed) {
     return;
   }
   const bool head_only = parsed.request.method == "HEAD";
+  if (!HostAllowed(parsed.request.Header("Host"), limits_.allowed_hosts)) {
+    Answer(c, Plain(400, "Unknown Host\n"), head_only);
+    return;
+  }
   Job job;
   job.fd = c->fd;
   job.request = parsed.request;

@@ -71,6 +71,9 @@ struct HttpLimits {
   size_t max_per_source = 16;
   int workers = 4;
   size_t max_queued = 64;  // complete requests waiting for a worker
+  // Host header names (lower case, without the port) answered; others get
+  // 400 before authentication. Empty: any.
+  std::vector<std::string> allowed_hosts;
 };
 
 class HttpServer {

@@ -262,7 +262,9 @@ class Daemon:
             try:
                 self.get("/healthz")
                 return self
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, OSError):
+                # OSError: also a timeout, while the daemon, already bound
+                # (it binds before loading BPF), is still starting.
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("daemon did not become healthy:\n" + self.log_text())

@@ -44,6 +44,7 @@ DEFAULTS = {
     "web.telemetry_path": "/metrics",
     "web.config_file": '""',
     "web.debug_sockets": "false",
+    "web.allowed_hosts": "[]",
     "log.level": "info",
     "log.format": "text",
     "bpf.attach": "auto",

@@ -305,6 +305,27 @@ TEST(HttpReloadTest, RotatesUsersAtOnce) {
             200);
 }
 
+TEST(HttpAttackTest, DnsRebindingIsRefusedByTheHostCheck) {
+  // A page on evil.example that resolves its name to 127.0.0.1 makes the
+  // browser send "Host: evil.example" to our port.
+  HttpLimits limits;
+  limits.allowed_hosts = {"localhost", "127.0.0.1", "[::1]"};
+  Server server("127.0.0.1:0", TestRoutes(), WebConfig(), limits);
+  auto status = [&](const std::string& raw) {
+    return ParseResponse(ExchangeRaw(server.port(), raw)).status;
+  };
+  EXPECT_EQ(status("GET /metrics HTTP/1.1\r\nHost: evil.example:9640\r\n\r\n"),
+            400);
+  EXPECT_EQ(status("GET /metrics HTTP/1.0\r\n\r\n"), 400);  // no Host
+  for (const char* host :
+       {"localhost", "LocalHost:9640", "127.0.0.1:1", "[::1]:9640"}) {
+    EXPECT_EQ(status("GET /metrics HTTP/1.1\r\nHost: " + std::string(host) +
+                     "\r\n\r\n"),
+              200)
+        << host;
+  }
+}
+
 // ---- Privileges ----------------------------------------------------------
 
 TEST(HttpPrivilegeTest, ServerThreadsHoldNoCapability) {
