@@ -3,6 +3,7 @@
 // scrape still answers within a second.
 #include <dirent.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <memory>
@@ -236,23 +237,30 @@ TEST(HttpAttackTest, FailedLoginsAreRateLimitedPerSource) {
   EXPECT_EQ(status_from("127.0.0.9"), 200);
 }
 
+// The fastest of three checks of a wrong password for `user`: the minimum
+// is the cost of the work, without the noise of a shared machine.
 double SecondsToVerify(BasicAuth& auth, const std::string& user) {
   BasicAuth::Claim claim;
   const std::string header = "Basic " + Base64(user + ":wrong");
   EXPECT_EQ(auth.Precheck(&header, &claim), BasicAuth::Check::kNeedsHash);
-  const Clock::time_point start = Clock::now();
-  EXPECT_FALSE(auth.Verify(claim));
-  return std::chrono::duration<double>(Clock::now() - start).count();
+  double fastest = 1e9;
+  for (int i = 0; i < 3; ++i) {
+    const Clock::time_point start = Clock::now();
+    EXPECT_FALSE(auth.Verify(claim));
+    fastest = std::min(
+        fastest, std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  return fastest;
 }
 
 TEST(BasicAuthTest, UnknownUsersCostTheMostExpensiveHash) {
   // Measured on the old server: unknown users were checked against the
   // first user's hash, 51 ms against 200 ms for a dearer one.
-  BasicAuth auth({{"aaa-cheap", Hash("x", 4)}, {"zzz-dear", Hash("x", 10)}});
+  BasicAuth auth({{"aaa-cheap", Hash("x", 4)}, {"zzz-dear", Hash("x", 9)}});
   const double cheap = SecondsToVerify(auth, "aaa-cheap");
   const double dear = SecondsToVerify(auth, "zzz-dear");
   const double unknown = SecondsToVerify(auth, "nobody");
-  // Cost 10 is 64 times the work of cost 4.
+  // Cost 9 is 32 times the work of cost 4.
   EXPECT_GT(dear, 8 * cheap);
   EXPECT_GT(unknown, 8 * cheap);
   EXPECT_GT(unknown, dear / 2);
