@@ -409,6 +409,34 @@ std::string GetString(const std::string& key, const YAML::Node& node) {
   return node.Scalar();
 }
 
+bool GetBool(const std::string& key, const YAML::Node& node) {
+  if (!node.IsScalar() || Classify(node) != ScalarKind::kBool) {
+    FailType(key, "true or false", node);
+  }
+  const char first = node.Scalar()[0];
+  return first == 't' || first == 'T';
+}
+
+// A sequence of host names: letters, digits, '-', '.', or an IP literal
+// (IPv6 in brackets, as in a Host header).
+std::vector<std::string> GetHostList(const std::string& key,
+                                     const YAML::Node& node) {
+  if (node.IsNull()) return {};
+  if (!node.IsSequence()) FailType(key, "a list of host names", node);
+  std::vector<std::string> hosts;
+  for (const YAML::Node& item : node) {
+    std::string host = GetString(key, item);
+    const bool ok = !host.empty() && host.size() <= 253 &&
+                    host.find_first_not_of(
+                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+                        "VWXYZ0123456789-.[]:") == std::string::npos;
+    if (!ok) Fail(key, "not a host name: " + Quote(host));
+    for (char& c : host) c = static_cast<char>(std::tolower(c));
+    hosts.push_back(host);
+  }
+  return hosts;
+}
+
 struct CoreInt {
   bool negative = false;
   uint64_t magnitude = 0;
@@ -545,6 +573,14 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
       {"config_file",
        [&config](const std::string& k, const YAML::Node& n) {
          config.web.config_file = GetString(k, n);
+       }},
+      {"debug_sockets",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.web.debug_sockets = GetBool(k, n);
+       }},
+      {"allowed_hosts",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.web.allowed_hosts = GetHostList(k, n);
        }},
   };
   const std::vector<Field> log = {

@@ -7,10 +7,12 @@
 #include <system_error>
 
 #include "tcpstated/debug_sockets.h"
+#include "tcpstated/http_metrics.h"
 #include "tcpstated/metrics.h"
 #include "tcpstated/privileges.h"
 #include "tcpstated/state_api.h"
 #include "tcpstated/version.h"
+#include "tcpstated/web_assets.h"
 #include "tcpstated/web_ui.h"
 
 namespace tcpstated {
@@ -37,15 +39,20 @@ KernelView::Options KernelViewOptions(const Config& config) {
   return o;
 }
 
-// Whether /debug/sockets is served, for the live page's links (it links
-// to the sockets behind a detection only then). Always, for now: once a
-// configuration key turns the route off, this must follow it.
-bool DebugSocketsServed(const Config& /*config*/) { return true; }
 
 }  // namespace
 
 Daemon::Daemon(const Config& config)
     : config_(config), mirror_(config.tracking.max_tracked_sockets) {
+  // The listen address before anything is loaded: a port in use is one
+  // line, and nothing was attached for nothing.
+  WebConfig web;
+  if (!config.web.config_file.empty()) {
+    web = LoadWebConfig(config.web.config_file);
+  }
+  HttpLimits limits;
+  limits.allowed_hosts = config.web.allowed_hosts;
+  http_ = std::make_unique<HttpServer>(config.web.listen_address, web, limits);
   mirror_.set_invalid_transition_hook([](const Event& e) {
     SPDLOG_DEBUG(
         "invalid transition {} -> {} on socket id={:#x} netns={} {}:{} -> "
@@ -63,7 +70,8 @@ Daemon::Daemon(const Config& config)
   spdlog::info("attached BPF programs in {} mode",
                AttachModeName(probe_->mode()));
   // Before any thread exists: capabilities are per thread, and every thread
-  // created from here on inherits the reduced sets.
+  // created from here on inherits the reduced sets (the HTTP threads then
+  // drop the rest).
   try {
     spdlog::info("dropped capabilities; keeping {}",
                  DropCapabilitiesExcept(CapabilitiesKeptAfterAttach()));
@@ -78,43 +86,79 @@ Daemon::Daemon(const Config& config)
                                               &mirror_, &mirror_mutex_);
   kernel_view_->Seed();
   kernel_view_->Start();
-  HttpServer::Handlers handlers;
-  handlers.metrics = [this] { return RenderMetrics(); };
-  handlers.health = [this](std::string* detail) { return Healthy(detail); };
-  handlers.debug_sockets = [this](const std::string& query, int* status) {
-    DebugQuery q;
-    std::string error;
-    if (!ParseDebugQuery(query, &q, &error)) {
-      *status = 400;
-      return error + "\n";
-    }
-    std::lock_guard<std::mutex> lock(mirror_mutex_);
-    return DebugSockets(mirror_, q, MonotonicNowNs());
-  };
-  // Copied now: config_ changes on SIGHUP, on another thread, and neither
-  // setting changes without a restart.
-  handlers.pages = [this, telemetry_path = config.web.telemetry_path,
-                    debug_sockets = DebugSocketsServed(config)](
-                       const std::string& path, std::string* type,
-                       std::string* body, std::string* headers) {
+  privileged_ = std::make_unique<PrivilegedRunner>();
+  http_->Start(Routes());
+  spdlog::info("serving metrics on {}{}{}", config.web.listen_address,
+               config.web.telemetry_path,
+               config.web.debug_sockets
+                   ? " and /debug/sockets to loopback clients"
+                   : "");
+}
+
+std::vector<HttpRoute> Daemon::Routes() const {
+  std::vector<HttpRoute> routes;
+  const std::string telemetry_path = config_.web.telemetry_path;
+  routes.push_back({telemetry_path, false, [this](const HttpRequest&) {
+                      HttpResponse r;
+                      r.content_type =
+                          "text/plain; version=0.0.4; charset=utf-8";
+                      r.body = RenderMetrics();
+                      return r;
+                    }});
+  routes.push_back({"/healthz", false, [this](const HttpRequest&) {
+                      HttpResponse r;
+                      r.status = Healthy(&r.body) ? 200 : 503;
+                      r.body += "\n";
+                      return r;
+                    }});
+  const bool debug = config_.web.debug_sockets;
+  // The live page, its assets and its JSON (web_ui.h): aggregates and
+  // owners only, so they follow /metrics' rules, not /debug/sockets'.
+  auto page = [this, telemetry_path, debug](const HttpRequest& req) {
     WebUiResponse page;
-    auto state = [&] { return RenderState(telemetry_path, debug_sockets); };
-    if (!ServeWebUi(path, state, &page)) {
-      return false;
+    auto state = [&] { return RenderState(telemetry_path, debug); };
+    HttpResponse r;
+    if (!ServeWebUi(req.path, state, &page)) {
+      r.status = 404;
+      r.body = "not found\n";
+      return r;
     }
-    *type = std::move(page.content_type);
-    *body = std::move(page.body);
-    *headers = std::move(page.headers);
-    return true;
+    r.content_type = std::move(page.content_type);
+    r.body = std::move(page.body);
+    r.extra_headers = std::move(page.headers);
+    return r;
   };
-  WebConfig web;
-  if (!config.web.config_file.empty()) {
-    web = LoadWebConfig(config.web.config_file);
+  routes.push_back({kStateApiPath, false, page});
+  for (size_t i = 0; i < kWebAssetCount; ++i) {
+    routes.push_back({std::string(kWebAssets[i].path), false, page});
   }
-  http_ = std::make_unique<HttpServer>(
-      config.web.listen_address, config.web.telemetry_path, handlers, web);
-  spdlog::info("serving metrics on {}{}", config.web.listen_address,
-               config.web.telemetry_path);
+  if (debug) {
+    // Every connection of the host, with pids and process names: loopback
+    // clients only, on top of the endpoint's TLS and basic auth.
+    routes.push_back({"/debug/sockets", true, [this](const HttpRequest& req) {
+                        return DebugSocketsResponse(req);
+                      }});
+  }
+  return routes;
+}
+
+HttpResponse Daemon::DebugSocketsResponse(const HttpRequest& request) const {
+  HttpResponse r;
+  const size_t q = request.target.find('?');
+  DebugQuery query;
+  std::string error;
+  if (!ParseDebugQuery(
+          q == std::string::npos ? std::string() : request.target.substr(q + 1),
+          &query, &error)) {
+    r.status = 400;
+    r.body = error + "\n";
+    return r;
+  }
+  const DebugSnapshot snapshot =
+      CollectDebugSockets(mirror_, mirror_mutex_, query);
+  r.content_type = "application/json";
+  r.body = DebugSocketsJson(snapshot, MonotonicNowNs());
+  return r;
 }
 
 Daemon::~Daemon() {
@@ -143,6 +187,14 @@ void Daemon::Reconfigure(const Config& config) {
   }
   if (config.web.config_file != config_.web.config_file) {
     restart_needed("web.config_file");
+  } else {
+    ReloadWebConfig(config.web.config_file);
+  }
+  if (config.web.allowed_hosts != config_.web.allowed_hosts) {
+    restart_needed("web.allowed_hosts");
+  }
+  if (config.web.debug_sockets != config_.web.debug_sockets) {
+    restart_needed("web.debug_sockets");
   }
   if (config.bpf.attach != config_.bpf.attach) restart_needed("bpf.attach");
   if (config.bpf.ring_buffer_bytes != config_.bpf.ring_buffer_bytes) {
@@ -155,8 +207,24 @@ void Daemon::Reconfigure(const Config& config) {
   spdlog::default_logger()->set_level(
       spdlog::level::from_str(config.log.level));
   kernel_view_->Reconfigure(KernelViewOptions(config));
+  // Settings that need a restart keep their running values: the routes
+  // read them.
+  const Config::Web running_web = config_.web;
   config_ = config;
+  config_.web = running_web;
   spdlog::info("SIGHUP: configuration reloaded");
+}
+
+void Daemon::ReloadWebConfig(const std::string& path) {
+  if (path.empty()) return;
+  try {
+    http_->Reload(LoadWebConfig(path));
+    spdlog::info("SIGHUP: web configuration {} reloaded", path);
+  } catch (const std::exception& e) {
+    spdlog::error(
+        "SIGHUP: web configuration refused, keeping the running one: {}",
+        e.what());
+  }
 }
 
 void Daemon::Tick() {
@@ -187,7 +255,9 @@ Snapshot Daemon::TakeSnapshot() const {
     s.mirror = mirror_.stats();
   }
   bool ok = true;
-  s.kernel = probe_->ReadCounters(&ok);
+  // bpf() reads may need a capability this (HTTP worker) thread does not
+  // have.
+  privileged_->Run([&] { s.kernel = probe_->ReadCounters(&ok); });
   if (!ok) spdlog::warn("could not read some in-kernel counters");
   s.decode_errors = consumer_->decode_errors();
   s.version = kVersion;
@@ -200,6 +270,7 @@ Snapshot Daemon::TakeSnapshot() const {
 std::string Daemon::RenderMetrics() const {
   std::vector<prometheus::MetricFamily> families = BuildMetrics(TakeSnapshot());
   for (auto& f : kernel_view_->Metrics()) families.push_back(std::move(f));
+  for (auto& f : HttpServerMetrics(*http_)) families.push_back(std::move(f));
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);
   return out.str();

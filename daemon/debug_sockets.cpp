@@ -2,35 +2,14 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
+#include <cmath>
+#include <nlohmann/json.hpp>
 #include <queue>
+#include <unordered_set>
 #include <vector>
 
 namespace tcpstated {
 namespace {
-
-void AppendJsonString(std::string* out, std::string_view text) {
-  out->push_back('"');
-  for (char c : text) {
-    switch (c) {
-      case '"':
-        *out += "\\\"";
-        break;
-      case '\\':
-        *out += "\\\\";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          *out += buf;
-        } else {
-          out->push_back(c);
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 bool ParseNumber(std::string_view text, uint64_t* value) {
   if (text.empty()) return false;
@@ -101,75 +80,94 @@ bool ParseDebugQuery(const std::string& query, DebugQuery* out,
   return true;
 }
 
-std::string DebugSockets(const Mirror& mirror, const DebugQuery& query,
-                         uint64_t now_ns) {
+DebugSnapshot CollectDebugSockets(const Mirror& mirror, std::mutex& mutex,
+                                  const DebugQuery& query) {
   // The `limit` oldest: a max-heap on entered_ns keeps the oldest seen so
   // far in O(matches log limit) time and O(limit) memory.
-  auto newer = [](const SocketEntry* a, const SocketEntry* b) {
-    return a->entered_ns < b->entered_ns;
+  auto newer = [](const DebugRow& a, const DebugRow& b) {
+    return a.entered_ns < b.entered_ns;
   };
-  std::priority_queue<const SocketEntry*, std::vector<const SocketEntry*>,
-                      decltype(newer)>
-      oldest(newer);
-  uint64_t matched = 0;
-  auto consider = [&](const SocketEntry& s) {
-    if (!query.any_netns && s.netns != query.netns) return;
-    if (!query.any_state && s.state != query.state) return;
-    matched++;
-    oldest.push(&s);
-    if (oldest.size() > query.limit) oldest.pop();
-  };
-  if (!query.any_state && query.state == TcpState::kCloseWait) {
-    mirror.ForEachCloseWait(consider);
-  } else {
-    mirror.ForEach(consider);
-  }
-  std::vector<const SocketEntry*> rows;
+  std::priority_queue<DebugRow, std::vector<DebugRow>, decltype(newer)> oldest(
+      newer);
+  // Between slices an entry can move (rehash, erase); it is listed once.
+  std::unordered_set<uint64_t> seen;
+  DebugSnapshot snapshot;
+  size_t cursor = 0;
+  do {
+    std::lock_guard<std::mutex> lock(mutex);
+    cursor = mirror.ForEachInSlots(
+        cursor, kDebugSocketsSliceSlots, [&](const SocketEntry& s) {
+          if (!query.any_netns && s.netns != query.netns) return;
+          if (!query.any_state && s.state != query.state) return;
+          if (!seen.insert(s.id).second) return;
+          snapshot.matched++;
+          if (oldest.size() >= query.limit &&
+              s.entered_ns >= oldest.top().entered_ns) {
+            return;  // newer than all we keep: skip the copies
+          }
+          const bool ipv6 = (s.flags & kEntryIpv6) != 0;
+          DebugRow row;
+          row.id = s.id;
+          row.netns = s.netns;
+          row.state = s.state;
+          row.timewait_socket = (s.flags & kEntryTimewaitSock) != 0;
+          row.local = Endpoint(s.saddr, ipv6, s.sport);
+          row.remote = Endpoint(s.daddr, ipv6, s.dport);
+          row.role = s.role;
+          row.entered_ns = s.entered_ns;
+          row.age_is_lower_bound = (s.flags & kEntryAgeUnknown) != 0;
+          if (const Owner* owner = mirror.OwnerOf(s)) {
+            row.has_owner = true;
+            row.pid = owner->tgid;
+            row.comm = owner->comm;
+          }
+          oldest.push(std::move(row));
+          if (oldest.size() > query.limit) oldest.pop();
+        });
+  } while (cursor != 0);
   while (!oldest.empty()) {
-    rows.push_back(oldest.top());
+    snapshot.rows.push_back(oldest.top());
     oldest.pop();
   }
-  std::reverse(rows.begin(), rows.end());
+  std::reverse(snapshot.rows.begin(), snapshot.rows.end());
+  return snapshot;
+}
 
-  std::string out =
-      "{\"matched\":" + std::to_string(matched) +
-      ",\"truncated\":" + (matched > rows.size() ? "true" : "false") +
-      ",\"sockets\":[";
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const SocketEntry& s = *rows[i];
-    bool ipv6 = (s.flags & kEntryIpv6) != 0;
-    double age = now_ns > s.entered_ns
-                     ? static_cast<double>(now_ns - s.entered_ns) / 1e9
-                     : 0.0;
-    char age_text[32];
-    std::snprintf(age_text, sizeof(age_text), "%.3f", age);
-    if (i > 0) out += ",";
-    out += "{\"id\":" + std::to_string(s.id);
-    out += ",\"netns\":" + std::to_string(s.netns);
-    out += ",\"state\":";
-    AppendJsonString(&out, StateName(s.state));
-    out += ",\"timewait_socket\":";
-    out += (s.flags & kEntryTimewaitSock) ? "true" : "false";
-    out += ",\"local\":";
-    AppendJsonString(&out, Endpoint(s.saddr, ipv6, s.sport));
-    out += ",\"remote\":";
-    AppendJsonString(&out, Endpoint(s.daddr, ipv6, s.dport));
-    out += ",\"role\":";
-    AppendJsonString(&out, RoleName(s.role));
-    out += ",\"age_seconds\":";
-    out += age_text;
-    // Ages of sockets adopted mid-state or seeded from a dump count from
-    // then: a lower bound.
-    out += ",\"age_is_lower_bound\":";
-    out += (s.flags & kEntryAgeUnknown) ? "true" : "false";
-    if (const Owner* owner = mirror.OwnerOf(s)) {
-      out += ",\"pid\":" + std::to_string(owner->tgid) + ",\"comm\":";
-      AppendJsonString(&out, owner->comm);
+std::string DebugSocketsJson(const DebugSnapshot& snapshot, uint64_t now_ns) {
+  nlohmann::json sockets = nlohmann::json::array();
+  for (const DebugRow& row : snapshot.rows) {
+    const double age = now_ns > row.entered_ns
+                           ? static_cast<double>(now_ns - row.entered_ns) / 1e9
+                           : 0.0;
+    nlohmann::json socket = {
+        {"id", row.id},
+        {"netns", row.netns},
+        {"state", std::string(StateName(row.state))},
+        {"timewait_socket", row.timewait_socket},
+        {"local", row.local},
+        {"remote", row.remote},
+        {"role", std::string(RoleName(row.role))},
+        {"age_seconds", std::round(age * 1000) / 1000},
+        // Ages of sockets adopted mid-state or seeded from a dump count
+        // from then: a lower bound.
+        {"age_is_lower_bound", row.age_is_lower_bound},
+    };
+    if (row.has_owner) {
+      socket["pid"] = row.pid;
+      socket["comm"] = row.comm;
     }
-    out += "}";
+    sockets.push_back(std::move(socket));
   }
-  out += "]}\n";
-  return out;
+  const nlohmann::json document = {
+      {"matched", snapshot.matched},
+      {"truncated", snapshot.matched > snapshot.rows.size()},
+      {"sockets", std::move(sockets)},
+  };
+  // replace: bytes that are not UTF-8 (a process can name itself anything
+  // with prctl(PR_SET_NAME)) become U+FFFD instead of an exception.
+  return document.dump(-1, ' ', false,
+                       nlohmann::json::error_handler_t::replace) +
+         "\n";
 }
 
 }  // namespace tcpstated

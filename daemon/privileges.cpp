@@ -85,4 +85,22 @@ std::string DropCapabilitiesExcept(const std::vector<KeptCapability>& keep) {
   return kept.empty() ? "no capabilities" : kept;
 }
 
+void DropAllCapabilitiesOfThisThread() {
+  // Both calls act on the calling thread only: the kernel keeps credentials
+  // per task, and the raw capset (unlike libcap's process-wide helpers)
+  // does not broadcast to the other threads.
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "prctl(PR_SET_NO_NEW_PRIVS)");
+  }
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_header_struct header{};
+  __user_cap_data_struct data[2] = {};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;  // this thread
+  if (syscall(SYS_capset, &header, data) != 0) {
+    throw std::system_error(errno, std::generic_category(), "capset");
+  }
+}
+
 }  // namespace tcpstated

@@ -1,6 +1,5 @@
 #include "tcpstated/web_config.h"
 
-#include <crypt.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -32,42 +31,74 @@ void RequireReadable(const std::string& path, const std::string& key) {
   }
 }
 
-std::string DecodeBase64(const std::string& in, bool* ok) {
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  size_t padding = 0;
-  for (char c : in) {
-    if (c == '=') {
-      padding++;
-      continue;
-    }
-    size_t v = kAlphabet.find(c);
-    if (v == std::string::npos || padding > 0) {
-      *ok = false;
-      return "";
-    }
-    buffer = (buffer << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buffer >> bits) & 0xff));
-    }
-  }
-  *ok = padding <= 2 && (in.size() % 4) == 0;
-  return out;
+// exporter-toolkit takes Go's names; OpenSSL has its own. Only suites with
+// a Go name are listed; TLS 1.3 suites are not configurable there either.
+const std::map<std::string, std::string>& CipherSuiteNames() {
+  static const std::map<std::string, std::string> names = {
+      {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+       "ECDHE-ECDSA-AES128-GCM-SHA256"},
+      {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+       "ECDHE-ECDSA-AES256-GCM-SHA384"},
+      {"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384"},
+      {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+       "ECDHE-ECDSA-CHACHA20-POLY1305"},
+      {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+       "ECDHE-RSA-CHACHA20-POLY1305"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA-AES128-SHA"},
+      {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA-AES256-SHA"},
+      {"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA-AES256-SHA"},
+      {"TLS_RSA_WITH_AES_128_GCM_SHA256", "AES128-GCM-SHA256"},
+      {"TLS_RSA_WITH_AES_256_GCM_SHA384", "AES256-GCM-SHA384"},
+      {"TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA"},
+      {"TLS_RSA_WITH_AES_256_CBC_SHA", "AES256-SHA"},
+  };
+  return names;
 }
 
-// Compares without an early exit, so timing does not reveal the prefix.
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+WebConfig::ClientAuth ParseClientAuth(const std::string& key,
+                                      const std::string& value) {
+  using ClientAuth = WebConfig::ClientAuth;
+  static const std::map<std::string, ClientAuth> kTypes = {
+      {"NoClientCert", ClientAuth::kNone},
+      {"RequestClientCert", ClientAuth::kRequest},
+      {"RequireAnyClientCert", ClientAuth::kRequireAny},
+      {"VerifyClientCertIfGiven", ClientAuth::kVerifyIfGiven},
+      {"RequireAndVerifyClientCert", ClientAuth::kRequireAndVerify},
+  };
+  const auto it = kTypes.find(value);
+  if (it == kTypes.end()) {
+    throw ConfigError("web config: " + key + ": \"" + value.substr(0, 64) +
+                      "\" is not NoClientCert, RequestClientCert, "
+                      "RequireAnyClientCert, VerifyClientCertIfGiven or "
+                      "RequireAndVerifyClientCert");
   }
-  return diff == 0;
+  return it->second;
+}
+
+std::vector<std::string> ParseCipherSuites(const YAML::Node& node,
+                                           const std::string& key) {
+  if (!node.IsSequence()) {
+    throw ConfigError("web config: " + key + ": expected a list");
+  }
+  std::vector<std::string> suites;
+  for (const YAML::Node& item : node) {
+    const std::string name = Scalar(item, key);
+    const auto it = CipherSuiteNames().find(name);
+    if (it == CipherSuiteNames().end()) {
+      throw ConfigError("web config: " + key + ": unknown TLS 1.2 suite \"" +
+                        name.substr(0, 64) +
+                        "\" (use Go's names, e.g. "
+                        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)");
+    }
+    suites.push_back(it->second);
+  }
+  if (suites.empty()) {
+    throw ConfigError("web config: " + key +
+                      ": empty list (omit the key for the default)");
+  }
+  return suites;
 }
 
 }  // namespace
@@ -99,6 +130,12 @@ WebConfig ParseWebConfig(const std::string& yaml_text,
           config.cert_file = Resolve(Scalar(t.second, full), base_dir);
         } else if (k == "key_file") {
           config.key_file = Resolve(Scalar(t.second, full), base_dir);
+        } else if (k == "cipher_suites") {
+          config.cipher_suites = ParseCipherSuites(t.second, full);
+        } else if (k == "client_auth_type") {
+          config.client_auth = ParseClientAuth(full, Scalar(t.second, full));
+        } else if (k == "client_ca_file") {
+          config.client_ca_file = Resolve(Scalar(t.second, full), base_dir);
         } else if (k == "min_version") {
           std::string v = Scalar(t.second, full);
           if (v == "TLS13") {
@@ -118,6 +155,24 @@ WebConfig ParseWebConfig(const std::string& yaml_text,
       }
       RequireReadable(config.cert_file, "tls_server_config.cert_file");
       RequireReadable(config.key_file, "tls_server_config.key_file");
+      using ClientAuth = WebConfig::ClientAuth;
+      const bool verifies = config.client_auth == ClientAuth::kVerifyIfGiven ||
+                            config.client_auth == ClientAuth::kRequireAndVerify;
+      if (verifies && config.client_ca_file.empty()) {
+        throw ConfigError(
+            "web config: tls_server_config.client_auth_type verifies client "
+            "certificates and needs client_ca_file");
+      }
+      if (!config.client_ca_file.empty()) {
+        // As exporter-toolkit: a CA that nothing uses is a mistake.
+        if (config.client_auth == ClientAuth::kNone) {
+          throw ConfigError(
+              "web config: tls_server_config.client_ca_file is set but "
+              "client_auth_type is NoClientCert");
+        }
+        RequireReadable(config.client_ca_file,
+                        "tls_server_config.client_ca_file");
+      }
       config.tls = true;
     } else if (key == "basic_auth_users") {
       if (value.IsNull()) continue;
@@ -159,28 +214,6 @@ WebConfig LoadWebConfig(const std::string& path) {
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
   return ParseWebConfig(text.str(), dir.empty() ? "/" : dir);
-}
-
-bool CheckBasicAuth(const WebConfig& config, const char* authorization) {
-  if (config.users.empty()) return true;
-  if (authorization == nullptr) return false;
-  std::string header(authorization);
-  if (header.rfind("Basic ", 0) != 0) return false;
-  bool ok = false;
-  std::string decoded = DecodeBase64(header.substr(6), &ok);
-  size_t colon = decoded.find(':');
-  if (!ok || colon == std::string::npos) return false;
-  std::string user = decoded.substr(0, colon);
-  std::string password = decoded.substr(colon + 1);
-  auto it = config.users.find(user);
-  // An unknown user still pays for one hash, so timing does not tell
-  // which user names exist.
-  const std::string& hash =
-      it != config.users.end() ? it->second : config.users.begin()->second;
-  crypt_data data{};
-  const char* computed = crypt_r(password.c_str(), hash.c_str(), &data);
-  bool match = computed != nullptr && ConstantTimeEquals(computed, hash);
-  return match && it != config.users.end();
 }
 
 }  // namespace tcpstated

@@ -27,6 +27,15 @@ struct Config {
     std::string listen_address = ":9640";
     std::string telemetry_path = "/metrics";
     std::string config_file;  // exporter-toolkit style TLS / basic auth
+    // /debug/sockets lists every connection of the host (pid, process,
+    // 4-tuple, namespace): off unless asked for, and then served only to
+    // clients on the loopback interface.
+    bool debug_sockets = false;
+    // Host header values (without the port, lower case) the endpoint
+    // answers; empty: any. Set it to stop DNS rebinding, where a web page
+    // makes a browser on the host send requests to 127.0.0.1 under the
+    // page's own name.
+    std::vector<std::string> allowed_hosts;
   } web;
   struct Log {
     std::string level = "info";  // trace|debug|info|warn|error

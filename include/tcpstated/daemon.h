@@ -1,5 +1,5 @@
 // Wires the pieces together: the BPF probe, the ring-buffer consumer, the
-// mirror and its lock, and the HTTP endpoint.
+// mirror and its lock, and the HTTP endpoint with its routes.
 //
 // Thread-safety: construct, Tick and destroy from the main thread; the HTTP
 // handlers run on the HTTP server's threads and the consumer on its own.
@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "tcpstated/bpf_probe.h"
 #include "tcpstated/config.h"
@@ -15,16 +16,19 @@
 #include "tcpstated/kernel_view.h"
 #include "tcpstated/metrics.h"
 #include "tcpstated/mirror.h"
+#include "tcpstated/privileged_runner.h"
 #include "tcpstated/ring_consumer.h"
 
 namespace tcpstated {
 
 class Daemon {
  public:
-  // Loads and attaches, starts the consumer, seeds the mirror from the
-  // kernel's socket dump, and starts the HTTP server: when it returns the
-  // daemon is ready. Throws ProbeError, HttpError or std::runtime_error (one
-  // actionable line) on start-up failure.
+  // Reads the web config and binds the listen address first (so a port in
+  // use fails before any BPF program is loaded), then loads and attaches,
+  // starts the consumer, seeds the mirror from the kernel's socket dump, and
+  // starts serving: when it returns the daemon is ready. Throws ConfigError,
+  // ProbeError, HttpError or std::runtime_error (one actionable line) on
+  // start-up failure.
   explicit Daemon(const Config& config);
   ~Daemon();
 
@@ -41,14 +45,20 @@ class Daemon {
                           bool debug_sockets) const;
 
   // SIGHUP: applies what can change at run time (log level, detector
-  // thresholds, reconcile interval, series bound) and warns about settings
-  // that need a restart. The caller has already validated `config`.
+  // thresholds, reconcile interval, series bound, and the web config file's
+  // users, certificate and TLS settings) and warns about settings that need
+  // a restart. The caller has already validated `config`. A web config
+  // that cannot be used is refused with a log line naming the file or key,
+  // and the running one stays.
   void Reconfigure(const Config& config);
   AttachMode attach_mode() const { return probe_->mode(); }
 
  private:
   // What a scrape and the state API report, copied under the mirror's lock.
   Snapshot TakeSnapshot() const;
+  std::vector<HttpRoute> Routes() const;
+  HttpResponse DebugSocketsResponse(const HttpRequest& request) const;
+  void ReloadWebConfig(const std::string& path);
 
   Config config_;
   mutable std::mutex mirror_mutex_;
@@ -56,6 +66,7 @@ class Daemon {
   std::unique_ptr<BpfProbe> probe_;
   std::unique_ptr<RingConsumer> consumer_;
   std::unique_ptr<KernelView> kernel_view_;
+  std::unique_ptr<PrivilegedRunner> privileged_;
   std::unique_ptr<HttpServer> http_;
 };
 

@@ -1,20 +1,28 @@
-// The HTTP endpoint: the telemetry path, /healthz and a landing page at /.
+// The HTTP endpoint: a small HTTP/1.1 server of our own, with TLS from
+// OpenSSL, built to keep answering scrapes while someone attacks it.
 //
-// A small HTTP/1.1 server of our own, with TLS from OpenSSL: one acceptor
-// thread hands connections to a fixed pool of 4 worker threads through a
-// bounded queue (64). Each connection carries one request (Connection:
-// close). Every read and write has a deadline, so a slow or stalled client
-// ties up one worker for at most 10 s (TLS handshake and request head
-// together) + 10 s (response) + 1 s (draining before the close), and never
-// anything else; when the queue is full, new connections are closed at once
-// and counted.
+// One event-loop thread (epoll) accepts connections, runs TLS handshakes
+// and reads request heads, all non-blocking, with a deadline counted from
+// accept; it caps connections per source address and in total (when full,
+// the oldest connection that has not yet sent a complete request makes
+// room). Only complete requests leave the loop: with basic auth, requests
+// whose credentials were verified recently go straight to the workers; the
+// others go to a single authentication thread (so at most one bcrypt runs
+// at a time; when it is busy the request is answered 429 at once) or are
+// refused (401; 429 once a source has used up its failure budget). Workers
+// (4) only run handlers; the loop writes their responses, again with a
+// deadline, so no client can hold a worker. Each connection carries one
+// request (Connection: close). Everything refused or timed out is counted.
 //
-// Thread-safety: handlers are called concurrently from worker threads and
-// must be thread-safe; they are called only after a complete, valid and
-// (with basic auth) authorised request has been read. Construction and
-// destruction from one thread; port() and dropped_connections() from any.
+// Every server thread runs without any capability and with NO_NEW_PRIVS
+// (see privileges.h): handlers must not need privileges.
+//
+// Thread-safety: construction, Start, Reload and destruction from one
+// thread; route handlers are called concurrently from worker threads and
+// must be thread-safe; the accessors from any thread.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,117 +32,176 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "tcpstated/http_auth.h"
+#include "tcpstated/http_error.h"
 #include "tcpstated/http_request.h"
+#include "tcpstated/listen_address.h"
+#include "tcpstated/tls_context.h"
 #include "tcpstated/web_config.h"
-
-struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace tcpstated {
 
-class HttpError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  std::string extra_headers;  // whole lines, each ending in CRLF
+};
+
+// One path the server answers. Every route gets the same TLS and basic-auth
+// rules; `loopback_only` routes also answer 404 to clients that are not on
+// the loopback interface, as if they did not exist.
+struct HttpRoute {
+  std::string path;  // exact match, without the query string
+  bool loopback_only = false;
+  // Called for GET and HEAD only; may throw (the client gets a 500).
+  std::function<HttpResponse(const HttpRequest&)> handle;
+};
+
+struct HttpLimits {
+  std::chrono::milliseconds head_timeout{5000};  // handshake + head
+  std::chrono::milliseconds response_timeout{10000};
+  size_t max_connections = 256;
+  size_t max_per_source = 16;
+  int workers = 4;
+  size_t max_queued = 64;  // complete requests waiting for a worker
+  // Host header names (lower case, without the port) answered; others get
+  // 400 before authentication. Empty: any.
+  std::vector<std::string> allowed_hosts;
 };
 
 class HttpServer {
  public:
-  struct Handlers {
-    // Prometheus text exposition of the current metrics.
-    std::function<std::string()> metrics;
-    // true if healthy; `detail` says why not (or a short status).
-    std::function<bool(std::string* detail)> health;
-    // /debug/sockets: JSON for the query string (after '?'); sets *status
-    // (200, or 400 with a one-line error body). Optional.
-    std::function<std::string(const std::string& query, int* status)>
-        debug_sockets;
-    // More pages (the live page and its API, web_ui.h): for a path it
-    // serves, sets the content type, body and extra header lines (each
-    // ending in CRLF) and returns true. Optional.
-    std::function<bool(const std::string& path, std::string* content_type,
-                       std::string* body, std::string* headers)>
-        pages;
+  // Why a connection was closed without an answer.
+  enum class Drop {
+    kOverload,   // the total cap was reached: the oldest unfinished went
+    kPerSource,  // its source address already had its share
+    kTimeout,    // no complete request, or the response not taken, in time
+    kQueueFull,  // every worker busy and the queue full
+    kCount,
   };
+  static const char* DropName(Drop drop);
+  // Why a request was refused by basic authentication.
+  enum class AuthRefusal {
+    kInvalid,      // missing, malformed or wrong credentials (401)
+    kRateLimited,  // the source's failure budget is used up (429)
+    kBusy,         // another password check is running (429)
+    kCount,
+  };
+  static const char* AuthRefusalName(AuthRefusal refusal);
 
-  // Starts listening. `listen_address` is "[host]:port" (see
-  // ParseListenAddress; empty host: all IPv6 and IPv4 addresses). With
-  // web.tls the port speaks only TLS (1.2 or newer, or 1.3 only); with
-  // web.users every path requires basic authentication. Throws HttpError
-  // naming the address when it cannot listen (port in use, bad address), or
-  // naming the file when the certificate or key is unusable.
-  HttpServer(const std::string& listen_address,
-             const std::string& telemetry_path, Handlers handlers,
-             WebConfig web = WebConfig());
-  // Stops accepting, abandons connections still being read or written, and
-  // waits only for handlers already running.
+  // Binds and listens now (connections wait in the backlog until Start).
+  // `listen_address` is "[host]:port" (see ParseListenAddress; empty host:
+  // all IPv6 and IPv4 addresses). With web.tls the port speaks only TLS;
+  // with web.users every route requires basic authentication. Throws
+  // HttpError naming the address when it cannot listen (port in use, bad
+  // address), or naming the file when a certificate or key is unusable.
+  explicit HttpServer(const std::string& listen_address,
+                      const WebConfig& web = WebConfig(),
+                      HttpLimits limits = HttpLimits());
+  // Stops accepting, abandons connections, and waits only for handlers
+  // already running.
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
+  // Starts the threads; each drops its capabilities before it touches a
+  // connection. Throws HttpError if a thread cannot.
+  void Start(std::vector<HttpRoute> routes);
+
+  // Swaps in a new web configuration (users, certificate and key, TLS
+  // settings) for the connections accepted from now on, atomically: on an
+  // HttpError (naming the file) the running one stays. The auth cache
+  // starts empty, so a revoked password stops working at once.
+  void Reload(const WebConfig& web);
+
   // The TCP port actually bound (useful with port 0 in tests).
-  int port() const;
-  // Connections closed unanswered because the queue was full.
-  uint64_t dropped_connections() const;
+  int port() const { return port_; }
+  uint64_t dropped(Drop drop) const;
+  uint64_t auth_refused(AuthRefusal refusal) const;
 
  private:
-  struct Response;
-  struct SslCtxDeleter {
-    void operator()(ssl_ctx_st* ctx) const;
+  // What a connection is served with, fixed when it is accepted.
+  struct Settings {
+    TlsContext tls;
+    std::shared_ptr<BasicAuth> auth;
+  };
+  struct Connection;
+  struct Job {
+    int fd = -1;
+    HttpRequest request;
+    bool loopback = false;
+    std::string source;
+    std::shared_ptr<const Settings> settings;
+    BasicAuth::Claim claim;
   };
 
-  void AcceptLoop();
-  // Queues an accepted connection for the workers, or closes it when the
-  // queue is full.
-  void Enqueue(int fd);
-  void WorkerLoop();
-  // Reads one request from `fd`, answers it and closes `fd`.
-  void Serve(int fd);
-  // The answer to a complete, valid request: auth, method, then path.
-  Response Route(const HttpRequest& request);
-  // Signals every thread, joins them and closes every descriptor; safe on
-  // a partially constructed server.
-  void Stop();
+  void LoopMain();
+  void AuthMain();
+  void WorkerMain();
+  // Runs in each new thread before anything else; false (with the error
+  // reported to Start) if the thread cannot drop its privileges.
+  bool EnterThread(const char* name);
+
+  // Event-loop side (loop thread only).
+  void AcceptAll();
+  void Admit(int fd, const std::string& source, bool loopback);
+  // Moves `c` forward as far as its socket allows; false once `c` is
+  // closed or handed on (do not touch it then).
+  bool Advance(Connection* c);
+  void OnRequest(Connection* c, const HttpParseResult& parsed);
+  void Answer(Connection* c, const HttpResponse& response, bool head_only);
+  void Watch(Connection* c, uint32_t events);
+  void CloseConnection(Connection* c);
+  void ExpireConnections();
+  void TakeFinished();
+
+  // Hand-offs between threads.
+  bool PostToWorkers(Job job);  // false when the queue is full
+  void Finish(int fd, std::string bytes);
+  HttpResponse Route(const HttpRequest& request, bool loopback) const;
 
   std::string listen_address_;
-  std::string telemetry_path_;
-  Handlers handlers_;
-  WebConfig web_;
-  std::unique_ptr<ssl_ctx_st, SslCtxDeleter> ssl_ctx_;  // null without TLS
+  HttpLimits limits_;
+  std::vector<HttpRoute> routes_;  // fixed by Start
   int listen_fd_ = -1;
-  // An eventfd that becomes readable, and stays so, when stopping: every
-  // poll() in the server includes it, so no thread sleeps through a stop.
-  int stop_fd_ = -1;
   int port_ = 0;
+  // eventfds: stop_fd_ becomes readable, and stays so, when stopping;
+  // wake_fd_ tells the loop that finished responses are waiting.
+  int stop_fd_ = -1;
+  int wake_fd_ = -1;
+  int epoll_fd_ = -1;
 
-  std::mutex mutex_;
-  std::condition_variable queue_changed_;
-  std::deque<int> queue_;  // accepted, not yet picked up by a worker
+  std::mutex settings_mutex_;
+  std::shared_ptr<const Settings> settings_;
+  FailureLimiter failures_;
+
+  // Loop thread only.
+  std::unordered_map<int, std::unique_ptr<Connection>> connections_;
+  std::unordered_map<std::string, size_t> per_source_;
+
+  std::mutex mutex_;  // guards everything below
+  std::condition_variable work_changed_;
   bool stopping_ = false;
-  std::atomic<uint64_t> dropped_{0};
-  // When the acceptor last warned (about drops, about accept failures):
-  // at most once a minute each, so an overload does not flood the log.
-  std::optional<std::chrono::steady_clock::time_point> last_drop_warning_;
-  std::optional<std::chrono::steady_clock::time_point> last_accept_warning_;
+  std::deque<Job> queue_;
+  std::optional<Job> auth_job_;
+  bool auth_busy_ = false;  // from posting until the bcrypt has finished
+  std::vector<std::pair<int, std::string>> finished_;
+  int threads_ready_ = 0;
+  std::string thread_error_;
 
-  std::thread acceptor_;
-  std::vector<std::thread> workers_;
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(Drop::kCount)>
+      dropped_{};
+  std::array<std::atomic<uint64_t>, static_cast<size_t>(AuthRefusal::kCount)>
+      auth_refused_{};
+
+  std::vector<std::thread> threads_;
 };
-
-// A parsed "[host]:port": the empty host (all addresses), an IPv4 literal,
-// "localhost" (127.0.0.1) or a bracketed IPv6 literal ("[::1]:9640"); port
-// 0-65535, 0 asking for an ephemeral port.
-struct ListenAddress {
-  enum class Family { kAny, kIpv4, kIpv6 };
-  Family family = Family::kAny;
-  std::string host;  // numeric, without brackets; empty for kAny
-  uint16_t port = 0;
-};
-
-// Throws HttpError naming the address when it is malformed.
-ListenAddress ParseListenAddress(const std::string& listen_address);
 
 }  // namespace tcpstated

@@ -12,6 +12,7 @@
 // cheap and never walks the table.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -257,6 +258,18 @@ class Mirror {
   template <typename F>
   void ForEach(F&& f) const {
     table_.ForEach(f);
+  }
+  // Visits the entries in table slots [begin, begin + count); returns the
+  // slot to resume from, or 0 once the table is done. For readers that
+  // release the lock between slices: an entry moved by a rehash or an erase
+  // in between may be missed or visited twice.
+  template <typename F>
+  size_t ForEachInSlots(size_t begin, size_t count, F&& f) const {
+    const size_t end = std::min(table_.capacity(), begin + count);
+    for (size_t i = begin; i < end; ++i) {
+      if (const SocketEntry* entry = table_.AtSlot(i)) f(*entry);
+    }
+    return end < table_.capacity() ? end : 0;
   }
 
   // Called for every invalid transition (for the debug log), with the

@@ -27,4 +27,12 @@ const std::vector<KeptCapability>& CapabilitiesKeptAfterAttach();
 // kernel refuses.
 std::string DropCapabilitiesExcept(const std::vector<KeptCapability>& keep);
 
+// Empties every capability set of the calling thread only (effective,
+// permitted, inheritable, ambient) and sets NO_NEW_PRIVS, so that neither
+// this thread nor anything it could be tricked into executing holds or
+// regains a capability; the other threads keep theirs. Threads that parse
+// network input call this first. Throws std::system_error if the kernel
+// refuses.
+void DropAllCapabilitiesOfThisThread();
+
 }  // namespace tcpstated

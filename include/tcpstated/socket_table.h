@@ -115,6 +115,9 @@ class SocketTable {
   // for walks that are paused and resumed. Erasing the entry at slot i can
   // only move later entries of its probe run into slot i or after it.
   Entry* AtSlot(size_t i) { return slots_[i].id != 0 ? &slots_[i] : nullptr; }
+  const Entry* AtSlot(size_t i) const {
+    return slots_[i].id != 0 ? &slots_[i] : nullptr;
+  }
 
   template <typename F>
   void ForEach(F&& f) const {

@@ -5,18 +5,22 @@
 //     cert_file: /etc/tcpstated/tls.crt   # relative paths: to this file
 //     key_file: /etc/tcpstated/tls.key
 //     min_version: TLS12                  # TLS12 (default) or TLS13
+//     cipher_suites:                      # TLS 1.2 suites, Go names;
+//       - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256  # default: ECDHE + AEAD
+//     client_auth_type: RequireAndVerifyClientCert  # default NoClientCert
+//     client_ca_file: /etc/tcpstated/clients-ca.crt
 //   basic_auth_users:
 //     prometheus: $2y$10$...              # bcrypt, e.g. htpasswd -nBC 10
 //
 // Parsing is strict like the main configuration: unknown keys, wrong types
 // and missing files are one-line ConfigErrors naming the key.
 //
-// Thread-safety: a parsed WebConfig is immutable; CheckBasicAuth may be
-// called concurrently.
+// Thread-safety: a parsed WebConfig is a plain value.
 #pragma once
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace tcpstated {
 
@@ -25,6 +29,21 @@ struct WebConfig {
   std::string cert_file;  // absolute after parsing
   std::string key_file;
   bool tls13_only = false;
+  // OpenSSL names of the TLS 1.2 suites offered, in order; empty: the
+  // forward-secret AEAD suites (ECDHE with AES-GCM or ChaCha20-Poly1305).
+  // TLS 1.3 suites are all forward-secret AEAD and are not configurable,
+  // as in exporter-toolkit.
+  std::vector<std::string> cipher_suites;
+  // exporter-toolkit's client_auth_type, named after Go's tls.ClientAuthType.
+  enum class ClientAuth {
+    kNone,              // NoClientCert
+    kRequest,           // RequestClientCert: asked for, not checked
+    kRequireAny,        // RequireAnyClientCert: required, not checked
+    kVerifyIfGiven,     // VerifyClientCertIfGiven
+    kRequireAndVerify,  // RequireAndVerifyClientCert
+  };
+  ClientAuth client_auth = ClientAuth::kNone;
+  std::string client_ca_file;                // absolute after parsing
   std::map<std::string, std::string> users;  // name -> bcrypt hash
 };
 
@@ -34,10 +53,5 @@ WebConfig ParseWebConfig(const std::string& yaml_text,
                          const std::string& base_dir);
 // Reads and parses `path`; throws ConfigError naming the file or key.
 WebConfig LoadWebConfig(const std::string& path);
-
-// Checks an Authorization header value ("Basic base64(user:password)")
-// against the users, with the system's crypt (libxcrypt: bcrypt $2a/$2b/
-// $2y). False for anything malformed. No users configured: always true.
-bool CheckBasicAuth(const WebConfig& config, const char* authorization);
 
 }  // namespace tcpstated

@@ -6,6 +6,7 @@ tcpstated-test-*, and are removed even when a test fails. Every wait is
 bounded in time.
 """
 
+import base64
 import contextlib
 import email.message
 import io
@@ -226,13 +227,16 @@ class Daemon:
     """The real tcpstated binary, started with a config file, on a free
     loopback port."""
 
-    def __init__(self, attach=None, extra_config="", args=()):
+    def __init__(self, attach=None, extra_config="", args=(),
+                 listen_host="127.0.0.1", auth=None):
         self.binary = os.environ.get("TCPSTATED_BIN")
         if not self.binary:
             raise RuntimeError("TCPSTATED_BIN is not set")
         self.attach = attach or os.environ.get("TCPSTATED_ATTACH", "auto")
         self.extra_config = extra_config
         self.args = list(args)
+        self.listen_host = listen_host  # "" for every address
+        self.auth = auth  # (user, password) for basic auth, or None
         self.port = free_port()
         self.proc = None
 
@@ -247,7 +251,7 @@ class Daemon:
         self.log = open(os.path.join(self.dir, "daemon.log"), "w+")
         self.proc = subprocess.Popen(
             [self.binary, "--config.file", self.config,
-             "--web.listen-address", "127.0.0.1:%d" % self.port,
+             "--web.listen-address", "%s:%d" % (self.listen_host, self.port),
              "--log.level", "debug"] + self.args,
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -258,7 +262,9 @@ class Daemon:
             try:
                 self.get("/healthz")
                 return self
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, OSError):
+                # OSError: also a timeout, while the daemon, already bound
+                # (it binds before loading BPF), is still starting.
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("daemon did not become healthy:\n" + self.log_text())
@@ -298,8 +304,12 @@ class Daemon:
         arrives, and both ends then pass FIN_WAIT1->CLOSING, a transition
         the sequence tests count exactly."""
         url = "http://127.0.0.1:%d%s" % (self.port, path)
-        request = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                   "Connection: close\r\n\r\n" % (path, self.port))
+        auth = ""
+        if self.auth is not None:
+            auth = "Authorization: Basic %s\r\n" % base64.b64encode(
+                ("%s:%s" % self.auth).encode()).decode()
+        request = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s"
+                   "Connection: close\r\n\r\n" % (path, self.port, auth))
         chunks = []
         with socket.create_connection(("127.0.0.1", self.port),
                                       timeout=timeout) as s:

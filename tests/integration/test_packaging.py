@@ -43,6 +43,8 @@ DEFAULTS = {
     "web.listen_address": '":9640"',
     "web.telemetry_path": "/metrics",
     "web.config_file": '""',
+    "web.debug_sockets": "false",
+    "web.allowed_hosts": "[]",
     "log.level": "info",
     "log.format": "text",
     "bpf.attach": "auto",

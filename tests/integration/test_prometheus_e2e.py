@@ -120,7 +120,8 @@ class PrometheusEndToEnd(unittest.TestCase):
 
     def test_rules_queries_and_close_wait_alert(self):
         config = ("tracking:\n  reconcile_interval: 2s\n"
-                  "detectors:\n  close_wait_leak_after: 2s\n")
+                  "detectors:\n  close_wait_leak_after: 2s\n"
+                  "web:\n  debug_sockets: true\n")
         with Daemon(extra_config=config) as daemon, \
                 Netns("prom") as ns, Workload(ns) as w:
             # The leak: clients close, the server never does.

@@ -34,7 +34,8 @@ class Sequences(unittest.TestCase):
     def setUpClass(cls):
         if os.geteuid() != 0:
             raise unittest.SkipTest("real-kernel tests need root")
-        cls.daemon = Daemon().__enter__()
+        cls.daemon = Daemon(
+            extra_config="web:\n  debug_sockets: true\n").__enter__()
         cls.scrapes = 0
 
     @classmethod

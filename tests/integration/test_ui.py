@@ -31,7 +31,9 @@ DEADLINE = 30.0  # seconds any one wait may take
 LEAKED = 3
 ESTABLISHED_PAIRS = 2
 
-CONFIG = """tracking:
+CONFIG = """web:
+  debug_sockets: true
+tracking:
   reconcile_interval: 1s
 detectors:
   close_wait_leak_after: 1s

@@ -758,5 +758,24 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(case_info.param.name);
     });
 
+TEST(ParseConfigYamlTest, WebExposureKeys) {
+  EXPECT_FALSE(Config().web.debug_sockets);
+  EXPECT_TRUE(Config().web.allowed_hosts.empty());
+  const Config c = ParseConfigYaml(
+      "web:\n  debug_sockets: true\n"
+      "  allowed_hosts: [LocalHost, 127.0.0.1, \"[::1]\"]\n");
+  EXPECT_TRUE(c.web.debug_sockets);
+  EXPECT_EQ(c.web.allowed_hosts,
+            (std::vector<std::string>{"localhost", "127.0.0.1", "[::1]"}));
+  EXPECT_NE(YamlError("web:\n  debug_sockets: yes\n").find("web.debug_sockets"),
+            std::string::npos);
+  EXPECT_NE(
+      YamlError("web:\n  allowed_hosts: localhost\n").find("web.allowed_hosts"),
+      std::string::npos);
+  EXPECT_NE(
+      YamlError("web:\n  allowed_hosts: [\"a b\"]\n").find("web.allowed_hosts"),
+      std::string::npos);
+}
+
 }  // namespace
 }  // namespace tcpstated

@@ -25,10 +25,13 @@
 #include <thread>
 #include <vector>
 
+#include "http_test_support.h"
 #include "tcpstated/http_request.h"
 
 namespace tcpstated {
 namespace {
+
+using namespace http_test;  // NOLINT: the test helpers
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -262,145 +265,10 @@ TEST(ParseListenAddressTest, RejectsMalformedAddressesNamingThem) {
   }
 }
 
-// ---- Clients for the real server -----------------------------------------
-
-struct Response {
-  int status = 0;                              // 0: no HTTP response
-  std::map<std::string, std::string> headers;  // lower-case names
-  std::string body;
-
-  std::string Header(const std::string& name) const {
-    auto it = headers.find(name);
-    return it != headers.end() ? it->second : "<absent>";
-  }
-};
-
-Response ParseResponse(const std::string& raw) {
-  Response r;
-  const size_t end = raw.find("\r\n\r\n");
-  if (raw.rfind("HTTP/1.1 ", 0) != 0 || end == std::string::npos) return r;
-  r.status = std::atoi(raw.c_str() + 9);
-  r.body = raw.substr(end + 4);
-  size_t pos = raw.find("\r\n") + 2;
-  while (pos < end) {
-    const size_t eol = raw.find("\r\n", pos);
-    const std::string line = raw.substr(pos, eol - pos);
-    const size_t colon = line.find(':');
-    std::string name = line.substr(0, colon);
-    for (char& c : name) c = static_cast<char>(std::tolower(c));
-    r.headers[name] = line.substr(colon + 2);
-    pos = eol + 2;
-  }
-  return r;
-}
-
-// A connected blocking TCP socket with I/O timeouts, or -1.
-int Connect(int family, int port) {
-  const int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-  int rc = -1;
-  if (family == AF_INET) {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  } else {
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons(static_cast<uint16_t>(port));
-    a.sin6_addr = in6addr_loopback;
-    rc = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  }
-  if (rc != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool SendAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n =
-        send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-std::string ReadToEnd(int fd) {
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// Sends `request` as is and returns all the server sends back.
-std::string ExchangeRaw(int port, const std::string& request,
-                        int family = AF_INET) {
-  const int fd = Connect(family, port);
-  if (fd < 0) return "<connect failed>";
-  SendAll(fd, request);
-  std::string out = ReadToEnd(fd);
-  close(fd);
-  return out;
-}
-
-std::string Request(const std::string& method, const std::string& target,
-                    const std::string& extra_headers = "") {
-  return method + " " + target + " HTTP/1.1\r\nHost: localhost\r\n" +
-         extra_headers + "\r\n";
-}
-
-Response Get(int port, const std::string& target,
-             const std::string& extra_headers = "", int family = AF_INET) {
-  return ParseResponse(
-      ExchangeRaw(port, Request("GET", target, extra_headers), family));
-}
-
-bool HaveIpv6Loopback() {
-  const int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in6 a{};
-  a.sin6_family = AF_INET6;
-  a.sin6_addr = in6addr_loopback;
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
-
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                      reinterpret_cast<const unsigned char*>(in.data()),
-                      static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-HttpServer::Handlers TestHandlers(std::string metrics = "up 1\n") {
-  HttpServer::Handlers handlers;
-  handlers.metrics = [metrics] { return metrics; };
-  handlers.health = [](std::string* detail) {
-    *detail = "ok";
-    return true;
-  };
-  return handlers;
-}
-
 // ---- Plain HTTP ----------------------------------------------------------
 
 TEST(HttpServerTest, ServesTheMetricsPath) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers());
+  Server server("127.0.0.1:0", TestRoutes());
   ASSERT_GT(server.port(), 0);
   const Response r = Get(server.port(), "/metrics?x=1");
   EXPECT_EQ(r.status, 200);
@@ -417,34 +285,27 @@ TEST(HttpServerTest, ServesTheMetricsPath) {
       200);
 }
 
-TEST(HttpServerTest, ServesHealthAndTheLandingPage) {
-  HttpServer::Handlers handlers = TestHandlers();
+TEST(HttpServerTest, RoutesByExactPath) {
+  std::vector<HttpRoute> routes = TestRoutes();
   std::atomic<bool> healthy{true};
-  handlers.health = [&](std::string* detail) {
-    *detail = healthy ? "ok" : "ring buffer stalled";
-    return healthy.load();
-  };
-  HttpServer server("127.0.0.1:0", "/custom/<path>", handlers);
-  Response r = Get(server.port(), "/healthz");
+  routes.push_back({"/custom/<path>", false, [&](const HttpRequest& request) {
+                      HttpResponse r;
+                      r.status = healthy ? 200 : 503;
+                      r.body = request.target + "\n";
+                      return r;
+                    }});
+  Server server("127.0.0.1:0", routes);
+  Response r = Get(server.port(), "/custom/<path>?a=b");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.body, "ok\n");
-  healthy = false;
-  r = Get(server.port(), "/healthz");
-  EXPECT_EQ(r.status, 503);
-  EXPECT_EQ(r.body, "ring buffer stalled\n");
+  EXPECT_EQ(r.body, "/custom/<path>?a=b\n");
   EXPECT_EQ(r.Header("content-type"), "text/plain; charset=utf-8");
-
-  r = Get(server.port(), "/");
-  EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(r.Header("content-type"), "text/html; charset=utf-8");
-  EXPECT_NE(r.body.find("href=\"/custom/&lt;path&gt;\""), std::string::npos)
-      << r.body;
-  EXPECT_NE(r.body.find("href=\"/healthz\""), std::string::npos);
-  EXPECT_EQ(Get(server.port(), "/custom/<path>").status, 200);
+  healthy = false;
+  EXPECT_EQ(Get(server.port(), "/custom/<path>").status, 503);
+  EXPECT_EQ(Get(server.port(), "/").status, 404);
 }
 
 TEST(HttpServerTest, UnknownPathsAre404) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers());
+  Server server("127.0.0.1:0", TestRoutes());
   for (const char* target : {"/metrics/", "/metricsx", "/Metrics", "/%6detrics",
                              "/healthz/x", "//", "/index.html"}) {
     const Response r = Get(server.port(), target);
@@ -454,7 +315,7 @@ TEST(HttpServerTest, UnknownPathsAre404) {
 }
 
 TEST(HttpServerTest, OtherMethodsAre405) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers());
+  Server server("127.0.0.1:0", TestRoutes());
   for (const char* method : {"POST", "PUT", "DELETE", "OPTIONS", "get"}) {
     const Response r =
         ParseResponse(ExchangeRaw(server.port(), Request(method, "/metrics")));
@@ -472,7 +333,7 @@ TEST(HttpServerTest, OtherMethodsAre405) {
 }
 
 TEST(HttpServerTest, HeadSendsHeadersOnly) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers("up 1\n"));
+  Server server("127.0.0.1:0", TestRoutes("up 1\n"));
   const std::string raw =
       ExchangeRaw(server.port(), Request("HEAD", "/metrics"));
   const Response r = ParseResponse(raw);
@@ -483,7 +344,7 @@ TEST(HttpServerTest, HeadSendsHeadersOnly) {
 }
 
 TEST(HttpServerTest, GarbageIs400) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers());
+  Server server("127.0.0.1:0", TestRoutes());
   for (const std::string& garbage :
        {std::string("hello\r\n\r\n"), std::string("GET /metrics\r\n\r\n"),
         std::string("GET /metrics HTTP/1.1\r\n\r\n"),  // no Host
@@ -497,7 +358,7 @@ TEST(HttpServerTest, GarbageIs400) {
 }
 
 TEST(HttpServerTest, TlsHelloToThePlainPortIsRefusedAtOnce) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers());
+  Server server("127.0.0.1:0", TestRoutes());
   const Clock::time_point start = Clock::now();
   const std::string raw = ExchangeRaw(
       server.port(),
@@ -508,7 +369,7 @@ TEST(HttpServerTest, TlsHelloToThePlainPortIsRefusedAtOnce) {
 }
 
 TEST(HttpServerTest, ReadsARequestArrivingInPieces) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers());
+  Server server("127.0.0.1:0", TestRoutes());
   const int fd = Connect(AF_INET, server.port());
   ASSERT_GE(fd, 0);
   const std::string request = Request("GET", "/metrics");
@@ -526,35 +387,35 @@ TEST(HttpServerTest, SendsLargeBodiesWhole) {
     metrics +=
         "tcpstated_metric{n=\"" + std::to_string(metrics.size()) + "\"} 1\n";
   }
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers(metrics));
+  Server server("127.0.0.1:0", TestRoutes(metrics));
   const Response r = Get(server.port(), "/metrics");
   EXPECT_EQ(r.status, 200);
   EXPECT_TRUE(r.body == metrics) << r.body.size() << " of " << metrics.size();
 }
 
 TEST(HttpServerTest, HandlerExceptionsAre500) {
-  HttpServer::Handlers handlers;
-  handlers.metrics = []() -> std::string {
-    throw std::runtime_error("render failed");
-  };
-  handlers.health = [](std::string*) -> bool { throw 42; };
-  HttpServer server("127.0.0.1:0", "/metrics", handlers);
+  std::vector<HttpRoute> routes;
+  routes.push_back({"/metrics", false, [](const HttpRequest&) -> HttpResponse {
+                      throw std::runtime_error("render failed");
+                    }});
+  routes.push_back({"/healthz", false,
+                    [](const HttpRequest&) -> HttpResponse { throw 42; }});
+  routes.push_back({"/empty", false, nullptr});
+  Server server("127.0.0.1:0", routes);
   EXPECT_EQ(Get(server.port(), "/metrics").status, 500);
   EXPECT_EQ(Get(server.port(), "/healthz").status, 500);
-  // Empty handlers too.
-  HttpServer empty("127.0.0.1:0", "/metrics", HttpServer::Handlers());
-  EXPECT_EQ(Get(empty.port(), "/metrics").status, 500);
+  EXPECT_EQ(Get(server.port(), "/empty").status, 500);
 }
 
 TEST(HttpServerTest, ServesIpv6Loopback) {
   if (!HaveIpv6Loopback()) GTEST_SKIP() << "no IPv6 loopback here";
-  HttpServer server("[::1]:0", "/metrics", TestHandlers());
+  Server server("[::1]:0", TestRoutes());
   EXPECT_EQ(Get(server.port(), "/metrics", "", AF_INET6).status, 200);
   EXPECT_EQ(Connect(AF_INET, server.port()), -1) << "IPv6 only";
 }
 
 TEST(HttpServerTest, EmptyHostListensOnIpv4AndIpv6) {
-  HttpServer server(":0", "/metrics", TestHandlers());
+  Server server(":0", TestRoutes());
   EXPECT_EQ(Get(server.port(), "/metrics", "", AF_INET).status, 200);
   if (HaveIpv6Loopback()) {
     EXPECT_EQ(Get(server.port(), "/metrics", "", AF_INET6).status, 200);
@@ -562,31 +423,12 @@ TEST(HttpServerTest, EmptyHostListensOnIpv4AndIpv6) {
 }
 
 TEST(HttpServerTest, LocalhostMeansIpv4Loopback) {
-  HttpServer server("localhost:0", "/metrics", TestHandlers());
+  Server server("localhost:0", TestRoutes());
   EXPECT_EQ(Get(server.port(), "/metrics").status, 200);
-}
-
-TEST(HttpServerTest, StalledClientsDoNotBlockOthers) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers());
-  // Three of the four workers each held by a client that sends nothing or
-  // half a request.
-  std::vector<int> stalled;
-  for (const char* partial : {"", "GET /metrics HT", "G"}) {
-    const int fd = Connect(AF_INET, server.port());
-    ASSERT_GE(fd, 0);
-    SendAll(fd, partial);
-    stalled.push_back(fd);
-  }
-  std::this_thread::sleep_for(milliseconds(100));
-  const Clock::time_point start = Clock::now();
-  EXPECT_EQ(Get(server.port(), "/metrics").status, 200);
-  EXPECT_LT(Clock::now() - start, milliseconds(1000));
-  for (int fd : stalled) close(fd);
 }
 
 TEST(HttpServerTest, DestructorReturnsQuicklyWhileClientsStall) {
-  auto server =
-      std::make_unique<HttpServer>("127.0.0.1:0", "/metrics", TestHandlers());
+  auto server = std::make_unique<Server>("127.0.0.1:0", TestRoutes());
   std::vector<int> stalled;
   for (int i = 0; i < 8; ++i) {  // more than the workers: some queued
     stalled.push_back(Connect(AF_INET, server->port()));
@@ -606,32 +448,6 @@ TEST(HttpServerTest, DestructorReturnsQuicklyWhileClientsStall) {
   }
 }
 
-TEST(HttpServerTest, ClosesConnectionsBeyondTheQueue) {
-  auto server =
-      std::make_unique<HttpServer>("127.0.0.1:0", "/metrics", TestHandlers());
-  // 4 workers busy and 64 queued; the rest are closed at once.
-  std::vector<int> fds;
-  for (int i = 0; i < 4 + 64 + 8; ++i) {
-    fds.push_back(Connect(AF_INET, server->port()));
-    ASSERT_GE(fds.back(), 0);
-    // Let the workers take the first four before the queue fills.
-    if (i == 3) std::this_thread::sleep_for(milliseconds(100));
-  }
-  const Clock::time_point deadline = Clock::now() + milliseconds(3000);
-  while (server->dropped_connections() < 8 && Clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  EXPECT_EQ(server->dropped_connections(), 8u);
-  // The last one was closed without an answer.
-  pollfd p{fds.back(), POLLIN, 0};
-  EXPECT_EQ(poll(&p, 1, 1000), 1);
-  EXPECT_EQ(ReadToEnd(fds.back()), "");
-  const Clock::time_point start = Clock::now();
-  server.reset();
-  EXPECT_LT(Clock::now() - start, kStopBudget);
-  for (int fd : fds) close(fd);
-}
-
 TEST(HttpServerTest, PortInUseThrowsNamingTheAddress) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(fd, 0);
@@ -644,7 +460,7 @@ TEST(HttpServerTest, PortInUseThrowsNamingTheAddress) {
   getsockname(fd, reinterpret_cast<sockaddr*>(&a), &length);
   const std::string address = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
   try {
-    HttpServer server(address, "/metrics", TestHandlers());
+    Server server(address, TestRoutes());
     ADD_FAILURE() << "no HttpError";
   } catch (const HttpError& e) {
     EXPECT_EQ(std::string(e.what()),
@@ -654,8 +470,7 @@ TEST(HttpServerTest, PortInUseThrowsNamingTheAddress) {
   }
   // All addresses includes this one.
   try {
-    HttpServer server(":" + std::to_string(ntohs(a.sin_port)), "/metrics",
-                      TestHandlers());
+    Server server(":" + std::to_string(ntohs(a.sin_port)), TestRoutes());
     ADD_FAILURE() << "no HttpError";
   } catch (const HttpError& e) {
     EXPECT_NE(std::string(e.what()).find("Address already in use"),
@@ -666,33 +481,14 @@ TEST(HttpServerTest, PortInUseThrowsNamingTheAddress) {
 
 TEST(HttpServerTest, UnavailableAddressThrows) {
   // TEST-NET-1: assigned to no interface here.
-  EXPECT_THROW(HttpServer("192.0.2.1:0", "/metrics", TestHandlers()),
-               HttpError);
-  EXPECT_THROW(HttpServer("example.com:0", "/metrics", TestHandlers()),
-               HttpError);
+  EXPECT_THROW(Server("192.0.2.1:0"), HttpError);
+  EXPECT_THROW(Server("example.com:0"), HttpError);
 }
 
 // ---- Basic authentication ------------------------------------------------
 
-WebConfig AuthConfig() {
-  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  // Cost 4, the minimum: the test is about the plumbing, not the hash.
-  EXPECT_NE(crypt_gensalt_rn("$2b$", 4, nullptr, 0, salt, sizeof(salt)),
-            nullptr);
-  crypt_data data{};
-  const char* hash = crypt_r("s3cret", salt, &data);
-  EXPECT_NE(hash, nullptr);
-  WebConfig web;
-  web.users["prometheus"] = hash;
-  return web;
-}
-
-std::string BasicAuth(const std::string& user, const std::string& password) {
-  return "Authorization: Basic " + Base64(user + ":" + password) + "\r\n";
-}
-
 TEST(HttpServerTest, BasicAuthGuardsEveryPath) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers(), AuthConfig());
+  Server server("127.0.0.1:0", TestRoutes(), AuthConfig());
   for (const char* target : {"/metrics", "/healthz", "/", "/nonexistent"}) {
     Response r = Get(server.port(), target);
     EXPECT_EQ(r.status, 401) << target;
@@ -700,10 +496,10 @@ TEST(HttpServerTest, BasicAuthGuardsEveryPath) {
     EXPECT_EQ(r.Header("cache-control"), "no-store");
   }
   EXPECT_EQ(
-      Get(server.port(), "/metrics", BasicAuth("prometheus", "wrong")).status,
+      Get(server.port(), "/metrics", AuthHeader("prometheus", "wrong")).status,
       401);
   EXPECT_EQ(
-      Get(server.port(), "/metrics", BasicAuth("nobody", "s3cret")).status,
+      Get(server.port(), "/metrics", AuthHeader("nobody", "s3cret")).status,
       401);
   EXPECT_EQ(
       Get(server.port(), "/metrics", "Authorization: Bearer x\r\n").status,
@@ -713,7 +509,7 @@ TEST(HttpServerTest, BasicAuthGuardsEveryPath) {
           .status,
       401);
 
-  const std::string good = BasicAuth("prometheus", "s3cret");
+  const std::string good = AuthHeader("prometheus", "s3cret");
   Response r = Get(server.port(), "/metrics", good);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "up 1\n");
@@ -726,136 +522,8 @@ TEST(HttpServerTest, BasicAuthGuardsEveryPath) {
 
 // ---- TLS -----------------------------------------------------------------
 
-// A self-signed certificate for localhost, 127.0.0.1 and ::1, written once
-// for all TLS tests.
-class HttpServerTlsTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    char pattern[] = "/tmp/tcpstated-http-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-    EVP_PKEY* key = EVP_RSA_gen(2048);
-    ASSERT_NE(key, nullptr);
-    X509* cert = X509_new();
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-    X509_gmtime_adj(X509_getm_notAfter(cert), 24 * 3600);
-    X509_set_pubkey(cert, key);
-    X509_NAME* name = X509_get_subject_name(cert);
-    X509_NAME_add_entry_by_txt(
-        name, "CN", MBSTRING_ASC,
-        reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-    X509_set_issuer_name(cert, name);
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, cert, cert, nullptr, nullptr, 0);
-    for (auto [nid, value] :
-         {std::pair<int, const char*>{NID_basic_constraints,
-                                      "critical,CA:TRUE"},
-          {NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1"}}) {
-      X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-      ASSERT_NE(ext, nullptr);
-      X509_add_ext(cert, ext, -1);
-      X509_EXTENSION_free(ext);
-    }
-    ASSERT_GT(X509_sign(cert, key, EVP_sha256()), 0);
-    cert_file_ = dir_ + "/cert.pem";
-    key_file_ = dir_ + "/key.pem";
-    FILE* f = std::fopen(cert_file_.c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    PEM_write_X509(f, cert);
-    std::fclose(f);
-    f = std::fopen(key_file_.c_str(), "w");
-    ASSERT_NE(f, nullptr);
-    PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
-    std::fclose(f);
-    // A second key, matching no certificate.
-    EVP_PKEY* other = EVP_RSA_gen(2048);
-    other_key_file_ = dir_ + "/other.pem";
-    f = std::fopen(other_key_file_.c_str(), "w");
-    PEM_write_PrivateKey(f, other, nullptr, nullptr, 0, nullptr, nullptr);
-    std::fclose(f);
-    EVP_PKEY_free(other);
-    // The right key, encrypted.
-    encrypted_key_file_ = dir_ + "/encrypted.pem";
-    f = std::fopen(encrypted_key_file_.c_str(), "w");
-    const char kPass[] = "passphrase";
-    PEM_write_PrivateKey(f, key, EVP_aes_256_cbc(),
-                         reinterpret_cast<const unsigned char*>(kPass),
-                         sizeof(kPass) - 1, nullptr, nullptr);
-    std::fclose(f);
-    X509_free(cert);
-    EVP_PKEY_free(key);
-  }
-  static void TearDownTestSuite() { fs::remove_all(dir_); }
-
-  static WebConfig Tls(bool tls13_only = false) {
-    WebConfig web;
-    web.tls = true;
-    web.cert_file = cert_file_;
-    web.key_file = key_file_;
-    web.tls13_only = tls13_only;
-    return web;
-  }
-
-  struct TlsResult {
-    bool handshake_ok = false;
-    std::string protocol;
-    std::string raw;
-  };
-
-  // Connects with TLS (verifying the server against our certificate),
-  // sends `request`, reads to the end.
-  static TlsResult TlsExchange(int port, const std::string& request,
-                               int min_version = 0, int max_version = 0,
-                               int family = AF_INET) {
-    TlsResult result;
-    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-    // Level 0 so that the client offers old versions when asked to, and the
-    // refusal is the server's.
-    SSL_CTX_set_security_level(ctx, 0);
-    SSL_CTX_set_min_proto_version(ctx, min_version);
-    SSL_CTX_set_max_proto_version(ctx, max_version);
-    SSL_CTX_load_verify_locations(ctx, cert_file_.c_str(), nullptr);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-    const int fd = Connect(family, port);
-    SSL* ssl = SSL_new(ctx);
-    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
-                                  family == AF_INET ? "127.0.0.1" : "::1");
-    SSL_set_fd(ssl, fd);
-    if (fd >= 0 && SSL_connect(ssl) == 1) {
-      result.handshake_ok = true;
-      result.protocol = SSL_get_version(ssl);
-      SSL_write(ssl, request.data(), static_cast<int>(request.size()));
-      char buf[65536];
-      for (;;) {
-        const int n = SSL_read(ssl, buf, sizeof(buf));
-        if (n <= 0) break;
-        result.raw.append(buf, static_cast<size_t>(n));
-      }
-    }
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    if (fd >= 0) close(fd);
-    return result;
-  }
-
-  static std::string dir_;
-  static std::string cert_file_;
-  static std::string key_file_;
-  static std::string other_key_file_;
-  static std::string encrypted_key_file_;
-};
-
-std::string HttpServerTlsTest::dir_;
-std::string HttpServerTlsTest::cert_file_;
-std::string HttpServerTlsTest::key_file_;
-std::string HttpServerTlsTest::other_key_file_;
-std::string HttpServerTlsTest::encrypted_key_file_;
-
 TEST_F(HttpServerTlsTest, ServesOverTls) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers(), Tls());
+  Server server("127.0.0.1:0", TestRoutes(), Tls());
   const TlsResult t = TlsExchange(server.port(), Request("GET", "/metrics"));
   ASSERT_TRUE(t.handshake_ok);
   EXPECT_EQ(t.protocol, "TLSv1.3");
@@ -875,7 +543,7 @@ TEST_F(HttpServerTlsTest, SendsLargeBodiesWholeOverTls) {
   while (metrics.size() < 4 * 1024 * 1024) {
     metrics += "m{n=\"" + std::to_string(metrics.size()) + "\"} 1\n";
   }
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers(metrics), Tls());
+  Server server("127.0.0.1:0", TestRoutes(metrics), Tls());
   const Response r =
       ParseResponse(TlsExchange(server.port(), Request("GET", "/metrics")).raw);
   EXPECT_EQ(r.status, 200);
@@ -884,7 +552,7 @@ TEST_F(HttpServerTlsTest, SendsLargeBodiesWholeOverTls) {
 
 TEST_F(HttpServerTlsTest, ServesOverTlsOnIpv6) {
   if (!HaveIpv6Loopback()) GTEST_SKIP() << "no IPv6 loopback here";
-  HttpServer server("[::1]:0", "/metrics", TestHandlers(), Tls());
+  Server server("[::1]:0", TestRoutes(), Tls());
   const TlsResult t =
       TlsExchange(server.port(), Request("GET", "/metrics"), 0, 0, AF_INET6);
   ASSERT_TRUE(t.handshake_ok);
@@ -892,11 +560,11 @@ TEST_F(HttpServerTlsTest, ServesOverTlsOnIpv6) {
 }
 
 TEST_F(HttpServerTlsTest, RefusesOldProtocolVersions) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers(), Tls());
+  Server server("127.0.0.1:0", TestRoutes(), Tls());
   EXPECT_FALSE(TlsExchange(server.port(), Request("GET", "/metrics"),
                            TLS1_VERSION, TLS1_1_VERSION)
                    .handshake_ok);
-  HttpServer tls13("127.0.0.1:0", "/metrics", TestHandlers(), Tls(true));
+  Server tls13("127.0.0.1:0", TestRoutes(), Tls(true));
   EXPECT_FALSE(TlsExchange(tls13.port(), Request("GET", "/metrics"),
                            TLS1_2_VERSION, TLS1_2_VERSION)
                    .handshake_ok);
@@ -906,7 +574,7 @@ TEST_F(HttpServerTlsTest, RefusesOldProtocolVersions) {
 }
 
 TEST_F(HttpServerTlsTest, PlainHttpToTheTlsPortFails) {
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers(), Tls());
+  Server server("127.0.0.1:0", TestRoutes(), Tls());
   const Clock::time_point start = Clock::now();
   const std::string raw =
       ExchangeRaw(server.port(), Request("GET", "/metrics"));
@@ -921,8 +589,7 @@ TEST_F(HttpServerTlsTest, PlainHttpToTheTlsPortFails) {
 }
 
 TEST_F(HttpServerTlsTest, StalledHandshakeDoesNotBlockOthers) {
-  auto server = std::make_unique<HttpServer>("127.0.0.1:0", "/metrics",
-                                             TestHandlers(), Tls());
+  auto server = std::make_unique<Server>("127.0.0.1:0", TestRoutes(), Tls());
   const int stalled = Connect(AF_INET, server->port());
   ASSERT_GE(stalled, 0);
   SendAll(stalled, std::string("\x16\x03\x01", 3));  // a third of a header
@@ -940,16 +607,16 @@ TEST_F(HttpServerTlsTest, StalledHandshakeDoesNotBlockOthers) {
 TEST_F(HttpServerTlsTest, TlsWithBasicAuth) {
   WebConfig web = Tls();
   web.users = AuthConfig().users;
-  HttpServer server("127.0.0.1:0", "/metrics", TestHandlers(), web);
+  Server server("127.0.0.1:0", TestRoutes(), web);
   EXPECT_EQ(
       ParseResponse(TlsExchange(server.port(), Request("GET", "/metrics")).raw)
           .status,
       401);
   EXPECT_EQ(
-      ParseResponse(
-          TlsExchange(server.port(), Request("GET", "/metrics",
-                                             BasicAuth("prometheus", "s3cret")))
-              .raw)
+      ParseResponse(TlsExchange(server.port(),
+                                Request("GET", "/metrics",
+                                        AuthHeader("prometheus", "s3cret")))
+                        .raw)
           .status,
       200);
 }
@@ -957,7 +624,7 @@ TEST_F(HttpServerTlsTest, TlsWithBasicAuth) {
 TEST_F(HttpServerTlsTest, UnusableCertificatesThrowNamingTheFile) {
   auto error = [](const WebConfig& web) -> std::string {
     try {
-      HttpServer server("127.0.0.1:0", "/metrics", TestHandlers(), web);
+      Server server("127.0.0.1:0", TestRoutes(), web);
     } catch (const HttpError& e) {
       return e.what();
     }

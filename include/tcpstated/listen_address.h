@@ -1,0 +1,33 @@
+// The endpoint's listen address: "[host]:port" parsed, and a listening
+// socket opened on it.
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "tcpstated/http_error.h"
+
+namespace tcpstated {
+
+// A parsed "[host]:port": the empty host (all addresses), an IPv4 literal,
+// "localhost" (127.0.0.1) or a bracketed IPv6 literal ("[::1]:9640"); port
+// 0-65535, 0 asking for an ephemeral port.
+struct ListenAddress {
+  enum class Family { kAny, kIpv4, kIpv6 };
+  Family family = Family::kAny;
+  std::string host;  // numeric, without brackets; empty for kAny
+  uint16_t port = 0;
+};
+
+// Throws HttpError naming the address when it is malformed.
+ListenAddress ParseListenAddress(const std::string& listen_address);
+
+// Binds and listens on `address` (a non-blocking, close-on-exec socket;
+// the empty host covers IPv6 and IPv4 in one socket, or IPv4 alone where
+// the host has no IPv6). Throws HttpError naming `text`, with a hint for a
+// port in use or a missing privilege.
+int ListenOn(const ListenAddress& address, const std::string& text);
+
+}  // namespace tcpstated
