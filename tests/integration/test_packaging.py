@@ -419,6 +419,13 @@ class DebianPackage(unittest.TestCase):
                     self.assertIn("/usr/share/tcpstated/dashboards/" + f,
                                   paths)
         self.assertFalse([p for p in paths if "/dashboards/tests" in p])
+        self.assertFalse([p for p in paths if "/dashboards/mixin" in p])
+        # Debian policy's documentation, and the runbooks the alerts link.
+        for doc in ("/usr/share/doc/tcpstated/copyright",
+                    "/usr/share/doc/tcpstated/changelog.Debian.gz",
+                    "/usr/share/doc/tcpstated/runbooks.md",
+                    "/usr/share/man/man1/tcpstated.1.gz"):
+            self.assertEqual(paths.get(doc), ("-rw-r--r--", "root/root"), doc)
 
         control = tempfile.mkdtemp(prefix="tcpstated-control-")
         self.addCleanup(shutil.rmtree, control, True)
@@ -431,10 +438,52 @@ class DebianPackage(unittest.TestCase):
             fields = dict(re.findall(r"(?m)^([A-Za-z-]+): (.*)$", f.read()))
         self.assertEqual(fields.get("Package"), "tcpstated")
         self.assertIn("libbpf1", fields.get("Depends", ""))
-        self.assertTrue(fields.get("Maintainer"))
+        # A real maintainer: the project's git identity, not a placeholder.
+        self.assertRegex(fields.get("Maintainer", ""), r"^[^<>]+ <[^@<>\s]+@[^@<>\s]+>$")
+        self.assertNotIn(".invalid", fields["Maintainer"])
+        identity = run(["git", "-C", ROOT, "config", "user.email"]).stdout.strip()
+        if identity:
+            self.assertIn("<%s>" % identity, fields["Maintainer"])
+        # The helpers, not systemctl, start and stop the unit.
+        for script in ("postinst", "prerm"):
+            with open(os.path.join(control, script)) as f:
+                text = f.read()
+            self.assertIn("deb-systemd-invoke", text, script)
+            calls = [l for l in text.splitlines()
+                     if re.match(r"^(?:.+;)?\s*systemctl\b", l)
+                     and "daemon-reload" not in l]
+            self.assertEqual(calls, [], script)
         for script in ("postinst", "prerm", "postrm"):
             mode = os.stat(os.path.join(control, script)).st_mode
             self.assertTrue(mode & 0o111, script + " is not executable")
+
+    def test_lintian_clean(self):
+        """No error or warning at lintian's default level."""
+        lintian = shutil.which("lintian")
+        self.assertIsNotNone(lintian, "lintian not found: scripts/dev deps")
+        r = run([lintian, "--fail-on", "error,warning", self.deb], timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotRegex(r.stdout, r"(?m)^[EW]: ", r.stdout)
+        # The hardening flags from dpkg-buildflags reached the binary.
+        r = run([lintian, "-I", "--tags", "hardening-no-bindnow,"
+                 "hardening-no-fortify-functions,hardening-no-relro",
+                 self.deb], timeout=600)
+        self.assertNotIn("hardening-no", r.stdout, r.stdout)
+
+    def test_man_page_is_the_help(self):
+        d = tempfile.mkdtemp(prefix="tcpstated-deb-")
+        self.addCleanup(shutil.rmtree, d, True)
+        r = run(["dpkg-deb", "-x", self.deb, d])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(["sh", "-c", "gzip -dc %s/usr/share/man/man1/tcpstated.1.gz"
+                 % d])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        page = r.stdout.replace("\\-", "-").replace("\\fB", "").replace(
+            "\\fR", "")
+        self.assertIn(".TH TCPSTATED", r.stdout)
+        for flag in ("--web.listen-address", "--web.telemetry-path",
+                     "--config.file", "--log.level", "--version"):
+            self.assertIn(flag, page)
 
     def test_install_and_purge(self):
         require_root(self)
@@ -447,7 +496,13 @@ class DebianPackage(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             r = run(["/usr/bin/tcpstated", "--version"])
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertTrue(r.stdout.startswith("tcpstated "), r.stdout)
+            self.assertRegex(
+                r.stdout, r"^tcpstated version \d+\.\d+\.\d+ \(revision: "
+                r"[0-9a-f]{12}\)\n  build date:  \d{4}-\d\d-\d\dT[0-9:]{8}Z\n"
+                r"  libbpf:      \d+\.\d+", r.stdout)
+            for doc in ("copyright", "runbooks.md", "changelog.Debian.gz"):
+                self.assertTrue(os.path.exists(
+                    "/usr/share/doc/tcpstated/" + doc), doc)
             with open("/etc/tcpstated/tcpstated.yaml") as a, \
                     open(CONFIG) as b:
                 self.assertEqual(a.read(), b.read())
