@@ -28,7 +28,10 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PACKAGING = os.path.join(ROOT, "packaging")
 UNIT = os.path.join(PACKAGING, "systemd", "tcpstated.service")
 CONFIG = os.path.join(PACKAGING, "tcpstated.yaml")
-DAEMONSET = os.path.join(PACKAGING, "kubernetes", "daemonset.yaml")
+KUBERNETES = os.path.join(PACKAGING, "kubernetes")
+DAEMONSET = os.path.join(KUBERNETES, "daemonset.yaml")
+SERVICEMONITOR = os.path.join(KUBERNETES, "servicemonitor.yaml")
+SCHEMA_CHECK = os.path.join(KUBERNETES, "schema-check")
 
 # The minimal capability set, found by removing each capability in turn
 # (see the comments in the unit). CAP_SYS_ADMIN also satisfies the kernel's
@@ -584,8 +587,12 @@ class KubernetesDaemonSet(unittest.TestCase):
                         r'prometheus\.io/scrape: "true"',
                         r'prometheus\.io/port: "9640"',
                         r"tolerations:\n\s+- operator: Exists",
+                        r"nodeSelector:\n\s+kubernetes\.io/os: linux",
+                        r"appArmorProfile:\n\s+type: Unconfined",
                         r"image: \S+"):
             self.assertRegex(t, pattern)
+        # The field, not the beta annotation it replaces.
+        self.assertNotRegex(t, r"(?m)^\s+container\.apparmor\.security")
         m = re.search(r"add: \[([^\]]*)\]", t)
         self.assertIsNotNone(m)
         self.assertEqual({c.strip() for c in m.group(1).split(",")},
@@ -654,6 +661,75 @@ class KubernetesDaemonSet(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(self.configmap_yaml())
             run_daemon(self, binary, path)
+
+
+class KubernetesManifests(unittest.TestCase):
+    """Every manifest under packaging/kubernetes/ against the Kubernetes and
+    Prometheus Operator schemas (kubernetes-models, installed by
+    scripts/dev deps with npm), without a cluster."""
+
+    def validate(self, *files):
+        node = shutil.which("node")
+        self.assertIsNotNone(node, "node not found: scripts/dev deps")
+        self.assertTrue(
+            os.path.isdir(os.path.join(SCHEMA_CHECK, "node_modules")),
+            "schema-check packages missing: scripts/dev deps (npm ci "
+            "--prefix packaging/kubernetes/schema-check)")
+        return run([node, os.path.join(SCHEMA_CHECK, "validate.mjs")]
+                   + list(files), timeout=120)
+
+    def manifests(self):
+        return sorted(os.path.join(KUBERNETES, f)
+                      for f in os.listdir(KUBERNETES) if f.endswith(".yaml"))
+
+    def test_manifests_validate(self):
+        files = self.manifests()
+        self.assertEqual({os.path.basename(f) for f in files},
+                         {"daemonset.yaml", "servicemonitor.yaml",
+                          "prometheusrule.yaml"})
+        r = self.validate(*files)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_validator_rejects_mistakes(self):
+        with open(DAEMONSET) as f:
+            daemonset = f.read()
+        with open(SERVICEMONITOR) as f:
+            monitor = f.read()
+        broken = {
+            "type": daemonset.replace("hostPID: true", 'hostPID: "yes"'),
+            "enum": daemonset.replace("type: Unconfined", "type: Lax"),
+            "crd": monitor.replace("port: metrics\n      path",
+                                   "port: [metrics]\n      path"),
+            "kind": monitor.replace("kind: ServiceMonitor",
+                                    "kind: ServiceMonitr"),
+        }
+        with tempfile.TemporaryDirectory(prefix="tcpstated-test-") as d:
+            for name, text in broken.items():
+                self.assertNotEqual(text, daemonset if name in ("type", "enum")
+                                    else monitor, name)
+                path = os.path.join(d, name + ".yaml")
+                with open(path, "w") as f:
+                    f.write(text)
+                r = self.validate(path)
+                self.assertEqual(r.returncode, 1, name + ": " + r.stdout)
+                self.assertIn(path, r.stdout, name)
+
+    def test_service_monitor_finds_the_daemonset(self):
+        with open(SERVICEMONITOR) as f:
+            t = f.read()
+        with open(DAEMONSET) as f:
+            ds = f.read()
+        label = "app.kubernetes.io/name: tcpstated"
+        # The Service selects the DaemonSet's pods, the ServiceMonitor the
+        # Service, by the same label; the port is the container's "metrics".
+        self.assertIn("      " + label, ds)
+        self.assertRegex(t, r"(?m)^  selector:\n    %s$" % re.escape(label))
+        self.assertRegex(t, r"matchLabels:\n\s+%s" % re.escape(label))
+        self.assertRegex(t, r"targetPort: metrics")
+        self.assertRegex(t, r"- port: metrics\n\s+path: /metrics")
+        self.assertRegex(t, r"clusterIP: None")
+        self.assertEqual(len(re.findall(r"(?m)^  namespace: monitoring$", t)),
+                         2)
 
 
 # ---------------------------------------------------------------------------
