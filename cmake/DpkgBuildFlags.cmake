@@ -3,12 +3,14 @@
 # stack protector, format checks, read-only relocations bound at start-up.
 # The optimisation and debug flags are left to CMAKE_BUILD_TYPE. The BPF
 # object is compiled by its own clang command and does not see these.
-# Without dpkg-buildflags (not a Debian system) nothing is added.
+# Without dpkg-buildflags (not a Debian system) nothing is added, nor to the
+# libFuzzer build (TCPSTATED_FUZZ), which is never shipped.
 option(TCPSTATED_DPKG_BUILDFLAGS
        "Apply dpkg-buildflags' hardening flags to the build" ON)
 find_program(TCPSTATED_DPKG_BUILDFLAGS_PROGRAM dpkg-buildflags)
 
-if(TCPSTATED_DPKG_BUILDFLAGS AND TCPSTATED_DPKG_BUILDFLAGS_PROGRAM)
+if(TCPSTATED_DPKG_BUILDFLAGS AND TCPSTATED_DPKG_BUILDFLAGS_PROGRAM
+   AND NOT TCPSTATED_FUZZ)
   foreach(_var CPPFLAGS CFLAGS CXXFLAGS LDFLAGS)
     execute_process(
       COMMAND "${CMAKE_COMMAND}" -E env
