@@ -18,7 +18,7 @@ local yaml(v) = std.manifestYamlDoc(v, true, false) + '\n';
   // The same rules for the Prometheus Operator.
   'packaging/kubernetes/prometheusrule.yaml':
     header('PrometheusRule (Prometheus Operator)') +
-    '# Label it for your Prometheus\'s ruleSelector (kube-prometheus-stack\n' +
+    "# Label it for your Prometheus's ruleSelector (kube-prometheus-stack\n" +
     '# selects release: <its release name> by default).\n' +
     yaml({
       apiVersion: 'monitoring.coreos.com/v1',

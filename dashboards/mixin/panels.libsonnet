@@ -31,28 +31,38 @@
     for a in alerts
   ],
 
-  timeseries(title, description, pairs, unit, w=12, h=8, min=0, max=null,
-             thresholds=null, stack=false, legendRight=false, links=[]):: {
+  timeseries(title,
+             description,
+             pairs,
+             unit,
+             w=12,
+             h=8,
+             min=0,
+             max=null,
+             thresholds=null,
+             stack=false,
+             legendRight=false,
+             links=[]):: {
     type: 'timeseries',
     title: title,
     description: description,
     datasource: $.datasource,
     fieldConfig: {
       defaults: {
-        unit: unit,
-        custom: {
-          drawStyle: 'line',
-          lineWidth: 1,
-          fillOpacity: if stack then 40 else 10,
-          showPoints: 'never',
-          spanNulls: false,
-          stacking: { mode: if stack then 'normal' else 'none', group: 'A' },
-          thresholdsStyle: { mode: if thresholds != null then 'line' else 'off' },
-        },
-        color: { mode: 'palette-classic' },
-        thresholds: $.steps(if thresholds != null then thresholds else [['green', null]]),
-      } + (if min != null then { min: min } else {})
-      + (if max != null then { max: max } else {}),
+                  unit: unit,
+                  custom: {
+                    drawStyle: 'line',
+                    lineWidth: 1,
+                    fillOpacity: if stack then 40 else 10,
+                    showPoints: 'never',
+                    spanNulls: false,
+                    stacking: { mode: if stack then 'normal' else 'none', group: 'A' },
+                    thresholdsStyle: { mode: if thresholds != null then 'line' else 'off' },
+                  },
+                  color: { mode: 'palette-classic' },
+                  thresholds: $.steps(if thresholds != null then thresholds else [['green', null]]),
+                } + (if min != null then { min: min } else {})
+                + (if max != null then { max: max } else {}),
       overrides: [],
     },
     options: {
@@ -69,8 +79,16 @@
     _size:: [w, h],
   },
 
-  stat(title, description, pairs, unit, steps, w=6, h=5, noValue='0',
-       mappings=[], links=[]):: {
+  stat(title,
+       description,
+       pairs,
+       unit,
+       steps,
+       w=6,
+       h=5,
+       noValue='0',
+       mappings=[],
+       links=[]):: {
     type: 'stat',
     title: title,
     description: description,
@@ -99,8 +117,16 @@
   },
 
   // An instant table: one row per series, label columns, values renamed.
-  table(title, description, pairs, unit, rename, hide=[], overrides=[],
-        sortBy=null, w=12, h=8):: {
+  table(title,
+        description,
+        pairs,
+        unit,
+        rename,
+        hide=[],
+        overrides=[],
+        sortBy=null,
+        w=12,
+        h=8):: {
     type: 'table',
     title: title,
     description: description,
@@ -207,11 +233,19 @@
       };
     local addRow(state, r) =
       local header = {
-        type: 'row', title: r.title, collapsed: false, id: state.id, panels: [],
+        type: 'row',
+        title: r.title,
+        collapsed: false,
+        id: state.id,
+        panels: [],
         gridPos: { h: 1, w: 24, x: 0, y: state.y },
       };
       local after = std.foldl(place, r.panels, state {
-        x: 0, y: state.y + 1, rowH: 0, id: state.id + 1, panels: state.panels + [header],
+        x: 0,
+        y: state.y + 1,
+        rowH: 0,
+        id: state.id + 1,
+        panels: state.panels + [header],
       });
       after { y: after.y + after.rowH, x: 0, rowH: 0 };
     std.foldl(addRow, rows, { x: 0, y: 0, rowH: 0, id: 1, panels: [] }).panels,
