@@ -33,7 +33,8 @@ The package installs a hardened systemd unit, disabled: review
 /etc/tcpstated/tcpstated.yaml (it listens on :9640 on every address by
 default), then run `systemctl enable --now tcpstated`.")
 # The Maintainer field: the project's git identity (user.name and
-# user.email, as for its commits), or -DTCPSTATED_MAINTAINER="Name <address>".
+# user.email, as for its commits; else the last commit's author), or
+# -DTCPSTATED_MAINTAINER="Name <address>".
 if(NOT TCPSTATED_MAINTAINER)
   find_package(Git QUIET)
   if(GIT_FOUND)
@@ -47,6 +48,15 @@ if(NOT TCPSTATED_MAINTAINER)
                     ERROR_QUIET)
     if(_name AND _email)
       set(TCPSTATED_MAINTAINER "${_name} <${_email}>")
+    else()
+      # A clone without an identity of its own: the last commit's author.
+      execute_process(COMMAND "${GIT_EXECUTABLE}" log -1 "--format=%an <%ae>"
+                      WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
+                      OUTPUT_VARIABLE _author OUTPUT_STRIP_TRAILING_WHITESPACE
+                      ERROR_QUIET)
+      if(_author MATCHES "^[^<>]+ <[^<>@ ]+@[^<>@ ]+>$")
+        set(TCPSTATED_MAINTAINER "${_author}")
+      endif()
     endif()
   endif()
 endif()

@@ -718,7 +718,8 @@ class DashboardLint(unittest.TestCase):
         with tempfile.TemporaryDirectory(prefix="tcpstated-test-") as d:
             for sub in ("dashboards", "packaging"):
                 shutil.copytree(os.path.join(ROOT, sub),
-                                os.path.join(d, sub))
+                                os.path.join(d, sub),
+                                ignore=shutil.ignore_patterns("node_modules"))
             with open(os.path.join(d, "dashboards", "tcpstated.rules.yaml"),
                       "a") as f:
                 f.write("\n")
