@@ -1,5 +1,7 @@
-// Renders the mixin into the files the repository ships, keyed by their
-// path from the repository root (jsonnet -S -m <root>). Run
+// Renders the mixin's rule files into the files the repository ships, keyed
+// by their path from the repository root (jsonnet -S -m <root>). The
+// dashboard is dashboard.jsonnet, rendered by jsonnet's own JSON output
+// (std.manifestJsonEx takes seconds on a dashboard this size). Run
 // dashboards/mixin/generate after any change here; CI checks that the
 // shipped files are what this produces.
 local mixin = (import 'mixin.libsonnet');
@@ -13,8 +15,6 @@ local yaml(v) = std.manifestYamlDoc(v, true, false) + '\n';
     header('Recording rules') + yaml(mixin.prometheusRules),
   'dashboards/tcpstated.alerts.yaml':
     header('Alerts') + yaml(mixin.prometheusAlerts),
-  'dashboards/tcpstated.json':
-    std.manifestJsonEx(mixin.grafanaDashboards['tcpstated.json'], '  ') + '\n',
   // The same rules for the Prometheus Operator.
   'packaging/kubernetes/prometheusrule.yaml':
     header('PrometheusRule (Prometheus Operator)') +
