@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cli.show_version) {
-    std::printf("tcpstated %s\n", tcpstated::kVersion);
+    std::fputs(tcpstated::kVersionText, stdout);
     return 0;
   }
   SetUpLogging(cli.config);

@@ -6,7 +6,9 @@
 #   /lib/systemd/system/tcpstated.service      the unit (disabled after install)
 #   /etc/tcpstated/tcpstated.yaml              the default config (a conffile)
 #   /usr/share/tcpstated/dashboards/           Grafana dashboard, Prometheus rules
-#   /usr/share/doc/tcpstated/README.md
+#   /usr/share/doc/tcpstated/                  README.md, runbooks.md, copyright,
+#                                              changelog.Debian.gz
+#   /usr/share/man/man1/tcpstated.1.gz         generated from --help (help2man)
 #
 # Runtime dependencies come from dpkg-shlibdeps (package dpkg-dev, pulled in by
 # build-essential) when it is installed; otherwise from the fixed list below,
@@ -30,14 +32,50 @@ port exhaustion per destination.
 The package installs a hardened systemd unit, disabled: review
 /etc/tcpstated/tcpstated.yaml (it listens on :9640 on every address by
 default), then run `systemctl enable --now tcpstated`.")
-set(CPACK_PACKAGE_CONTACT "tcpstated maintainers <tcpstated@example.invalid>"
-    CACHE STRING "Maintainer field of the Debian package")
-set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CPACK_PACKAGE_CONTACT}")
+# The Maintainer field: the project's git identity (user.name and
+# user.email, as for its commits; else the last commit's author), or
+# -DTCPSTATED_MAINTAINER="Name <address>".
+if(NOT TCPSTATED_MAINTAINER)
+  find_package(Git QUIET)
+  if(GIT_FOUND)
+    execute_process(COMMAND "${GIT_EXECUTABLE}" config user.name
+                    WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
+                    OUTPUT_VARIABLE _name OUTPUT_STRIP_TRAILING_WHITESPACE
+                    ERROR_QUIET)
+    execute_process(COMMAND "${GIT_EXECUTABLE}" config user.email
+                    WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
+                    OUTPUT_VARIABLE _email OUTPUT_STRIP_TRAILING_WHITESPACE
+                    ERROR_QUIET)
+    if(_name AND _email)
+      set(TCPSTATED_MAINTAINER "${_name} <${_email}>")
+    else()
+      # A clone without an identity of its own: the last commit's author.
+      execute_process(COMMAND "${GIT_EXECUTABLE}" log -1 "--format=%an <%ae>"
+                      WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}"
+                      OUTPUT_VARIABLE _author OUTPUT_STRIP_TRAILING_WHITESPACE
+                      ERROR_QUIET)
+      if(_author MATCHES "^[^<>]+ <[^<>@ ]+@[^<>@ ]+>$")
+        set(TCPSTATED_MAINTAINER "${_author}")
+      endif()
+    endif()
+  endif()
+endif()
+if(NOT TCPSTATED_MAINTAINER)
+  message(WARNING "No git identity: the Debian package needs "
+                  "-DTCPSTATED_MAINTAINER=\"Name <address>\"")
+  set(TCPSTATED_MAINTAINER "tcpstated")
+endif()
+set(TCPSTATED_MAINTAINER "${TCPSTATED_MAINTAINER}"
+    CACHE STRING "Maintainer field of the Debian package: Name <address>")
+set(CPACK_PACKAGE_CONTACT "${TCPSTATED_MAINTAINER}")
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${TCPSTATED_MAINTAINER}")
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 # tcpstated_<version>-<release>_<arch>.deb; the architecture comes from
 # `dpkg --print-architecture`.
 set(CPACK_DEBIAN_PACKAGE_RELEASE "1")
+set(TCPSTATED_DEB_VERSION
+    "${CPACK_PACKAGE_VERSION}-${CPACK_DEBIAN_PACKAGE_RELEASE}")
 set(CPACK_DEBIAN_FILE_NAME "DEB-DEFAULT")
 set(CPACK_DEBIAN_COMPRESSION_TYPE "xz")
 # The build type is RelWithDebInfo: ship a stripped binary.
@@ -68,6 +106,45 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     "${CMAKE_CURRENT_LIST_DIR}/debian/postinst"
     "${CMAKE_CURRENT_LIST_DIR}/debian/prerm"
     "${CMAKE_CURRENT_LIST_DIR}/debian/postrm")
+
+# Debian policy's documentation: the copyright file, the changelog
+# (gzip -9n: no name or time stamp, so reproducible) and a man page
+# generated from the daemon's own --help, so it cannot drift from the flags.
+string(TIMESTAMP TCPSTATED_CHANGELOG_DATE "%a, %d %b %Y %H:%M:%S +0000" UTC)
+set(_tcpstated_doc "${PROJECT_BINARY_DIR}/packaging/doc")
+configure_file("${CMAKE_CURRENT_LIST_DIR}/debian/changelog.in"
+               "${_tcpstated_doc}/changelog.Debian" @ONLY)
+find_program(TCPSTATED_GZIP gzip REQUIRED)
+find_program(TCPSTATED_HELP2MAN help2man)
+set(_tcpstated_docs "${_tcpstated_doc}/changelog.Debian.gz")
+add_custom_command(
+  OUTPUT "${_tcpstated_doc}/changelog.Debian.gz"
+  COMMAND "${TCPSTATED_GZIP}" -9nf -k "${_tcpstated_doc}/changelog.Debian"
+  DEPENDS "${_tcpstated_doc}/changelog.Debian"
+  COMMENT "Compressing the Debian changelog" VERBATIM)
+if(TCPSTATED_HELP2MAN)
+  add_custom_command(
+    OUTPUT "${_tcpstated_doc}/tcpstated.1.gz"
+    COMMAND "${TCPSTATED_HELP2MAN}" --no-info --section=1
+            "--name=TCP connection-state monitor (eBPF) and Prometheus exporter"
+            "--version-string=${PROJECT_VERSION}"
+            --include "${CMAKE_CURRENT_LIST_DIR}/debian/tcpstated.h2m"
+            --output "${_tcpstated_doc}/tcpstated.1" $<TARGET_FILE:tcpstated>
+    COMMAND "${TCPSTATED_GZIP}" -9nf "${_tcpstated_doc}/tcpstated.1"
+    DEPENDS tcpstated "${CMAKE_CURRENT_LIST_DIR}/debian/tcpstated.h2m"
+    COMMENT "Generating the tcpstated(1) man page from --help" VERBATIM)
+  list(APPEND _tcpstated_docs "${_tcpstated_doc}/tcpstated.1.gz")
+  install(FILES "${_tcpstated_doc}/tcpstated.1.gz" DESTINATION share/man/man1)
+else()
+  message(WARNING "help2man not found: the Debian package has no man page "
+                  "(apt-get install help2man)")
+endif()
+add_custom_target(tcpstated_docs ALL DEPENDS ${_tcpstated_docs})
+install(FILES "${CMAKE_CURRENT_LIST_DIR}/debian/copyright"
+              "${_tcpstated_doc}/changelog.Debian.gz"
+        DESTINATION share/doc/tcpstated)
+install(FILES "${CMAKE_CURRENT_LIST_DIR}/debian/lintian-overrides"
+        DESTINATION share/lintian/overrides RENAME tcpstated)
 
 # `make package_source` / `cpack --config CPackSourceConfig.cmake`.
 set(CPACK_SOURCE_GENERATOR "TGZ")

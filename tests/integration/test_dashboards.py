@@ -15,7 +15,8 @@ No root, no daemon, Python standard library and promtool only:
   without error to a non-empty result carrying the labels its legend uses,
   against synthetic series shaped like a real scrape (via promtool's rule
   unit tests, with the recording rules loaded);
-* tcpstated.json is what dashboards/tcpstated_dashboard.py generates.
+* the shipped dashboard, rule files and PrometheusRule are byte for byte
+  what the jsonnet mixin (dashboards/mixin) generates.
 
 Run: cd tests/integration && python3 -m unittest -v test_dashboards
 """
@@ -34,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 DASHBOARDS = os.path.join(ROOT, "dashboards")
 DASHBOARD_JSON = os.path.join(DASHBOARDS, "tcpstated.json")
-GENERATOR = os.path.join(DASHBOARDS, "tcpstated_dashboard.py")
+GENERATE = os.path.join(DASHBOARDS, "mixin", "generate")
 RUNBOOKS = os.path.join(ROOT, "docs", "runbooks.md")
 
 
@@ -99,14 +100,21 @@ METRICS = {
     "tcpstated_state_duration_seconds": ("histogram", ("state",)),
 }
 # Target labels Prometheus adds, and its own series.
-TARGET_LABELS = ("job", "instance")
+TARGET_LABELS = ("cluster", "job", "instance")
 PROMETHEUS_METRICS = {"up": ()}
 
 REQUIRED_ALERTS = (
     "TcpstatedCloseWaitLeak", "TcpstatedSynFlood",
     "TcpstatedEphemeralPortExhaustion", "TcpstatedTimeWaitBucketsNearLimit",
     "TcpstatedEventsLost", "TcpstatedInvalidTransitions", "TcpstatedDown")
-SEVERITIES = ("page", "warning")
+SEVERITIES = ("critical", "warning", "info")
+# Alerts that must exist for the metrics behind them (issue 16).
+REQUIRED_ALERTS += ("TcpstatedListenOverflows", "TcpstatedMirrorEvictions",
+                    "TcpstatedSockDiagErrors")
+# Every dashboard selector carries these (cluster, job, instance variables).
+DASHBOARD_MATCHERS = (("cluster", "=~", "$cluster"), ("job", "=~", "$job"),
+                      ("instance", "=~", "$instance"))
+MAX_DESCRIPTION = 200  # longer explanations belong in the runbook
 REQUIRED_ROWS = (
     "Connection states and transitions", "CLOSE_WAIT leaks", "SYN floods",
     "TIME_WAIT and ephemeral ports", "tcpstated health")
@@ -494,6 +502,8 @@ def check_selectors(test, where, expr, recorded):
             if labels is not None:
                 test.assertIn(label, labels, "%s: %s has no label %r (%r)"
                               % (where, metric, label, expr))
+            if value.startswith("$"):
+                continue  # a Grafana variable, filled from label_values()
             if op == "=" and label in ("state", "from", "to"):
                 test.assertIn(value, STATES, "%s: no TCP state %r in %r"
                               % (where, value, expr))
@@ -636,15 +646,19 @@ class RuleFiles(unittest.TestCase):
             for key in ("summary", "description", "runbook_url"):
                 self.assertTrue(ann.get(key, "").strip(),
                                 "%s: no %s" % (where, key))
-            self.assertIn("$labels", ann["description"] + ann["summary"],
-                          where)
-            self.assertIn("$value", ann["description"] + ann["summary"]
+            # Static summaries group notifications; the labels go in the
+            # description, which stays short.
+            self.assertNotIn("{{", ann["summary"], where)
+            self.assertIn("$labels", ann["description"], where)
+            self.assertLessEqual(len(ann["description"]), MAX_DESCRIPTION,
+                                 where)
+            self.assertIn("$value", ann["description"]
                           if rule["alert"] != "TcpstatedDown" else "$value",
                           where)
             anchor = rule["alert"].lower()
-            self.assertTrue(
-                ann["runbook_url"].endswith("docs/runbooks.md#" + anchor),
-                "%s: runbook_url %r" % (where, ann["runbook_url"]))
+            self.assertRegex(ann["runbook_url"],
+                             r"^https?://[^/\s]+/\S*#%s$" % re.escape(anchor),
+                             "%s: runbook_url is not absolute" % where)
             self.assertIn(anchor, anchors,
                           "%s: no section #%s in docs/runbooks.md"
                           % (where, anchor))
@@ -695,9 +709,45 @@ class DashboardLint(unittest.TestCase):
         cls.d = load_dashboard()
         cls.vars = {v["name"]: v for v in cls.d["templating"]["list"]}
 
-    def test_generated_file_is_current(self):
-        r = run([sys.executable, GENERATOR, "--check"])
+    def test_generated_files_are_current(self):
+        r = run([GENERATE, "--check"], timeout=120)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_generate_check_catches_a_stale_file(self):
+        """--check compares byte for byte: one extra byte fails it."""
+        with tempfile.TemporaryDirectory(prefix="tcpstated-test-") as d:
+            for sub in ("dashboards", "packaging"):
+                shutil.copytree(os.path.join(ROOT, sub),
+                                os.path.join(d, sub),
+                                ignore=shutil.ignore_patterns("node_modules"))
+            with open(os.path.join(d, "dashboards", "tcpstated.rules.yaml"),
+                      "a") as f:
+                f.write("\n")
+            r = run([os.path.join(d, "dashboards", "mixin", "generate"),
+                     "--check"], timeout=120)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("tcpstated.rules.yaml", r.stderr)
+
+    def test_read_only_with_runbook_links(self):
+        self.assertIs(self.d["editable"], False)
+        urls = [l["url"] for l in self.d["links"]]
+        urls += [l["url"] for p in all_panels(self.d)
+                 for l in p.get("links", [])]
+        self.assertTrue(urls, "no links to the runbooks")
+        anchors = runbook_anchors()
+        for url in urls:
+            self.assertRegex(url, r"^https?://")
+            if "#" in url:
+                self.assertIn(url.split("#", 1)[1], anchors, url)
+
+    def test_state_duration_heatmap(self):
+        maps = [p for p in query_panels(self.d) if p["type"] == "heatmap"]
+        self.assertEqual(len(maps), 1)
+        (t,) = maps[0]["targets"]
+        self.assertEqual(t["format"], "heatmap")
+        self.assertIn("tcpstated_state_duration_seconds_bucket", t["expr"])
+        self.assertIn("by (le)", t["expr"])
+        self.assertIs(maps[0]["options"]["calculate"], False)
 
     def test_schema_and_rows(self):
         self.assertGreaterEqual(self.d["schemaVersion"], 36)
@@ -728,7 +778,7 @@ class DashboardLint(unittest.TestCase):
 
     # template-job-rule, template-instance-rule
     def test_template_job_and_instance(self):
-        for name in ("job", "instance"):
+        for name in ("cluster", "job", "instance"):
             v = self.vars.get(name)
             self.assertIsNotNone(v, "no %s variable" % name)
             self.assertEqual(v["type"], "query", name)
@@ -737,13 +787,16 @@ class DashboardLint(unittest.TestCase):
             self.assertEqual(v.get("label"), name.capitalize(), name)
             self.assertTrue(v.get("multi"), name)
             self.assertTrue(v.get("includeAll"), name)
-            self.assertEqual(v.get("allValue"), ".+", name)
+            # All clusters includes series without a cluster label.
+            self.assertEqual(v.get("allValue"),
+                             ".*" if name == "cluster" else ".+", name)
             query = v["query"]["query"] if isinstance(v["query"], dict) \
                 else v["query"]
             m = re.match(r"^label_values\((.+),\s*%s\)$" % name, query)
             self.assertTrue(m, "%s: %r" % (name, query))
             check_selectors(self, "variable " + name, m.group(1), set())
         self.assertIn('job=~"$job"', self.vars["instance"]["query"])
+        self.assertIn('cluster=~"$cluster"', self.vars["job"]["query"])
 
     # panel-datasource-rule
     def test_panels_use_the_datasource_variable(self):
@@ -788,10 +841,9 @@ class DashboardLint(unittest.TestCase):
                 where = "panel %r" % p["title"]
                 selectors, ranges, functions = analyze(expr)
                 for metric, matchers in selectors:
-                    for label in ("job", "instance"):
-                        self.assertIn((label, "=~", "$" + label), matchers,
-                                      "%s: %s{} lacks %s=~\"$%s\" in %r"
-                                      % (where, metric, label, label, expr))
+                    for m in DASHBOARD_MATCHERS:
+                        self.assertIn(m, matchers, "%s: %s{} lacks %s in %r"
+                                      % (where, metric, m, expr))
                 for r in ranges:
                     self.assertEqual(r, "$__rate_interval",
                                      "%s: range [%s] in %r"
@@ -930,6 +982,8 @@ def expand(expr):
     """Fills in Grafana's variables as Grafana would for 'All'."""
     expr = expr.replace("$__rate_interval", RATE_INTERVAL)
     expr = expr.replace('"$job"', '"%s"' % JOB)
+    expr = expr.replace('"$cluster"', '".*"')
+    expr = expr.replace('"$state"', '"established"')
     expr = expr.replace('"$instance"', '"(%s)"' % "|".join(
         re.escape(i) for i in INSTANCES))
     if "$" in expr.replace("$1", ""):

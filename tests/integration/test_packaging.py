@@ -28,7 +28,10 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PACKAGING = os.path.join(ROOT, "packaging")
 UNIT = os.path.join(PACKAGING, "systemd", "tcpstated.service")
 CONFIG = os.path.join(PACKAGING, "tcpstated.yaml")
-DAEMONSET = os.path.join(PACKAGING, "kubernetes", "daemonset.yaml")
+KUBERNETES = os.path.join(PACKAGING, "kubernetes")
+DAEMONSET = os.path.join(KUBERNETES, "daemonset.yaml")
+SERVICEMONITOR = os.path.join(KUBERNETES, "servicemonitor.yaml")
+SCHEMA_CHECK = os.path.join(KUBERNETES, "schema-check")
 
 # The minimal capability set, found by removing each capability in turn
 # (see the comments in the unit). CAP_SYS_ADMIN also satisfies the kernel's
@@ -421,6 +424,13 @@ class DebianPackage(unittest.TestCase):
                     self.assertIn("/usr/share/tcpstated/dashboards/" + f,
                                   paths)
         self.assertFalse([p for p in paths if "/dashboards/tests" in p])
+        self.assertFalse([p for p in paths if "/dashboards/mixin" in p])
+        # Debian policy's documentation, and the runbooks the alerts link.
+        for doc in ("/usr/share/doc/tcpstated/copyright",
+                    "/usr/share/doc/tcpstated/changelog.Debian.gz",
+                    "/usr/share/doc/tcpstated/runbooks.md",
+                    "/usr/share/man/man1/tcpstated.1.gz"):
+            self.assertEqual(paths.get(doc), ("-rw-r--r--", "root/root"), doc)
 
         control = tempfile.mkdtemp(prefix="tcpstated-control-")
         self.addCleanup(shutil.rmtree, control, True)
@@ -433,10 +443,52 @@ class DebianPackage(unittest.TestCase):
             fields = dict(re.findall(r"(?m)^([A-Za-z-]+): (.*)$", f.read()))
         self.assertEqual(fields.get("Package"), "tcpstated")
         self.assertIn("libbpf1", fields.get("Depends", ""))
-        self.assertTrue(fields.get("Maintainer"))
+        # A real maintainer: the project's git identity, not a placeholder.
+        self.assertRegex(fields.get("Maintainer", ""), r"^[^<>]+ <[^@<>\s]+@[^@<>\s]+>$")
+        self.assertNotIn(".invalid", fields["Maintainer"])
+        identity = run(["git", "-C", ROOT, "config", "user.email"]).stdout.strip()
+        if identity:
+            self.assertIn("<%s>" % identity, fields["Maintainer"])
+        # The helpers, not systemctl, start and stop the unit.
+        for script in ("postinst", "prerm"):
+            with open(os.path.join(control, script)) as f:
+                text = f.read()
+            self.assertIn("deb-systemd-invoke", text, script)
+            calls = [l for l in text.splitlines()
+                     if re.match(r"^(?:.+;)?\s*systemctl\b", l)
+                     and "daemon-reload" not in l]
+            self.assertEqual(calls, [], script)
         for script in ("postinst", "prerm", "postrm"):
             mode = os.stat(os.path.join(control, script)).st_mode
             self.assertTrue(mode & 0o111, script + " is not executable")
+
+    def test_lintian_clean(self):
+        """No error or warning at lintian's default level."""
+        lintian = shutil.which("lintian")
+        self.assertIsNotNone(lintian, "lintian not found: scripts/dev deps")
+        r = run([lintian, "--fail-on", "error,warning", self.deb], timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotRegex(r.stdout, r"(?m)^[EW]: ", r.stdout)
+        # The hardening flags from dpkg-buildflags reached the binary.
+        r = run([lintian, "-I", "--tags", "hardening-no-bindnow,"
+                 "hardening-no-fortify-functions,hardening-no-relro",
+                 self.deb], timeout=600)
+        self.assertNotIn("hardening-no", r.stdout, r.stdout)
+
+    def test_man_page_is_the_help(self):
+        d = tempfile.mkdtemp(prefix="tcpstated-deb-")
+        self.addCleanup(shutil.rmtree, d, True)
+        r = run(["dpkg-deb", "-x", self.deb, d])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run(["sh", "-c", "gzip -dc %s/usr/share/man/man1/tcpstated.1.gz"
+                 % d])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        page = r.stdout.replace("\\-", "-").replace("\\fB", "").replace(
+            "\\fR", "")
+        self.assertIn(".TH TCPSTATED", r.stdout)
+        for flag in ("--web.listen-address", "--web.telemetry-path",
+                     "--config.file", "--log.level", "--version"):
+            self.assertIn(flag, page)
 
     def test_install_and_purge(self):
         require_root(self)
@@ -449,7 +501,13 @@ class DebianPackage(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             r = run(["/usr/bin/tcpstated", "--version"])
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertTrue(r.stdout.startswith("tcpstated "), r.stdout)
+            self.assertRegex(
+                r.stdout, r"^tcpstated version \d+\.\d+\.\d+ \(revision: "
+                r"[0-9a-f]{12}\)\n  build date:  \d{4}-\d\d-\d\dT[0-9:]{8}Z\n"
+                r"  libbpf:      \d+\.\d+", r.stdout)
+            for doc in ("copyright", "runbooks.md", "changelog.Debian.gz"):
+                self.assertTrue(os.path.exists(
+                    "/usr/share/doc/tcpstated/" + doc), doc)
             with open("/etc/tcpstated/tcpstated.yaml") as a, \
                     open(CONFIG) as b:
                 self.assertEqual(a.read(), b.read())
@@ -531,8 +589,12 @@ class KubernetesDaemonSet(unittest.TestCase):
                         r'prometheus\.io/scrape: "true"',
                         r'prometheus\.io/port: "9640"',
                         r"tolerations:\n\s+- operator: Exists",
+                        r"nodeSelector:\n\s+kubernetes\.io/os: linux",
+                        r"appArmorProfile:\n\s+type: Unconfined",
                         r"image: \S+"):
             self.assertRegex(t, pattern)
+        # The field, not the beta annotation it replaces.
+        self.assertNotRegex(t, r"(?m)^\s+container\.apparmor\.security")
         m = re.search(r"add: \[([^\]]*)\]", t)
         self.assertIsNotNone(m)
         self.assertEqual({c.strip() for c in m.group(1).split(",")},
@@ -601,6 +663,75 @@ class KubernetesDaemonSet(unittest.TestCase):
             with open(path, "w") as f:
                 f.write(self.configmap_yaml())
             run_daemon(self, binary, path)
+
+
+class KubernetesManifests(unittest.TestCase):
+    """Every manifest under packaging/kubernetes/ against the Kubernetes and
+    Prometheus Operator schemas (kubernetes-models, installed by
+    scripts/dev deps with npm), without a cluster."""
+
+    def validate(self, *files):
+        node = shutil.which("node")
+        self.assertIsNotNone(node, "node not found: scripts/dev deps")
+        self.assertTrue(
+            os.path.isdir(os.path.join(SCHEMA_CHECK, "node_modules")),
+            "schema-check packages missing: scripts/dev deps (npm ci "
+            "--prefix packaging/kubernetes/schema-check)")
+        return run([node, os.path.join(SCHEMA_CHECK, "validate.mjs")]
+                   + list(files), timeout=120)
+
+    def manifests(self):
+        return sorted(os.path.join(KUBERNETES, f)
+                      for f in os.listdir(KUBERNETES) if f.endswith(".yaml"))
+
+    def test_manifests_validate(self):
+        files = self.manifests()
+        self.assertEqual({os.path.basename(f) for f in files},
+                         {"daemonset.yaml", "servicemonitor.yaml",
+                          "prometheusrule.yaml"})
+        r = self.validate(*files)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_validator_rejects_mistakes(self):
+        with open(DAEMONSET) as f:
+            daemonset = f.read()
+        with open(SERVICEMONITOR) as f:
+            monitor = f.read()
+        broken = {
+            "type": daemonset.replace("hostPID: true", 'hostPID: "yes"'),
+            "enum": daemonset.replace("type: Unconfined", "type: Lax"),
+            "crd": monitor.replace("port: metrics\n      path",
+                                   "port: [metrics]\n      path"),
+            "kind": monitor.replace("kind: ServiceMonitor",
+                                    "kind: ServiceMonitr"),
+        }
+        with tempfile.TemporaryDirectory(prefix="tcpstated-test-") as d:
+            for name, text in broken.items():
+                self.assertNotEqual(text, daemonset if name in ("type", "enum")
+                                    else monitor, name)
+                path = os.path.join(d, name + ".yaml")
+                with open(path, "w") as f:
+                    f.write(text)
+                r = self.validate(path)
+                self.assertEqual(r.returncode, 1, name + ": " + r.stdout)
+                self.assertIn(path, r.stdout, name)
+
+    def test_service_monitor_finds_the_daemonset(self):
+        with open(SERVICEMONITOR) as f:
+            t = f.read()
+        with open(DAEMONSET) as f:
+            ds = f.read()
+        label = "app.kubernetes.io/name: tcpstated"
+        # The Service selects the DaemonSet's pods, the ServiceMonitor the
+        # Service, by the same label; the port is the container's "metrics".
+        self.assertIn("      " + label, ds)
+        self.assertRegex(t, r"(?m)^  selector:\n    %s$" % re.escape(label))
+        self.assertRegex(t, r"matchLabels:\n\s+%s" % re.escape(label))
+        self.assertRegex(t, r"targetPort: metrics")
+        self.assertRegex(t, r"- port: metrics\n\s+path: /metrics")
+        self.assertRegex(t, r"clusterIP: None")
+        self.assertEqual(len(re.findall(r"(?m)^  namespace: monitoring$", t)),
+                         2)
 
 
 # ---------------------------------------------------------------------------

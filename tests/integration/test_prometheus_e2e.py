@@ -46,6 +46,8 @@ def substitute(expr):
     expr = expr.replace("$__rate_interval", "1m")
     expr = re.sub(r"\$\{?job\}?", "tcpstated", expr)
     expr = re.sub(r"\$\{?instance\}?", ".*", expr)
+    expr = re.sub(r"\$\{?cluster\}?", ".*", expr)  # "All" includes no label
+    expr = re.sub(r"\$\{?state\}?", "close_wait", expr)
     return expr
 
 
@@ -192,6 +194,13 @@ class PrometheusEndToEnd(unittest.TestCase):
 
             alert = self.wait_for("TcpstatedCloseWaitLeak", leak_alert)
             self.assertIn(alert["state"], ("pending", "firing"))
+            self.assertRegex(alert["annotations"]["runbook_url"],
+                             r"^https?://\S+#tcpstatedclosewaitleak$")
+            # A healthy target: the job-agnostic TcpstatedDown stays quiet
+            # (its absent() arm sees tcpstated_build_info).
+            down = [a for a in self.api("alerts")["alerts"]
+                    if a["labels"].get("alertname") == "TcpstatedDown"]
+            self.assertEqual(down, [])
             pid = w.do("pid").split()[1]
             with open("/proc/%s/comm" % pid) as f:
                 self.assertEqual(alert["labels"].get("comm"), f.read().strip())

@@ -110,25 +110,26 @@ TEST(WebUi, ServedThroughTheServersAuthentication) {
   ASSERT_NE(hash, nullptr);
   WebConfig web;
   web.users["prometheus"] = hash;
-  HttpServer::Handlers handlers;
-  handlers.metrics = [] { return std::string("up 1\n"); };
-  handlers.health = [](std::string* detail) {
-    *detail = "ok";
-    return true;
-  };
-  handlers.pages = [](const std::string& path, std::string* type,
-                      std::string* body, std::string* headers) {
+  // The same routes the daemon registers for the page (Daemon::Routes).
+  auto page = [](const HttpRequest& req) {
     WebUiResponse r;
+    HttpResponse out;
     if (!ServeWebUi(
-            path, [] { return std::string("{}"); }, &r)) {
-      return false;
+            req.path, [] { return std::string("{}"); }, &r)) {
+      out.status = 404;
+      return out;
     }
-    *type = r.content_type;
-    *body = r.body;
-    *headers = r.headers;
-    return true;
+    out.content_type = r.content_type;
+    out.body = r.body;
+    out.extra_headers = r.headers;
+    return out;
   };
-  HttpServer server("127.0.0.1:0", "/metrics", handlers, web);
+  std::vector<HttpRoute> routes;
+  for (const char* path : {"/", "/ui/app.js", "/api/v1/state"}) {
+    routes.push_back({path, false, page});
+  }
+  HttpServer server("127.0.0.1:0", web);
+  server.Start(std::move(routes));
   for (const char* path : {"/", "/ui/app.js", "/api/v1/state"}) {
     const std::string head = std::string("GET ") + path +
                              " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
