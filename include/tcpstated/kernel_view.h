@@ -83,12 +83,19 @@ class KernelView {
     bool have_counters = false;
     TcpExtCounters counters;
     std::vector<ListenerInput> listeners;
+    // Half-open sockets are counted (an expensive dump) only on a sign of
+    // them: see RunCycle.
+    bool syn_pressure = false;
+    bool counters_rose = false;    // SYN-side TcpExt counters, last reading
+    uint64_t synacks_seen = 0;     // SYN-ACK retransmits, last round
+    uint64_t request_sockets = 0;  // in the last dump that counted them
   };
   // What the mirror's counts say about a namespace's sockets.
   struct Activity {
     bool sockets = false;    // any tracked socket
     bool listeners = false;  // a LISTEN socket
     bool request_sockets = false;
+    uint64_t synack_retransmits = 0;  // since the start, all its listeners
   };
 
   void Run();
