@@ -318,12 +318,21 @@ bool FindHost(const std::string& proc_root, uint32_t* inode,
   return false;
 }
 
+// Host first, then ascending inode (`handles` is already sorted by inode).
+void SortHostFirst(std::vector<NetnsHandle>* handles, uint32_t host_inode) {
+  std::stable_partition(handles->begin(), handles->end(),
+                        [host_inode](const NetnsHandle& handle) {
+                          return host_inode != 0 && handle.inode == host_inode;
+                        });
+}
+
 }  // namespace
 
 NetnsRegistry::NetnsRegistry(std::string proc_root, std::string run_netns)
     : proc_root_(std::move(proc_root)), run_netns_(std::move(run_netns)) {}
 
-std::vector<NetnsHandle> NetnsRegistry::Discover(DiscoverStats* stats) const {
+std::vector<NetnsHandle> NetnsRegistry::Discover(DiscoverStats* stats,
+                                                 bool read_cookies) const {
   std::map<uint32_t, Candidate> candidates;
   std::string host_path;
   uint32_t host_inode = 0;
@@ -347,12 +356,27 @@ std::vector<NetnsHandle> NetnsRegistry::Discover(DiscoverStats* stats) const {
     }
   }
 
+  std::vector<NetnsHandle> handles;
+  handles.reserve(candidates.size());
+  if (!read_cookies) {
+    // Every candidate was checked when it was found (opened or stat()ed):
+    // nothing more to open, and no thread to start.
+    for (auto& [inode, candidate] : candidates) {
+      NetnsHandle handle;
+      handle.inode = inode;
+      handle.name = std::move(candidate.name);
+      handle.path = std::move(candidate.path);
+      handles.push_back(std::move(handle));
+    }
+    SortHostFirst(&handles, host_inode);
+    if (stats != nullptr) *stats = local;
+    return handles;
+  }
+
   // One helper thread enters each namespace in turn to read its cookie:
   // one thread for all of them rather than one each, and the caller's
   // threads never move. Descriptors are opened one at a time so that a host
   // with thousands of namespaces does not run into RLIMIT_NOFILE.
-  std::vector<NetnsHandle> handles;
-  handles.reserve(candidates.size());
   std::exception_ptr failure;
   std::thread helper([&] {
     try {
@@ -388,11 +412,7 @@ std::vector<NetnsHandle> NetnsRegistry::Discover(DiscoverStats* stats) const {
   helper.join();
   if (failure) std::rethrow_exception(failure);
 
-  // Host first, then ascending inode (the map already sorted by inode).
-  std::stable_partition(handles.begin(), handles.end(),
-                        [host_inode](const NetnsHandle& handle) {
-                          return host_inode != 0 && handle.inode == host_inode;
-                        });
+  SortHostFirst(&handles, host_inode);
   if (stats != nullptr) *stats = local;
   return handles;
 }

@@ -1,8 +1,21 @@
-// The kernel's own view, beside the event stream: every network namespace
-// on the host, a sock_diag dump of each (timewait and request sockets, LISTEN
-// queues, sockets older than the daemon), their TcpExt counters and sysctls,
-// and the owners of sockets found in a dump. It seeds the mirror at start-up,
+// The kernel's own view, beside the event stream: the network namespaces on
+// the host, sock_diag dumps (timewait and request sockets, LISTEN queues,
+// sockets older than the daemon), TcpExt counters and sysctls, and the
+// owners of sockets found in a dump. It seeds the mirror at start-up,
 // reconciles it periodically, and runs the detectors.
+//
+// Cost follows activity, not the number of namespaces. At start-up every
+// namespace is dumped once (a restart must not forget its sockets). After
+// that a namespace is read only for what its sockets need, as the mirror
+// counts them from the events (which carry the namespace): listeners get
+// a LISTEN/SYN_RECV dump and TcpExt counters every detector cycle, any
+// socket a full dump at each reconcile, where the sysctls are re-read too
+// (a change is noticed within one reconcile interval). A namespace without
+// TCP sockets is never entered. Discovery (names, and the zero rows of
+// idle namespaces) reads /proc and /run/netns at each reconcile, without
+// entering anything, and at once when the events show a namespace it does
+// not know. All reads of one cycle happen in one batch (namespace_reads.h)
+// that holds no descriptor afterwards.
 //
 // Thread-safety: Seed() from the main thread before Start(); then one
 // background thread does the work, taking the mirror's mutex only to apply
@@ -19,14 +32,15 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "tcpstated/detectors.h"
 #include "tcpstated/kernel_settings.h"
 #include "tcpstated/mirror.h"
+#include "tcpstated/namespace_reads.h"
 #include "tcpstated/netns.h"
 #include "tcpstated/owners.h"
-#include "tcpstated/sock_diag.h"
 
 namespace tcpstated {
 
@@ -73,25 +87,44 @@ class KernelView {
 
  private:
   struct Namespace {
-    NetnsHandle handle;
-    int fd = -1;
-    std::unique_ptr<SockDiagClient> diag;
-    int missing = 0;  // consecutive discoveries that did not find it
+    NetnsHandle handle;  // from discovery; cookie from the last visit
+    int missing = 0;     // consecutive discoveries that did not find it
     bool have_settings = false;
     TcpSettings settings;
     bool have_counters = false;
     TcpExtCounters counters;
     std::vector<ListenerInput> listeners;
+    // Half-open sockets are counted (an expensive dump) only on a sign of
+    // them: see RunCycle.
+    bool syn_pressure = false;
+    bool counters_rose = false;    // SYN-side TcpExt counters, last reading
+    uint64_t synacks_seen = 0;     // SYN-ACK retransmits, last round
+    uint64_t request_sockets = 0;  // in the last dump that counted them
+  };
+  // What the mirror's counts say about a namespace's sockets.
+  struct Activity {
+    bool sockets = false;    // any tracked socket
+    bool listeners = false;  // a LISTEN socket
+    bool request_sockets = false;
+    uint64_t synack_retransmits = 0;  // since the start, all its listeners
   };
 
   void Run();
   void Discover();
-  void ReadNamespace(Namespace& ns);
+  std::map<uint32_t, Activity> ActivityFromMirror() const;
+  // What this cycle reads of each namespace, given the mirror's activity.
+  std::vector<NamespaceRequest> PlanReads(
+      const std::map<uint32_t, Activity>& activity, bool full,
+      bool seeding) const;
+  // ReadNamespaces, then the results kept in namespaces_ (cookie, sysctls,
+  // counters); failures are logged and counted in `*errors`, and a
+  // namespace whose path no longer leads to it asks for a rediscovery.
+  std::vector<NamespaceResult> Visit(
+      const std::vector<NamespaceRequest>& requests, uint64_t* errors);
   // Entry times of CLOSE_WAIT sockets the mirror only knows from a dump,
   // from the kernel's tcp_info (Mirror::AgeCloseWaitFromKernel). Returns
   // the number of failed dumps.
   uint64_t AgeCloseWaitFromKernel();
-  void CloseNamespace(Namespace& ns);
 
   Options options_;
   Mirror* mirror_;
@@ -100,6 +133,12 @@ class KernelView {
   OwnerResolver owners_;
   Detectors detectors_;
   std::map<uint32_t, Namespace> namespaces_;  // worker thread only
+  // Worker thread only: discover again at the next cycle (a visit found a
+  // path stale), and namespaces with sockets that the last discovery did
+  // not find (not looked for again before the next regular discovery).
+  bool rediscover_ = false;
+  bool seed_dumped_own_ = false;  // the seed dumped the daemon's namespace
+  std::unordered_set<uint32_t> unfound_;
 
   mutable std::mutex report_mutex_;  // guards the fields below
   DetectionReport report_;

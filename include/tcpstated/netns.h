@@ -76,16 +76,21 @@ class NetnsRegistry {
 
   // One handle per distinct namespace (deduplicated by inode), the host's
   // first, then by ascending inode. Namespaces that vanish during the scan
-  // are dropped. Enters each namespace once, on one short-lived helper
-  // thread, to read its cookie; needs CAP_SYS_ADMIN for that (cookies are 0
-  // without it) and CAP_SYS_PTRACE / root to see other users' processes.
+  // are dropped. With `read_cookies`, enters each namespace once, on one
+  // short-lived helper thread, to read its cookie; needs CAP_SYS_ADMIN for
+  // that (cookies are 0 without it). Without, nothing is entered and the
+  // cookies stay 0: a namespace is then only opened (and closed) if it is an
+  // nsfs mount, to check its type, which is what makes discovery cheap
+  // enough to repeat for hundreds of idle namespaces. Needs CAP_SYS_PTRACE
+  // / root to see other users' processes.
   // The host is PID 1's namespace; when PID 1 denies access even to root (a
   // hardened init), that of kthreadd (pid 2, a kernel thread, which always
   // lives in the initial namespace), path /proc/2/ns/net; failing both, on
   // Linux >= 6.18, whichever namespace has the fixed initial inode
   // 0xEFFFFFF9. No "host" if none of these is visible (e.g. in a container's
   // PID namespace: then the node's namespace is not seen at all).
-  std::vector<NetnsHandle> Discover(DiscoverStats* stats = nullptr) const;
+  std::vector<NetnsHandle> Discover(DiscoverStats* stats = nullptr,
+                                    bool read_cookies = true) const;
 
  private:
   std::string proc_root_;

@@ -5,6 +5,7 @@
 
 #include "tcpstated/netns.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "tcpstated/kernel_settings.h"
+#include "tcpstated/namespace_reads.h"
 
 namespace {
 
@@ -41,11 +43,14 @@ using tcpstated::CurrentNetnsCookie;
 using tcpstated::CurrentNetnsInode;
 using tcpstated::DiscoverStats;
 using tcpstated::EphemeralPortsAvailable;
+using tcpstated::NamespaceRequest;
+using tcpstated::NamespaceResult;
 using tcpstated::NetnsHandle;
 using tcpstated::NetnsRegistry;
 using tcpstated::OpenNetns;
 using tcpstated::ParseNetstat;
 using tcpstated::ParseTcpSettings;
+using tcpstated::ReadNamespaces;
 using tcpstated::ReadNetstat;
 using tcpstated::ReadTcpSettings;
 using tcpstated::RunInNetns;
@@ -940,6 +945,127 @@ TEST(NetnsKernelTest, CountersAreReadPerNamespace) {
   EXPECT_GE(overflows, 1u);
   EXPECT_EQ(ReadNetstat().TCPTimeWaitOverflow, host_before.TCPTimeWaitOverflow)
       << "the host's counter moved: read the wrong namespace?";
+}
+
+// ---- Cheap discovery and batched reads -------------------------------------
+
+size_t OpenDescriptors() {
+  size_t n = 0;
+  std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir("/proc/self/fd"), closedir);
+  if (!dir) return 0;
+  while (dirent* entry = readdir(dir.get())) n += entry->d_name[0] != '.';
+  return n;
+}
+
+TEST(NetnsKernelTest, DiscoverWithoutCookiesEntersNothing) {
+  SKIP_UNLESS_ROOT();
+  TestNetns netns;
+  ASSERT_TRUE(netns.added());
+  uint32_t test_inode = InodeOf(netns.path());
+  DiscoverStats stats;
+  std::vector<NetnsHandle> cheap =
+      NetnsRegistry().Discover(&stats, /*read_cookies=*/false);
+  std::vector<NetnsHandle> full = NetnsRegistry().Discover();
+  EXPECT_EQ(stats.cookie_failures, 0u);
+  const NetnsHandle* test = FindInode(cheap, test_inode);
+  ASSERT_NE(test, nullptr);
+  EXPECT_EQ(test->name, netns.name());
+  EXPECT_EQ(test->path, netns.path());
+  for (const NetnsHandle& h : cheap) EXPECT_EQ(h.cookie, 0u) << h.name;
+  // The same namespaces, names and paths as the discovery that enters each
+  // (both see the same machine, but processes may come and go between the
+  // two calls: compare the namespaces this test controls).
+  ASSERT_FALSE(cheap.empty());
+  ASSERT_FALSE(full.empty());
+  EXPECT_EQ(cheap[0].inode, full[0].inode) << "host first in both";
+  const NetnsHandle* test_full = FindInode(full, test_inode);
+  ASSERT_NE(test_full, nullptr);
+  EXPECT_EQ(test_full->path, test->path);
+}
+
+TEST(NetnsKernelTest, ReadNamespacesVisitsInOneBatchAndKeepsNothing) {
+  SKIP_UNLESS_ROOT();
+  TestNetns busy("-busy");
+  TestNetns idle("-idle");
+  ASSERT_TRUE(busy.added());
+  ASSERT_TRUE(idle.added());
+  ASSERT_EQ(busy.Exec("ip link set lo up"), 0);
+  ASSERT_EQ(busy.Exec("sysctl -w net.ipv4.ip_local_port_range='40000 40100'"),
+            0);
+  ScopedFd busy_fd(open(busy.path().c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_GE(busy_fd.get(), 0);
+  // A listener made inside stays there.
+  ScopedFd listener(RunInNetns(busy_fd.get(), [] {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(4242);
+    if (fd < 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        listen(fd, 4) != 0) {
+      return -1;
+    }
+    return fd;
+  }));
+  ASSERT_GE(listener.get(), 0) << std::strerror(errno);
+  uint64_t busy_cookie = RunInNetns(busy_fd.get(), CurrentNetnsCookie);
+
+  auto request = [](const TestNetns& n) {
+    NamespaceRequest r;
+    r.handle.inode = InodeOf(n.path());
+    r.handle.path = n.path();
+    r.dump_mask = (1u << 13) - 2;
+    r.read_settings = r.read_counters = true;
+    r.files_only_if_sockets = true;
+    return r;
+  };
+  NamespaceRequest gone = request(idle);
+  gone.handle.path = "/run/netns/tcpstated-test-netns-no-such-namespace";
+  std::vector<NamespaceRequest> requests = {request(busy), request(idle), gone};
+  uint32_t caller = CurrentNetnsInode();
+  size_t fds_before = OpenDescriptors();
+  std::vector<NamespaceResult> results = ReadNamespaces(requests);
+  EXPECT_EQ(OpenDescriptors(), fds_before) << "a descriptor was kept";
+  EXPECT_EQ(CurrentNetnsInode(), caller) << "the caller was moved";
+  ASSERT_EQ(results.size(), 3u);
+
+  const NamespaceResult& b = results[0];
+  EXPECT_EQ(b.inode, requests[0].handle.inode);
+  EXPECT_EQ(b.enter_error, 0);
+  EXPECT_TRUE(b.failures.empty()) << b.failures[0];
+  EXPECT_EQ(b.cookie, busy_cookie);
+  ASSERT_TRUE(b.dumped);
+  ASSERT_EQ(b.sockets.size(), 1u);
+  EXPECT_EQ(b.sockets[0].state, tcpstated::TcpState::kListen);
+  EXPECT_EQ(b.sockets[0].sport, 4242);
+  EXPECT_EQ(b.sockets[0].netns, b.inode);
+  ASSERT_TRUE(b.settings.has_value());
+  EXPECT_EQ(b.settings->port_range_lo, 40000u);
+  EXPECT_TRUE(b.counters.has_value());
+
+  // Dumped (empty), and its files not read: nothing there needs them.
+  const NamespaceResult& i = results[1];
+  EXPECT_EQ(i.enter_error, 0);
+  EXPECT_TRUE(i.dumped);
+  EXPECT_TRUE(i.sockets.empty());
+  EXPECT_FALSE(i.settings.has_value());
+  EXPECT_FALSE(i.counters.has_value());
+  EXPECT_NE(i.cookie, b.cookie);
+
+  EXPECT_EQ(results[2].enter_error, ENOENT);
+  EXPECT_FALSE(results[2].dumped);
+
+  // A listener dump only, no files.
+  NamespaceRequest listeners = request(busy);
+  listeners.dump_mask = 1u << 10;
+  listeners.read_settings = listeners.read_counters = false;
+  results = ReadNamespaces({listeners});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(results[0].sockets.size(), 1u);
+  EXPECT_FALSE(results[0].settings.has_value());
+  EXPECT_FALSE(results[0].counters.has_value());
+  EXPECT_TRUE(ReadNamespaces({}).empty());
 }
 
 }  // namespace
