@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
+#include <sys/utsname.h>
 
 #include <sstream>
 #include <system_error>
@@ -33,6 +34,15 @@ KernelView::Options KernelViewOptions(const Config& config) {
   o.detector_interval = std::min<std::chrono::milliseconds>(
       o.reconcile_interval, std::chrono::milliseconds(5000));
   return o;
+}
+
+// uname -r: read once, the running kernel does not change under us.
+const std::string& KernelRelease() {
+  static const std::string release = [] {
+    struct utsname u {};
+    return uname(&u) == 0 ? std::string(u.release) : std::string("unknown");
+  }();
+  return release;
 }
 
 }  // namespace
@@ -169,6 +179,7 @@ std::string Daemon::RenderMetrics() const {
   s.decode_errors = consumer_->decode_errors();
   s.version = kVersion;
   s.attach = AttachModeName(probe_->mode());
+  s.kernel_release = KernelRelease();
   std::sort(s.sockets.begin(), s.sockets.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<prometheus::MetricFamily> families = BuildMetrics(s);

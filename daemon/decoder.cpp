@@ -80,6 +80,7 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.ipv6 = raw.flags & TCPSTATED_F_IPV6;
   e.process_context = raw.flags & TCPSTATED_F_PROCESS_CTX;
   e.peer_fin = raw.flags & TCPSTATED_F_PEER_FIN;
+  e.id_is_cookie = raw.flags & TCPSTATED_F_COOKIE;
   if (e.process_context) {
     std::memcpy(e.comm.data(), raw.comm, e.comm.size());
     e.comm.back() = '\0';  // the kernel's comm is terminated; be sure

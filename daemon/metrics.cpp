@@ -190,6 +190,15 @@ std::vector<MetricFamily> BuildMetrics(const Snapshot& s) {
   AddGauge(build, {{"version", s.version}, {"attach", s.attach}}, 1);
   out.push_back(std::move(build));
 
+  // Which fleets run which kernel in which mode: the attach mode decides
+  // what identity the events carry, the release which kernel facts apply.
+  auto kernel = Family("tcpstated_kernel_info",
+                       "Release of the running kernel (uname -r) and the BPF "
+                       "attach mode in use; always 1.",
+                       MetricType::Gauge);
+  AddGauge(kernel, {{"release", s.kernel_release}, {"attach", s.attach}}, 1);
+  out.push_back(std::move(kernel));
+
   return out;
 }
 

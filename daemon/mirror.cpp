@@ -174,6 +174,44 @@ void Mirror::PurgeNamespace(uint32_t netns) {
 }
 
 void Mirror::ApplyStateChange(const Event& e) {
+  // An accepted child's first event in tp_btf mode: before 6.15 its cookie
+  // is its listener's, on every kernel its address is its own. Tracked
+  // under its address until its next event brings its cookie (ClaimChild).
+  if (e.id_is_cookie && e.oldstate == TcpState::kListen &&
+      e.newstate == TcpState::kSynRecv && e.skaddr != 0) {
+    Event child = e;
+    child.id = ProvisionalChildId(e.skaddr);
+    // An earlier child at this address whose next event was lost: the
+    // address was freed and reused since, so that child is gone.
+    if (SocketEntry* stale = table_.Find(child.id)) {
+      Remove(stale, e.ts_ns, /*observe=*/false);
+    }
+    ApplyTransition(child);
+    return;
+  }
+  ApplyTransition(e);
+}
+
+SocketEntry* Mirror::ClaimChild(const Event& e) {
+  if (provisional_children_ == 0 || !e.id_is_cookie || e.skaddr == 0 ||
+      e.id == 0 || IsProvisionalId(e.id)) {
+    return nullptr;
+  }
+  SocketEntry* entry = table_.Find(ProvisionalChildId(e.skaddr));
+  if (entry == nullptr) return nullptr;
+  // The same contents under the new id. A provisional entry has had only
+  // its first event: it is in SYN_RECV, and no book keyed by id (the
+  // CLOSE_WAIT index, listeners, orphans, expiries) names it.
+  SocketEntry moved = *entry;
+  table_.Erase(entry);
+  provisional_children_--;
+  entry = table_.Insert(e.id);
+  moved.id = e.id;
+  *entry = moved;
+  return entry;
+}
+
+void Mirror::ApplyTransition(const Event& e) {
   const TcpState from = e.oldstate;
   const TcpState to = e.newstate;
   if ((legal_[StateIndex(from)] & (1u << StateIndex(to))) == 0) {
@@ -184,6 +222,7 @@ void Mirror::ApplyStateChange(const Event& e) {
   CountsOf(e.netns);
 
   SocketEntry* entry = table_.Find(e.id);
+  if (entry == nullptr) entry = ClaimChild(e);
   if (entry != nullptr && (entry->flags & kEntryTimewaitSock)) {
     // The id of a timewait socket comes back on a full socket: the
     // application kept the fd after the hand-off and reused it. A new life.
@@ -299,6 +338,7 @@ void Mirror::ApplyReset(const Event& e) {
     PromoteOrphan(e, /*peer_reset=*/true);
   }
   SocketEntry* entry = table_.Find(e.id);
+  if (entry == nullptr) entry = ClaimChild(e);
   if (entry == nullptr) return;
   if (entry->flags & kEntryTimewaitSock) {
     // tcp_send_reset after CLOSE (close() with unread data, disconnect): the
@@ -411,6 +451,7 @@ SocketEntry* Mirror::Track(const Event& e, TcpState state, uint64_t entered_ns,
   if (table_.max_entries() == 0) return nullptr;
   if (table_.full()) EvictOne(e.id, e.ts_ns);
   SocketEntry* entry = table_.Insert(e.id);
+  if (IsProvisionalId(e.id)) provisional_children_++;
   entry->netns = e.netns;
   entry->state = state;
   entry->entered_ns = entered_ns;
@@ -472,6 +513,7 @@ void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
   }
   UnmarkTimewait(entry);
   ReleaseOwner(entry->owner);
+  if (IsProvisionalId(entry->id)) provisional_children_--;
   table_.Erase(entry);
 }
 

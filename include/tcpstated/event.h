@@ -56,7 +56,9 @@ struct Event {
   bool ipv6 = false;
   bool process_context = false;  // pid/tgid/comm/cgroup_id are the owner's
   bool peer_fin = false;         // RCV_SHUTDOWN when leaving FIN_WAIT2/CLOSING
-  std::array<char, 16> comm{};   // NUL-terminated when process_context
+  // `id` is a socket cookie (tp_btf mode), not a per-incarnation id.
+  bool id_is_cookie = false;
+  std::array<char, 16> comm{};  // NUL-terminated when process_context
 };
 
 enum class DecodeError {

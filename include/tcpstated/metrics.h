@@ -37,7 +37,8 @@ struct Snapshot {
   KernelCounters kernel;
   uint64_t decode_errors = 0;
   std::string version;
-  std::string attach;  // "tp_btf" or "tracepoint"
+  std::string attach;          // "tp_btf" or "tracepoint"
+  std::string kernel_release;  // uname -r of the running kernel
 };
 
 std::vector<prometheus::MetricFamily> BuildMetrics(const Snapshot& snapshot);

@@ -252,6 +252,21 @@ class Mirror {
   // net.ipv4.tcp_max_tw_buckets.
   std::unordered_map<uint32_t, uint64_t> TimewaitSockets() const;
 
+  // The id under which an accepted child is tracked from its first event
+  // (LISTEN->SYN_RECV) until its next event in tp_btf mode: its kernel
+  // address, tagged with the top bit, which cookies (a counter from 1) and
+  // incarnation ids (CPU number << 48) never reach. Before 6.15 the first
+  // event carries the listener's cookie (inet_csk_clone_lock reports the
+  // state before it sets the child's), so that cookie cannot name the
+  // child; the next event, with the child's own cookie and the same
+  // address, renames the entry.
+  static uint64_t ProvisionalChildId(uint64_t skaddr) {
+    return skaddr | kProvisionalIdBit;
+  }
+  static bool IsProvisionalId(uint64_t id) {
+    return (id & kProvisionalIdBit) != 0;
+  }
+
   const SocketEntry* Find(uint64_t id) const { return table_.Find(id); }
   const Owner* OwnerOf(const SocketEntry& entry) const;
   template <typename F>
@@ -278,7 +293,13 @@ class Mirror {
                     uint32_t fin_timeout_s);
   void PurgeNamespace(uint32_t netns);
   void ApplyStateChange(const Event& e);
+  void ApplyTransition(const Event& e);
   void ApplyReset(const Event& e);
+  // The provisional entry of the child at e.skaddr, renamed to e.id (the
+  // child's own cookie), or nullptr if there is none.
+  SocketEntry* ClaimChild(const Event& e);
+  static constexpr uint64_t kProvisionalIdBit = 1ULL << 63;
+  size_t provisional_children_ = 0;  // entries under a provisional id
 
   SocketEntry* Track(const Event& e, TcpState state, uint64_t entered_ns,
                      uint8_t flags, Role role);

@@ -159,7 +159,8 @@ DecodeError DecodeAndCheck(const uint8_t* data, size_t size, Event* out) {
   Check(static_cast<unsigned>(e.newstate) == want_new, "newstate wrong");
   Check(e.ipv6 == ((raw.flags & TCPSTATED_F_IPV6) != 0) &&
             e.process_context == ((raw.flags & TCPSTATED_F_PROCESS_CTX) != 0) &&
-            e.peer_fin == ((raw.flags & TCPSTATED_F_PEER_FIN) != 0),
+            e.peer_fin == ((raw.flags & TCPSTATED_F_PEER_FIN) != 0) &&
+            e.id_is_cookie == ((raw.flags & TCPSTATED_F_COOKIE) != 0),
         "flags not decoded");
   if (e.process_context) {
     Check(std::memcmp(e.comm.data(), raw.comm, e.comm.size() - 1) == 0 &&

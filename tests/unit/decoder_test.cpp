@@ -74,6 +74,7 @@ TEST(DecoderTest, RoundTripsEveryField) {
   EXPECT_TRUE(e.ipv6);
   EXPECT_TRUE(e.process_context);
   EXPECT_FALSE(e.peer_fin);
+  EXPECT_TRUE(e.id_is_cookie);
   EXPECT_STREQ(e.comm.data(), "nginx");
 }
 
@@ -87,6 +88,7 @@ TEST(DecoderTest, DecodesFlagsIndependently) {
   EXPECT_TRUE(e.peer_fin);
   EXPECT_FALSE(e.ipv6);
   EXPECT_FALSE(e.process_context);
+  EXPECT_FALSE(e.id_is_cookie);
   EXPECT_EQ(e.oldstate, S::kFinWait2);
   EXPECT_EQ(e.newstate, S::kClose);
 }

@@ -117,6 +117,20 @@ TEST(Metrics, EveryFamilyHasHelpAndCountersEndInTotal) {
             std::string::npos);
 }
 
+TEST(Metrics, KernelInfoNamesTheReleaseAndTheAttachMode) {
+  Snapshot s;
+  s.attach = "tracepoint";
+  s.kernel_release = "6.1.0-28-cloud-amd64";
+  auto families = BuildMetrics(s);
+  const auto* kernel = FindFamily(families, "tcpstated_kernel_info");
+  ASSERT_NE(kernel, nullptr);
+  EXPECT_EQ(kernel->type, prometheus::MetricType::Gauge);
+  ASSERT_EQ(kernel->metric.size(), 1u);
+  EXPECT_EQ(Label(kernel->metric[0], "release"), "6.1.0-28-cloud-amd64");
+  EXPECT_EQ(Label(kernel->metric[0], "attach"), "tracepoint");
+  EXPECT_EQ(kernel->metric[0].gauge.value, 1);
+}
+
 TEST(Metrics, MissedRunsArePerSourceAndAlwaysPresent) {
   Snapshot s;
   s.kernel.missed[static_cast<size_t>(Source::kStateChange)] = 168;
