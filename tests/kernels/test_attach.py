@@ -39,13 +39,18 @@ class Attach(unittest.TestCase):
     def test_auto_picks_the_expected_mode(self):
         want = expectation("TCPSTATED_EXPECT_AUTO")
         with Daemon(attach="auto") as d:
-            info = d.metrics().family("tcpstated_build_info")
+            m = d.metrics()
             log = d.log_text()
+        info = m.family("tcpstated_build_info")
         self.assertEqual(len(info), 1, info)
         self.assertEqual(info[0][0].get("attach"), want,
                          "auto chose %r on %s\n%s" %
                          (info[0][0].get("attach"), os.uname().release,
                           log[-3000:]))
+        # What a dashboard reads to tell fleets apart.
+        self.assertEqual(
+            [labels for labels, _ in m.family("tcpstated_kernel_info")],
+            [{"release": os.uname().release, "attach": want}])
         fell_back = "falling back to classic tracepoints" in log
         self.assertEqual(fell_back, want == "tracepoint",
                          "fallback warning present=%r\n%s" %
@@ -65,10 +70,17 @@ class Attach(unittest.TestCase):
             config = os.path.join(tmp, "tcpstated.yaml")
             with open(config, "w") as f:
                 f.write("bpf:\n  attach: tp_btf\n")
-            proc = subprocess.run(
-                [os.environ["TCPSTATED_BIN"], "--config.file", config,
-                 "--web.listen-address", "127.0.0.1:%d" % free_port()],
-                capture_output=True, text=True, timeout=120)
+            try:
+                proc = subprocess.run(
+                    [os.environ["TCPSTATED_BIN"], "--config.file", config,
+                     "--web.listen-address", "127.0.0.1:%d" % free_port()],
+                    capture_output=True, text=True, timeout=60)
+            except subprocess.TimeoutExpired as e:
+                err = e.stderr or b""
+                if isinstance(err, bytes):  # text=True is not applied here
+                    err = err.decode(errors="replace")
+                self.fail("tp_btf was not refused: the daemon still ran "
+                          "after 60 s\n%s" % err[-3000:])
         out = proc.stdout + proc.stderr
         self.assertEqual(proc.returncode, 1, out[-3000:])
         errors = [l for l in out.splitlines() if "level=error" in l]
