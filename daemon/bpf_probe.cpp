@@ -214,12 +214,8 @@ KernelCounters BpfProbe::ReadCounters(bool* ok) const {
           sum(transitions_fd, from * TCPSTATED_STATE_SLOTS + to);
     }
   }
-  int seen_fd = bpf_map__fd(skel_->maps.source_events);
   int lost_fd = bpf_map__fd(skel_->maps.source_lost);
-  for (uint32_t s = 0; s < kSourceCount; ++s) {
-    c.seen[s] = sum(seen_fd, s);
-    c.lost[s] = sum(lost_fd, s);
-  }
+  for (uint32_t s = 0; s < kSourceCount; ++s) c.lost[s] = sum(lost_fd, s);
   // The kernel skips a tracing program's run when a BPF program is already
   // running on that CPU (an interrupt fired the tracepoint meanwhile). For
   // classic tracepoints that guard is shared with every kprobe and

@@ -21,8 +21,6 @@ std::string_view SourceName(Source source) {
       return "tcp_receive_reset";
     case Source::kSendReset:
       return "tcp_send_reset";
-    case Source::kReserved:
-      break;
     case Source::kSynackRetrans:
       return "tcp_retransmit_synack";
   }
@@ -81,6 +79,7 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.process_context = raw.flags & TCPSTATED_F_PROCESS_CTX;
   e.peer_fin = raw.flags & TCPSTATED_F_PEER_FIN;
   e.id_is_cookie = raw.flags & TCPSTATED_F_COOKIE;
+  e.sock_error = raw.flags & TCPSTATED_F_SOCK_ERR;
   if (e.process_context) {
     std::memcpy(e.comm.data(), raw.comm, e.comm.size());
     e.comm.back() = '\0';  // the kernel's comm is terminated; be sure
