@@ -277,6 +277,18 @@ int BPF_PROG(btf_send_reset, const struct sock *sk)
 	return btf_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
 }
 
+/* connect() reports CLOSE->SYN_SENT before it picks the local port; the
+ * port shows in the next event. Towards a destination that never answers
+ * that is the first SYN retransmit, about a second later. Only SYN_SENT
+ * sockets are sent: other retransmits tell the mirror nothing. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(btf_syn_retrans, const struct sock *sk, const struct sk_buff *skb)
+{
+	if (!sk || sk->__sk_common.skc_state != TCPSTATED_TCP_SYN_SENT)
+		return 0;
+	return btf_sock_event(sk, TCPSTATED_SRC_SYN_RETRANS);
+}
+
 static __always_inline int synack_event(const struct sock *listener, const struct request_sock *req,
 					bool direct)
 {
@@ -443,6 +455,25 @@ int tp_send_reset(void *ctx)
 	else
 		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
 	return tp_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
+}
+
+/* tcp_retransmit_skb has had two layouts; skaddr is all we read. */
+struct trace_event_raw_tcp_retransmit_skb___new {
+	const void *skaddr;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tp_syn_retrans(void *ctx)
+{
+	const struct sock *sk;
+
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb___new))
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_retransmit_skb___new *)ctx, skaddr);
+	else
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCPSTATED_TCP_SYN_SENT)
+		return 0;
+	return tp_sock_event(sk, TCPSTATED_SRC_SYN_RETRANS);
 }
 
 SEC("tracepoint/tcp/tcp_retransmit_synack")

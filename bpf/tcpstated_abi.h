@@ -40,7 +40,8 @@ enum tcpstated_source {
 	TCPSTATED_SRC_RECV_RESET = 1,	  /* tcp/tcp_receive_reset */
 	TCPSTATED_SRC_SEND_RESET = 2,	  /* tcp/tcp_send_reset */
 	TCPSTATED_SRC_SYNACK_RETRANS = 3, /* tcp/tcp_retransmit_synack */
-	TCPSTATED_SRC_COUNT = 4,
+	TCPSTATED_SRC_SYN_RETRANS = 4,	  /* tcp/tcp_retransmit_skb in SYN_SENT */
+	TCPSTATED_SRC_COUNT = 5,
 };
 
 /* Event flags. */

@@ -23,6 +23,8 @@ std::string_view SourceName(Source source) {
       return "tcp_send_reset";
     case Source::kSynackRetrans:
       return "tcp_retransmit_synack";
+    case Source::kSynRetrans:
+      return "tcp_retransmit_skb";
   }
   return "unknown";
 }

@@ -115,6 +115,9 @@ void Mirror::Apply(const Event& e) {
       // sport is the listener's port (the request socket's local port).
       synack_retransmits_[ListenerKeyOf(e.netns, e.sport)]++;
       break;
+    case Source::kSynRetrans:
+      ApplySynRetransmit(e);
+      break;
   }
 }
 
@@ -355,6 +358,14 @@ void Mirror::ApplyReset(const Event& e) {
     return;
   }
   entry->flags |= kEntryResetSeen;
+}
+
+void Mirror::ApplySynRetransmit(const Event& e) {
+  // The port connect() chose after its CLOSE->SYN_SENT event: from now on
+  // the socket holds it towards its destination.
+  SocketEntry* entry = table_.Find(e.id);
+  if (entry == nullptr || entry->state != TcpState::kSynSent) return;
+  CopyTuple(entry, e);
 }
 
 void Mirror::Expire(uint64_t now_ns) {

@@ -19,8 +19,9 @@ enum class Source : uint8_t {
   kReceiveReset = 1,   // tcp/tcp_receive_reset
   kSendReset = 2,      // tcp/tcp_send_reset
   kSynackRetrans = 3,  // tcp/tcp_retransmit_synack
+  kSynRetrans = 4,     // tcp/tcp_retransmit_skb of a socket in SYN_SENT
 };
-inline constexpr size_t kSourceCount = 4;
+inline constexpr size_t kSourceCount = 5;
 
 // Whether `source` is one the BPF side sends.
 inline constexpr bool IsSentSource(Source source) {

@@ -295,6 +295,7 @@ class Mirror {
   void ApplyStateChange(const Event& e);
   void ApplyTransition(const Event& e);
   void ApplyReset(const Event& e);
+  void ApplySynRetransmit(const Event& e);
   // The provisional entry of the child at e.skaddr, renamed to e.id (the
   // child's own cookie), or nullptr if there is none.
   SocketEntry* ClaimChild(const Event& e);

@@ -167,5 +167,48 @@ class BetweenReconciles(unittest.TestCase):
             self.assert_no_reconcile(m, ctx)
 
 
+    def test_ports_held_in_syn_sent_count_before_connect_fails(self):
+        """Eight connects to a destination that never answers hold eight of
+        ten ephemeral ports in SYN_SENT. The detector flags exhaustion (the
+        ratio is 0.8 here) before the eleventh connect fails with
+        EADDRNOTAVAIL."""
+        d = self.daemon
+        sysctls = {"net.ipv4.tcp_tw_reuse": "0",
+                   "net.ipv4.ip_local_port_range": "40000 40009"}
+        with Netns("synsent", sysctls) as ns, Workload(ns) as w:
+            port = 8001
+            # No listener answers: every SYN is dropped.
+            ns.nft(DROP_RULES % ("tcp dport %d drop" % port))
+            reply = w.do("synburst", "p", "4", port, 8, 5).split()
+            self.assertEqual(reply[1:], ["8"], reply)
+            self.assertEqual(ss_count(ns, "state", "syn-sent"), 8)
+
+            labels = {"netns": str(ns.inode), "saddr": "127.0.0.1",
+                      "daddr": "127.0.0.1", "dport": str(port)}
+
+            def view():
+                m = d.metrics()
+                return m, {
+                    "sockets": m.sockets(ns.inode),
+                    "used": m.get("tcpstated_ephemeral_ports_used", **labels),
+                    "active": m.get("tcpstated_port_exhaustion_active",
+                                    **labels),
+                }
+
+            m, v = poll(view, lambda mv: (mv[1]["used"] == 8 and
+                                          mv[1]["active"] == 1))
+            truth = ns.ss_counts()
+            ctx = "\nss: %r\nview: %r\n%s" % (
+                truth, v, d.get("/debug/sockets?state=all&netns=%d" %
+                                ns.inode))
+            self.assertEqual(v["sockets"], truth, "mirror != ss" + ctx)
+            self.assertEqual(v["used"], 8, "SYN_SENT ports not counted" + ctx)
+            self.assertEqual(v["active"], 1, "exhaustion not flagged" + ctx)
+            self.assert_no_reconcile(m, ctx)
+            # Only now do the ports run out.
+            reply = w.do("synburst", "q", "4", port, 3, 5).split()
+            self.assertEqual(reply[1:], ["2", "errno", "EADDRNOTAVAIL"],
+                             reply)
+
 if __name__ == "__main__":
     unittest.main()

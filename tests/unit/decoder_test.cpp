@@ -138,7 +138,7 @@ TEST(DecoderTest, RejectsWrongSizes) {
 }
 
 TEST(DecoderTest, RejectsUnknownSources) {
-  for (unsigned source : {4u, 5u, 255u}) {
+  for (unsigned source : {5u, 6u, 255u}) {
     tcpstated_event raw = SampleRecord();
     raw.source = static_cast<__u8>(source);
     Event e;
@@ -218,6 +218,7 @@ TEST(DecoderTest, Names) {
             "unknown");
   EXPECT_EQ(tcpstated::SourceName(Source::kSynackRetrans),
             "tcp_retransmit_synack");
+  EXPECT_EQ(tcpstated::SourceName(Source::kSynRetrans), "tcp_retransmit_skb");
   EXPECT_EQ(tcpstated::DecodeErrorName(DecodeError::kNone), "none");
   EXPECT_EQ(tcpstated::DecodeErrorName(DecodeError::kBadSize), "bad_size");
   EXPECT_EQ(tcpstated::DecodeErrorName(DecodeError::kBadSource), "bad_source");

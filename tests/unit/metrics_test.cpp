@@ -145,7 +145,8 @@ TEST(Metrics, MissedRunsArePerSourceAndAlwaysPresent) {
             (std::map<std::string, double>{{"inet_sock_set_state", 168},
                                            {"tcp_receive_reset", 0},
                                            {"tcp_send_reset", 0},
-                                           {"tcp_retransmit_synack", 0}}));
+                                           {"tcp_retransmit_synack", 0},
+                                           {"tcp_retransmit_skb", 0}}));
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // change of their own (shared/reference/linux-tcp-state-transitions.md,
 // "State changes the tracepoint never reports"): a timewait socket taken
 // over by a new connection on its 4-tuple, and a close from CLOSING or
-// FIN_WAIT2 that makes no timewait socket.
+// FIN_WAIT2 that makes no timewait socket, and the port a connect() holds
+// in SYN_SENT.
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -215,6 +216,47 @@ TEST(MirrorCloseWithoutTimewait, UnknownSocketClosedByAnErrorIsNotAdopted) {
   m.Apply(WithSocketError(StateChange(Client(2), S::kClosing, S::kClose, kT0)));
   EXPECT_EQ(m.stats().tracked, 0u);
   ExpectCounts(m, kNetns, {});
+}
+
+// --- Ports held in SYN_SENT ---------------------------------------------
+
+TEST(MirrorSynSentPort, FirstSynRetransmitTellsThePortHeld) {
+  // connect() to a destination that never answers: CLOSE->SYN_SENT with
+  // sport 0, then the SYN retransmits (tcp_retransmit_skb) with the port.
+  Mirror m(kBigTable);
+  const Sock s = Client(1);
+  Sock before_port = s;
+  before_port.sport = 0;
+  m.Apply(StateChange(before_port, S::kClose, S::kSynSent, kT0));
+  EXPECT_EQ(PortsTowards(m, s), 0u);
+  EXPECT_EQ(m.Find(1)->sport, 0);
+
+  Event retransmit = StateChange(s, S::kSynSent, S::kSynSent, kT0 + kSec);
+  retransmit.source = tcpstated::Source::kSynRetrans;
+  m.Apply(retransmit);
+  m.Apply(retransmit);  // the next ones change nothing
+
+  ASSERT_NE(m.Find(1), nullptr);
+  EXPECT_EQ(m.Find(1)->sport, kClientPort);
+  EXPECT_EQ(m.Find(1)->state, S::kSynSent);
+  EXPECT_EQ(PortsTowards(m, s), 1u);
+  ExpectCounts(m, kNetns, {{S::kSynSent, 1}});
+  EXPECT_EQ(m.stats().resyncs, 0u);
+
+  // The connect times out: the port is free again.
+  m.Apply(StateChange(s, S::kSynSent, S::kClose, kT0 + 127 * kSec));
+  EXPECT_EQ(PortsTowards(m, s), 0u);
+  EXPECT_EQ(m.stats().tracked, 0u);
+}
+
+TEST(MirrorSynSentPort, RetransmitOfAnUnknownOrLaterSocketIsIgnored) {
+  Mirror m(kBigTable);
+  const Sock s = Client(1);
+  Event retransmit = StateChange(s, S::kSynSent, S::kSynSent, kT0);
+  retransmit.source = tcpstated::Source::kSynRetrans;
+  m.Apply(retransmit);
+  EXPECT_EQ(m.stats().tracked, 0u);
+  EXPECT_EQ(PortsTowards(m, s), 0u);
 }
 
 }  // namespace
