@@ -136,7 +136,6 @@ std::vector<MetricFamily> BuildMetrics(const Snapshot& s) {
       "the next reconcile repairs the mirror.",
       MetricType::Counter);
   for (size_t i = 0; i < kSourceCount; ++i) {
-    if (!IsSentSource(static_cast<Source>(i))) continue;
     std::string source = Str(SourceName(static_cast<Source>(i)));
     AddCounter(events, {{"source", source}},
                static_cast<double>(s.mirror.events[i]));

@@ -21,7 +21,6 @@ namespace tcpstated {
 // Counters kept in the kernel (per-CPU arrays, summed).
 struct KernelCounters {
   TransitionMatrix transitions{};             // counted before the ring
-  std::array<uint64_t, kSourceCount> seen{};  // events produced, per source
   std::array<uint64_t, kSourceCount> lost{};  // ring reserve failures
   // Program runs the kernel skipped (bpf_prog_info.recursion_misses): no
   // event, and no transition counted either.

@@ -295,6 +295,7 @@ class Mirror {
   void ApplyStateChange(const Event& e);
   void ApplyTransition(const Event& e);
   void ApplyReset(const Event& e);
+  void ApplySynRetransmit(const Event& e);
   // The provisional entry of the child at e.skaddr, renamed to e.id (the
   // child's own cookie), or nullptr if there is none.
   SocketEntry* ClaimChild(const Event& e);
@@ -332,8 +333,9 @@ class Mirror {
       return (static_cast<size_t>(k.netns) << 16) ^ k.port;
     }
   };
-  // The 4-tuple of a connection as seen from one side, for finding the
-  // local peer of a FIN_WAIT2 orphan.
+  // The 4-tuple of a connection as seen from one side: for finding the
+  // local peer of a FIN_WAIT2 orphan, and the timewait socket a new
+  // connection on the same 4-tuple took over.
   struct TupleKey {
     uint32_t netns;
     uint16_t sport, dport;
@@ -377,7 +379,13 @@ class Mirror {
   bool InEphemeralRange(uint32_t netns, uint16_t port) const;
   std::unordered_map<uint32_t, uint64_t> netns_cookies_;  // inode -> cookie
   uint64_t netns_purges_ = 0;
-  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> orphans_;
+  // Timewait entries (both substates) by 4-tuple, where both ports are
+  // known: the kernel's connection hash holds one socket per 4-tuple.
+  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> timewaits_;
+  // A full socket now holds a timewait entry's 4-tuple: the timewait
+  // socket was taken over (tcp_tw_reuse, TCP_TW_SYN) and is gone. Returns
+  // `entry` again (removing moves entries).
+  SocketEntry* EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns);
   std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
       destinations_;
   // The CLOSE_WAIT index: a flat set of ids (no allocation per entry).
