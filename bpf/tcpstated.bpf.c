@@ -13,8 +13,8 @@
  * Userspace disables autoload of the mode it does not use.
  *
  * What must stay exact even when the ring buffer overflows is counted here,
- * in per-CPU arrays: transitions per (old, new), events per source and ring
- * reserve failures per source.
+ * in per-CPU arrays: transitions per (old, new) and ring reserve failures
+ * per source.
  */
 #include "vmlinux.h"
 
@@ -42,13 +42,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } transitions SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TCPSTATED_SRC_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} source_events SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -106,12 +99,11 @@ static __always_inline void submit(struct tcpstated_event *e)
 	bpf_ringbuf_submit(e, flags);
 }
 
-/* Reserves an event, counting it (and its loss) per source. */
+/* Reserves an event, counting its loss per source. */
 static __always_inline struct tcpstated_event *reserve(__u8 source)
 {
 	struct tcpstated_event *e;
 
-	count(&source_events, source);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(&source_lost, source);
@@ -201,6 +193,11 @@ static __always_inline void fill_state(struct tcpstated_event *e, const struct s
 	    (FIELD_READ(direct, sk, __sk_common.skc_flags) &
 	     (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
 		e->flags |= TCPSTATED_F_PEER_FIN;
+	/* tcp_write_err and tcp_abort set sk_err before tcp_done(); the
+	 * tcp_time_wait() hand-off never does. (The socket is unhashed on
+	 * every path by now: tcp_set_state unhashes before the tracepoint.) */
+	if (newstate == TCPSTATED_TCP_CLOSE && FIELD_READ(direct, sk, sk_err))
+		e->flags |= TCPSTATED_F_SOCK_ERR;
 	if (process_context(oldstate, newstate)) {
 		__u64 pid_tgid = bpf_get_current_pid_tgid();
 
@@ -278,6 +275,18 @@ SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(btf_send_reset, const struct sock *sk)
 {
 	return btf_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
+}
+
+/* connect() reports CLOSE->SYN_SENT before it picks the local port; the
+ * port shows in the next event. Towards a destination that never answers
+ * that is the first SYN retransmit, about a second later. Only SYN_SENT
+ * sockets are sent: other retransmits tell the mirror nothing. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(btf_syn_retrans, const struct sock *sk, const struct sk_buff *skb)
+{
+	if (!sk || sk->__sk_common.skc_state != TCPSTATED_TCP_SYN_SENT)
+		return 0;
+	return btf_sock_event(sk, TCPSTATED_SRC_SYN_RETRANS);
 }
 
 static __always_inline int synack_event(const struct sock *listener, const struct request_sock *req,
@@ -446,6 +455,25 @@ int tp_send_reset(void *ctx)
 	else
 		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
 	return tp_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
+}
+
+/* tcp_retransmit_skb has had two layouts; skaddr is all we read. */
+struct trace_event_raw_tcp_retransmit_skb___new {
+	const void *skaddr;
+} __attribute__((preserve_access_index));
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tp_syn_retrans(void *ctx)
+{
+	const struct sock *sk;
+
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_retransmit_skb___new))
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_retransmit_skb___new *)ctx, skaddr);
+	else
+		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCPSTATED_TCP_SYN_SENT)
+		return 0;
+	return tp_sock_event(sk, TCPSTATED_SRC_SYN_RETRANS);
 }
 
 SEC("tracepoint/tcp/tcp_retransmit_synack")

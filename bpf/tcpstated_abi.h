@@ -33,14 +33,14 @@
 #define TCPSTATED_STATE_SLOTS 16
 #define TCPSTATED_TRANSITION_SLOTS (TCPSTATED_STATE_SLOTS * TCPSTATED_STATE_SLOTS)
 
-/* Which program produced an event; also the index of the per-CPU event and
- * loss counters. */
+/* Which program produced an event; also the index of the per-CPU loss
+ * counters. */
 enum tcpstated_source {
 	TCPSTATED_SRC_STATE = 0,	  /* sock/inet_sock_set_state */
 	TCPSTATED_SRC_RECV_RESET = 1,	  /* tcp/tcp_receive_reset */
 	TCPSTATED_SRC_SEND_RESET = 2,	  /* tcp/tcp_send_reset */
-	TCPSTATED_SRC_DESTROY = 3,	  /* reserved: tcp_destroy_sock, no longer sent */
-	TCPSTATED_SRC_SYNACK_RETRANS = 4, /* tcp/tcp_retransmit_synack */
+	TCPSTATED_SRC_SYNACK_RETRANS = 3, /* tcp/tcp_retransmit_synack */
+	TCPSTATED_SRC_SYN_RETRANS = 4,	  /* tcp/tcp_retransmit_skb in SYN_SENT */
 	TCPSTATED_SRC_COUNT = 5,
 };
 
@@ -54,10 +54,16 @@ enum tcpstated_event_flags {
 	 * otherwise to the FIN_WAIT2 substate aged by tcp_fin_timeout. */
 	TCPSTATED_F_PEER_FIN = 1 << 1,
 	/* The event's id is a socket cookie (tp_btf) rather than a
-	 * per-incarnation id derived from skaddr (classic tracepoint). */
+	 * per-incarnation id derived from skaddr (classic tracepoint). Before
+	 * 6.15 a child's LISTEN->SYN_RECV carries the cookie it copied from
+	 * its listener: skaddr, not id, joins it to its next event. */
 	TCPSTATED_F_COOKIE = 1 << 2,
 	/* IPv6 socket (addresses are 16 bytes); otherwise IPv4 in bytes 0-3. */
 	TCPSTATED_F_IPV6 = 1 << 3,
+	/* X->CLOSE with sk_err set: tcp_write_err (retransmits or
+	 * TCP_USER_TIMEOUT exhausted) or tcp_abort closed the socket, which
+	 * tcp_time_wait() never does: no timewait socket was made. */
+	TCPSTATED_F_SOCK_ERR = 1 << 4,
 };
 
 /* Sent through the ring buffer. Largest fields first, no implicit padding. */

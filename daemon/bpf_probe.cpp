@@ -127,13 +127,14 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
   const bool btf = mode == AttachMode::kTpBtf;
   struct bpf_program* btf_progs[] = {
       skel_->progs.btf_set_state, skel_->progs.btf_receive_reset,
-      skel_->progs.btf_send_reset, skel_->progs.btf_retransmit_synack};
+      skel_->progs.btf_send_reset, skel_->progs.btf_retransmit_synack,
+      skel_->progs.btf_syn_retrans};
   // tp_destroy_sock sends no event: it only ends an skaddr's incarnation.
   // Cookies need no such end, so tp_btf mode has no destroy program.
   struct bpf_program* tp_progs[] = {
-      skel_->progs.tp_set_state, skel_->progs.tp_receive_reset,
-      skel_->progs.tp_send_reset, skel_->progs.tp_destroy_sock,
-      skel_->progs.tp_retransmit_synack};
+      skel_->progs.tp_set_state,         skel_->progs.tp_receive_reset,
+      skel_->progs.tp_send_reset,        skel_->progs.tp_destroy_sock,
+      skel_->progs.tp_retransmit_synack, skel_->progs.tp_syn_retrans};
   for (auto* p : btf_progs) bpf_program__set_autoload(p, btf);
   for (auto* p : tp_progs) bpf_program__set_autoload(p, !btf);
 
@@ -214,12 +215,8 @@ KernelCounters BpfProbe::ReadCounters(bool* ok) const {
           sum(transitions_fd, from * TCPSTATED_STATE_SLOTS + to);
     }
   }
-  int seen_fd = bpf_map__fd(skel_->maps.source_events);
   int lost_fd = bpf_map__fd(skel_->maps.source_lost);
-  for (uint32_t s = 0; s < kSourceCount; ++s) {
-    c.seen[s] = sum(seen_fd, s);
-    c.lost[s] = sum(lost_fd, s);
-  }
+  for (uint32_t s = 0; s < kSourceCount; ++s) c.lost[s] = sum(lost_fd, s);
   // The kernel skips a tracing program's run when a BPF program is already
   // running on that CPU (an interrupt fired the tracepoint meanwhile). For
   // classic tracepoints that guard is shared with every kprobe and
@@ -231,10 +228,12 @@ KernelCounters BpfProbe::ReadCounters(bool* ok) const {
       {skel_->progs.btf_receive_reset, Source::kReceiveReset},
       {skel_->progs.btf_send_reset, Source::kSendReset},
       {skel_->progs.btf_retransmit_synack, Source::kSynackRetrans},
+      {skel_->progs.btf_syn_retrans, Source::kSynRetrans},
       {skel_->progs.tp_set_state, Source::kStateChange},
       {skel_->progs.tp_receive_reset, Source::kReceiveReset},
       {skel_->progs.tp_send_reset, Source::kSendReset},
       {skel_->progs.tp_retransmit_synack, Source::kSynackRetrans},
+      {skel_->progs.tp_syn_retrans, Source::kSynRetrans},
   };
   for (const auto& [program, source] : programs) {
     int fd = bpf_program__fd(program);

@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
+#include <sys/utsname.h>
 
 #include <sstream>
 #include <system_error>
@@ -39,6 +40,14 @@ KernelView::Options KernelViewOptions(const Config& config) {
   return o;
 }
 
+// uname -r: read once, the running kernel does not change under us.
+const std::string& KernelRelease() {
+  static const std::string release = [] {
+    struct utsname u {};
+    return uname(&u) == 0 ? std::string(u.release) : std::string("unknown");
+  }();
+  return release;
+}
 
 }  // namespace
 
@@ -262,6 +271,7 @@ Snapshot Daemon::TakeSnapshot() const {
   s.decode_errors = consumer_->decode_errors();
   s.version = kVersion;
   s.attach = AttachModeName(probe_->mode());
+  s.kernel_release = KernelRelease();
   std::sort(s.sockets.begin(), s.sockets.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   return s;

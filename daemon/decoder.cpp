@@ -21,10 +21,10 @@ std::string_view SourceName(Source source) {
       return "tcp_receive_reset";
     case Source::kSendReset:
       return "tcp_send_reset";
-    case Source::kReserved:
-      break;
     case Source::kSynackRetrans:
       return "tcp_retransmit_synack";
+    case Source::kSynRetrans:
+      return "tcp_retransmit_skb";
   }
   return "unknown";
 }
@@ -80,6 +80,8 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.ipv6 = raw.flags & TCPSTATED_F_IPV6;
   e.process_context = raw.flags & TCPSTATED_F_PROCESS_CTX;
   e.peer_fin = raw.flags & TCPSTATED_F_PEER_FIN;
+  e.id_is_cookie = raw.flags & TCPSTATED_F_COOKIE;
+  e.sock_error = raw.flags & TCPSTATED_F_SOCK_ERR;
   if (e.process_context) {
     std::memcpy(e.comm.data(), raw.comm, e.comm.size());
     e.comm.back() = '\0';  // the kernel's comm is terminated; be sure

@@ -564,6 +564,11 @@ void EvaluateDestinations(const DetectorConfig& config,
     if (it == available.end()) continue;
     g.have_available = true;
     g.available = it->second;
+    // A destination cannot hold more ports than the range has. More is the
+    // mirror counting a port twice (a timewait socket the kernel ended
+    // without an event, until the next reconcile): report the range, never
+    // a ratio above 1.
+    if (g.available > 0) g.used = std::min(g.used, g.available);
     g.active = ReachesRatio(g.used, g.available, config.port_exhaustion_ratio);
     if (g.active) next->port_exhaustion.insert(key);
   }

@@ -136,7 +136,6 @@ std::vector<MetricFamily> BuildMetrics(const Snapshot& s) {
       "the next reconcile repairs the mirror.",
       MetricType::Counter);
   for (size_t i = 0; i < kSourceCount; ++i) {
-    if (!IsSentSource(static_cast<Source>(i))) continue;
     std::string source = Str(SourceName(static_cast<Source>(i)));
     AddCounter(events, {{"source", source}},
                static_cast<double>(s.mirror.events[i]));
@@ -189,6 +188,15 @@ std::vector<MetricFamily> BuildMetrics(const Snapshot& s) {
                       MetricType::Gauge);
   AddGauge(build, {{"version", s.version}, {"attach", s.attach}}, 1);
   out.push_back(std::move(build));
+
+  // Which fleets run which kernel in which mode: the attach mode decides
+  // what identity the events carry, the release which kernel facts apply.
+  auto kernel = Family("tcpstated_kernel_info",
+                       "Release of the running kernel (uname -r) and the BPF "
+                       "attach mode in use; always 1.",
+                       MetricType::Gauge);
+  AddGauge(kernel, {{"release", s.kernel_release}, {"attach", s.attach}}, 1);
+  out.push_back(std::move(kernel));
 
   return out;
 }

@@ -111,11 +111,12 @@ void Mirror::Apply(const Event& e) {
     case Source::kSendReset:
       ApplyReset(e);
       break;
-    case Source::kReserved:
-      break;
     case Source::kSynackRetrans:
       // sport is the listener's port (the request socket's local port).
       synack_retransmits_[ListenerKeyOf(e.netns, e.sport)]++;
+      break;
+    case Source::kSynRetrans:
+      ApplySynRetransmit(e);
       break;
   }
 }
@@ -174,6 +175,44 @@ void Mirror::PurgeNamespace(uint32_t netns) {
 }
 
 void Mirror::ApplyStateChange(const Event& e) {
+  // An accepted child's first event in tp_btf mode: before 6.15 its cookie
+  // is its listener's, on every kernel its address is its own. Tracked
+  // under its address until its next event brings its cookie (ClaimChild).
+  if (e.id_is_cookie && e.oldstate == TcpState::kListen &&
+      e.newstate == TcpState::kSynRecv && e.skaddr != 0) {
+    Event child = e;
+    child.id = ProvisionalChildId(e.skaddr);
+    // An earlier child at this address whose next event was lost: the
+    // address was freed and reused since, so that child is gone.
+    if (SocketEntry* stale = table_.Find(child.id)) {
+      Remove(stale, e.ts_ns, /*observe=*/false);
+    }
+    ApplyTransition(child);
+    return;
+  }
+  ApplyTransition(e);
+}
+
+SocketEntry* Mirror::ClaimChild(const Event& e) {
+  if (provisional_children_ == 0 || !e.id_is_cookie || e.skaddr == 0 ||
+      e.id == 0 || IsProvisionalId(e.id)) {
+    return nullptr;
+  }
+  SocketEntry* entry = table_.Find(ProvisionalChildId(e.skaddr));
+  if (entry == nullptr) return nullptr;
+  // The same contents under the new id. A provisional entry has had only
+  // its first event: it is in SYN_RECV, and no book keyed by id (the
+  // CLOSE_WAIT index, listeners, orphans, expiries) names it.
+  SocketEntry moved = *entry;
+  table_.Erase(entry);
+  provisional_children_--;
+  entry = table_.Insert(e.id);
+  moved.id = e.id;
+  *entry = moved;
+  return entry;
+}
+
+void Mirror::ApplyTransition(const Event& e) {
   const TcpState from = e.oldstate;
   const TcpState to = e.newstate;
   if ((legal_[StateIndex(from)] & (1u << StateIndex(to))) == 0) {
@@ -184,6 +223,7 @@ void Mirror::ApplyStateChange(const Event& e) {
   CountsOf(e.netns);
 
   SocketEntry* entry = table_.Find(e.id);
+  if (entry == nullptr) entry = ClaimChild(e);
   if (entry != nullptr && (entry->flags & kEntryTimewaitSock)) {
     // The id of a timewait socket comes back on a full socket: the
     // application kept the fd after the hand-off and reused it. A new life.
@@ -200,7 +240,7 @@ void Mirror::ApplyStateChange(const Event& e) {
 
   // A local peer sending its FIN moves the FIN_WAIT2 orphan on the other
   // end of the connection to TIME_WAIT, as the kernel silently does.
-  if (to == TcpState::kLastAck && !orphans_.empty()) {
+  if (to == TcpState::kLastAck && !timewaits_.empty()) {
     PromoteOrphan(e, /*peer_reset=*/false);
   }
 
@@ -209,7 +249,7 @@ void Mirror::ApplyStateChange(const Event& e) {
       // A socket we never saw open (it predates us, or its events were
       // lost) can still hand off to a timewait socket.
       if ((from == TcpState::kFinWait2 || from == TcpState::kClosing) &&
-          e.id != 0) {
+          e.id != 0 && !e.sock_error) {
         entry = Track(e, from, e.ts_ns, kEntryAgeUnknown, Role::kUnknown);
         if (entry != nullptr) EnterTimeWait(entry, e);
       } else if (reconciling_ && e.id != 0) {
@@ -227,9 +267,12 @@ void Mirror::ApplyStateChange(const Event& e) {
       SetState(entry, from, e.ts_ns);
       entry->flags |= kEntryAgeUnknown;
     }
+    // Only tcp_time_wait() makes a timewait socket; tcp_write_err (FIN
+    // retransmits or TCP_USER_TIMEOUT exhausted) and tcp_abort close from
+    // CLOSING or FIN_WAIT2 without one, with sk_err set and no reset.
     const bool handoff =
         (from == TcpState::kFinWait2 || from == TcpState::kClosing) &&
-        (entry->flags & kEntryResetSeen) == 0;
+        (entry->flags & kEntryResetSeen) == 0 && !e.sock_error;
     if (handoff) {
       EnterTimeWait(entry, e);
     } else {
@@ -268,6 +311,10 @@ void Mirror::ApplyStateChange(const Event& e) {
   }
 
   CopyTuple(entry, e);
+  if (!timewaits_.empty()) {
+    entry = EndTakenOverTimewait(entry, e.ts_ns);
+    if (entry == nullptr) return;
+  }
   if (e.process_context && e.tgid != 0 &&
       (to == TcpState::kSynSent || to == TcpState::kListen ||
        entry->owner == 0)) {
@@ -295,10 +342,11 @@ void Mirror::ApplyStateChange(const Event& e) {
 
 void Mirror::ApplyReset(const Event& e) {
   // A local peer's RST kills the FIN_WAIT2 orphan it was connected to.
-  if (e.source == Source::kSendReset && !orphans_.empty()) {
+  if (e.source == Source::kSendReset && !timewaits_.empty()) {
     PromoteOrphan(e, /*peer_reset=*/true);
   }
   SocketEntry* entry = table_.Find(e.id);
+  if (entry == nullptr) entry = ClaimChild(e);
   if (entry == nullptr) return;
   if (entry->flags & kEntryTimewaitSock) {
     // tcp_send_reset after CLOSE (close() with unread data, disconnect): the
@@ -310,6 +358,14 @@ void Mirror::ApplyReset(const Event& e) {
     return;
   }
   entry->flags |= kEntryResetSeen;
+}
+
+void Mirror::ApplySynRetransmit(const Event& e) {
+  // The port connect() chose after its CLOSE->SYN_SENT event: from now on
+  // the socket holds it towards its destination.
+  SocketEntry* entry = table_.Find(e.id);
+  if (entry == nullptr || entry->state != TcpState::kSynSent) return;
+  CopyTuple(entry, e);
 }
 
 void Mirror::Expire(uint64_t now_ns) {
@@ -365,19 +421,20 @@ void Mirror::EnterTimeWait(SocketEntry* entry, const Event& e) {
 
 void Mirror::PromoteOrphan(const Event& peer, bool peer_reset) {
   TupleKey key{peer.netns, peer.dport, peer.sport, peer.daddr, peer.saddr};
-  auto it = orphans_.find(key);
-  if (it == orphans_.end()) return;
+  auto it = timewaits_.find(key);
+  if (it == timewaits_.end()) return;
   SocketEntry* orphan = table_.Find(it->second);
   if (orphan == nullptr) {
-    orphans_.erase(it);
+    timewaits_.erase(it);
     return;
   }
+  if ((orphan->flags & kEntryFinWait2Substate) == 0) return;
   if (peer_reset) {
     // A timewait socket in FIN_WAIT2 dies on the peer's RST.
     Remove(orphan, peer.ts_ns, /*observe=*/true);
     return;
   }
-  orphans_.erase(it);
+  // Still a timewait socket (and indexed as one), now in TIME_WAIT.
   orphan->flags &= static_cast<uint8_t>(~kEntryFinWait2Substate);
   SetState(orphan, TcpState::kTimeWait, peer.ts_ns);
   expiries_.push({orphan->entered_ns + kTimeWaitNs, orphan->id});
@@ -401,9 +458,26 @@ size_t Mirror::TupleKeyHash::operator()(const TupleKey& k) const {
 }
 
 void Mirror::Unindex(const SocketEntry& entry) {
-  if ((entry.flags & kEntryFinWait2Substate) == 0) return;
-  auto it = orphans_.find(KeyOf(entry));
-  if (it != orphans_.end() && it->second == entry.id) orphans_.erase(it);
+  if ((entry.flags & kEntryTimewaitSock) == 0) return;
+  auto it = timewaits_.find(KeyOf(entry));
+  if (it != timewaits_.end() && it->second == entry.id) timewaits_.erase(it);
+}
+
+SocketEntry* Mirror::EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns) {
+  if (entry->sport == 0 || entry->dport == 0) return entry;
+  auto it = timewaits_.find(KeyOf(*entry));
+  if (it == timewaits_.end() || it->second == entry->id) return entry;
+  const uint64_t id = entry->id;
+  SocketEntry* timewait = table_.Find(it->second);
+  if (timewait == nullptr) {
+    timewaits_.erase(it);
+    return entry;
+  }
+  // connect() under tcp_tw_reuse (TcpExt TWRecycled), or a SYN that a
+  // TIME_WAIT socket accepted as a new connection: the kernel freed the
+  // timewait socket without an event, and the port is held once.
+  Remove(timewait, now_ns, /*observe=*/true);
+  return table_.Find(id);
 }
 
 SocketEntry* Mirror::Track(const Event& e, TcpState state, uint64_t entered_ns,
@@ -411,6 +485,7 @@ SocketEntry* Mirror::Track(const Event& e, TcpState state, uint64_t entered_ns,
   if (table_.max_entries() == 0) return nullptr;
   if (table_.full()) EvictOne(e.id, e.ts_ns);
   SocketEntry* entry = table_.Insert(e.id);
+  if (IsProvisionalId(e.id)) provisional_children_++;
   entry->netns = e.netns;
   entry->state = state;
   entry->entered_ns = entered_ns;
@@ -472,6 +547,7 @@ void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
   }
   UnmarkTimewait(entry);
   ReleaseOwner(entry->owner);
+  if (IsProvisionalId(entry->id)) provisional_children_--;
   table_.Erase(entry);
 }
 
@@ -623,9 +699,9 @@ void Mirror::SetMaxTimewait(uint32_t netns, uint64_t max_tw_buckets) {
 void Mirror::MarkTimewait(SocketEntry* entry, bool fin_wait2_substate) {
   if ((entry->flags & kEntryTimewaitSock) == 0) timewait_socks_[entry->netns]++;
   entry->flags |= kEntryTimewaitSock;
-  if (fin_wait2_substate) {
-    entry->flags |= kEntryFinWait2Substate;
-    orphans_[KeyOf(*entry)] = entry->id;
+  if (fin_wait2_substate) entry->flags |= kEntryFinWait2Substate;
+  if (entry->sport != 0 && entry->dport != 0) {
+    timewaits_[KeyOf(*entry)] = entry->id;
   }
 }
 

@@ -15,21 +15,17 @@
 namespace tcpstated {
 
 enum class Source : uint8_t {
-  kStateChange = 0,   // sock/inet_sock_set_state
-  kReceiveReset = 1,  // tcp/tcp_receive_reset
-  kSendReset = 2,     // tcp/tcp_send_reset
-  // 3 was tcp/tcp_destroy_sock: no longer sent (a socket is destroyed only
-  // in CLOSE, which inet_sock_set_state has reported); the value stays
-  // reserved so that the kernel's per-source arrays keep their layout.
-  kReserved = 3,
-  kSynackRetrans = 4,  // tcp/tcp_retransmit_synack
+  kStateChange = 0,    // sock/inet_sock_set_state
+  kReceiveReset = 1,   // tcp/tcp_receive_reset
+  kSendReset = 2,      // tcp/tcp_send_reset
+  kSynackRetrans = 3,  // tcp/tcp_retransmit_synack
+  kSynRetrans = 4,     // tcp/tcp_retransmit_skb of a socket in SYN_SENT
 };
 inline constexpr size_t kSourceCount = 5;
 
-// The sources the BPF side sends (all but the reserved value).
+// Whether `source` is one the BPF side sends.
 inline constexpr bool IsSentSource(Source source) {
-  return source != Source::kReserved &&
-         static_cast<size_t>(source) < kSourceCount;
+  return static_cast<size_t>(source) < kSourceCount;
 }
 
 // Label value of a source: the tracepoint name ("inet_sock_set_state", ...).
@@ -51,12 +47,17 @@ struct Event {
   Address saddr{};
   Address daddr{};
   Source source = Source::kStateChange;
-  TcpState oldstate = TcpState::kClose;  // resets/destroy: socket's state
+  TcpState oldstate = TcpState::kClose;  // resets: the socket's state
   TcpState newstate = TcpState::kClose;
   bool ipv6 = false;
   bool process_context = false;  // pid/tgid/comm/cgroup_id are the owner's
   bool peer_fin = false;         // RCV_SHUTDOWN when leaving FIN_WAIT2/CLOSING
-  std::array<char, 16> comm{};   // NUL-terminated when process_context
+  // `id` is a socket cookie (tp_btf mode), not a per-incarnation id.
+  bool id_is_cookie = false;
+  // X->CLOSE with sk_err set: closed by an error (tcp_write_err,
+  // tcp_abort), never handed to a timewait socket.
+  bool sock_error = false;
+  std::array<char, 16> comm{};  // NUL-terminated when process_context
 };
 
 enum class DecodeError {

@@ -21,7 +21,6 @@ namespace tcpstated {
 // Counters kept in the kernel (per-CPU arrays, summed).
 struct KernelCounters {
   TransitionMatrix transitions{};             // counted before the ring
-  std::array<uint64_t, kSourceCount> seen{};  // events produced, per source
   std::array<uint64_t, kSourceCount> lost{};  // ring reserve failures
   // Program runs the kernel skipped (bpf_prog_info.recursion_misses): no
   // event, and no transition counted either.
@@ -37,7 +36,8 @@ struct Snapshot {
   KernelCounters kernel;
   uint64_t decode_errors = 0;
   std::string version;
-  std::string attach;  // "tp_btf" or "tracepoint"
+  std::string attach;          // "tp_btf" or "tracepoint"
+  std::string kernel_release;  // uname -r of the running kernel
 };
 
 std::vector<prometheus::MetricFamily> BuildMetrics(const Snapshot& snapshot);

@@ -253,6 +253,21 @@ class Mirror {
   // net.ipv4.tcp_max_tw_buckets.
   std::unordered_map<uint32_t, uint64_t> TimewaitSockets() const;
 
+  // The id under which an accepted child is tracked from its first event
+  // (LISTEN->SYN_RECV) until its next event in tp_btf mode: its kernel
+  // address, tagged with the top bit, which cookies (a counter from 1) and
+  // incarnation ids (CPU number << 48) never reach. Before 6.15 the first
+  // event carries the listener's cookie (inet_csk_clone_lock reports the
+  // state before it sets the child's), so that cookie cannot name the
+  // child; the next event, with the child's own cookie and the same
+  // address, renames the entry.
+  static uint64_t ProvisionalChildId(uint64_t skaddr) {
+    return skaddr | kProvisionalIdBit;
+  }
+  static bool IsProvisionalId(uint64_t id) {
+    return (id & kProvisionalIdBit) != 0;
+  }
+
   const SocketEntry* Find(uint64_t id) const { return table_.Find(id); }
   const Owner* OwnerOf(const SocketEntry& entry) const;
   template <typename F>
@@ -291,7 +306,14 @@ class Mirror {
                     uint32_t fin_timeout_s);
   void PurgeNamespace(uint32_t netns);
   void ApplyStateChange(const Event& e);
+  void ApplyTransition(const Event& e);
   void ApplyReset(const Event& e);
+  void ApplySynRetransmit(const Event& e);
+  // The provisional entry of the child at e.skaddr, renamed to e.id (the
+  // child's own cookie), or nullptr if there is none.
+  SocketEntry* ClaimChild(const Event& e);
+  static constexpr uint64_t kProvisionalIdBit = 1ULL << 63;
+  size_t provisional_children_ = 0;  // entries under a provisional id
 
   SocketEntry* Track(const Event& e, TcpState state, uint64_t entered_ns,
                      uint8_t flags, Role role);
@@ -324,8 +346,9 @@ class Mirror {
       return (static_cast<size_t>(k.netns) << 16) ^ k.port;
     }
   };
-  // The 4-tuple of a connection as seen from one side, for finding the
-  // local peer of a FIN_WAIT2 orphan.
+  // The 4-tuple of a connection as seen from one side: for finding the
+  // local peer of a FIN_WAIT2 orphan, and the timewait socket a new
+  // connection on the same 4-tuple took over.
   struct TupleKey {
     uint32_t netns;
     uint16_t sport, dport;
@@ -369,7 +392,13 @@ class Mirror {
   bool InEphemeralRange(uint32_t netns, uint16_t port) const;
   std::unordered_map<uint32_t, uint64_t> netns_cookies_;  // inode -> cookie
   uint64_t netns_purges_ = 0;
-  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> orphans_;
+  // Timewait entries (both substates) by 4-tuple, where both ports are
+  // known: the kernel's connection hash holds one socket per 4-tuple.
+  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> timewaits_;
+  // A full socket now holds a timewait entry's 4-tuple: the timewait
+  // socket was taken over (tcp_tw_reuse, TCP_TW_SYN) and is gone. Returns
+  // `entry` again (removing moves entries).
+  SocketEntry* EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns);
   std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
       destinations_;
   // The CLOSE_WAIT index: a flat set of ids (no allocation per entry).

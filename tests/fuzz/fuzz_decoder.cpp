@@ -130,9 +130,7 @@ DecodeError DecodeAndCheck(const uint8_t* data, size_t size, Event* out) {
   }
   tcpstated_event raw;
   std::memcpy(&raw, data, sizeof(raw));
-  // Source 3 (tcp_destroy_sock) is reserved: no longer sent.
-  if (raw.source >= TCPSTATED_SRC_COUNT ||
-      raw.source == TCPSTATED_SRC_DESTROY) {
+  if (raw.source >= TCPSTATED_SRC_COUNT) {
     Check(error == DecodeError::kBadSource, "bad source not refused");
     return error;
   }
@@ -159,7 +157,9 @@ DecodeError DecodeAndCheck(const uint8_t* data, size_t size, Event* out) {
   Check(static_cast<unsigned>(e.newstate) == want_new, "newstate wrong");
   Check(e.ipv6 == ((raw.flags & TCPSTATED_F_IPV6) != 0) &&
             e.process_context == ((raw.flags & TCPSTATED_F_PROCESS_CTX) != 0) &&
-            e.peer_fin == ((raw.flags & TCPSTATED_F_PEER_FIN) != 0),
+            e.peer_fin == ((raw.flags & TCPSTATED_F_PEER_FIN) != 0) &&
+            e.id_is_cookie == ((raw.flags & TCPSTATED_F_COOKIE) != 0) &&
+            e.sock_error == ((raw.flags & TCPSTATED_F_SOCK_ERR) != 0),
         "flags not decoded");
   if (e.process_context) {
     Check(std::memcmp(e.comm.data(), raw.comm, e.comm.size() - 1) == 0 &&
@@ -179,7 +179,6 @@ struct Tally {
   uint64_t decode_errors = 0;
   uint64_t invalid_hook_calls = 0;
   tcpstated::TransitionMatrix kernel_transitions{};  // what the BPF side counts
-  std::array<uint64_t, tcpstated::kSourceCount> seen{};
 };
 
 bool IsTimewait(const SocketEntry& s) {
@@ -318,7 +317,6 @@ void Scrape(const Mirror& m, const Tally& tally) {
   s.durations = m.durations();
   s.mirror = m.stats();
   s.kernel.transitions = tally.kernel_transitions;
-  s.kernel.seen = tally.seen;
   s.decode_errors = tally.decode_errors;
   s.version = "fuzz";
   s.attach = "tp_btf";
@@ -385,7 +383,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       tally.decode_errors++;
       continue;
     }
-    tally.seen[static_cast<size_t>(e.source)]++;
     if (e.source == tcpstated::Source::kStateChange) {
       tally.kernel_transitions[tcpstated::StateIndex(e.oldstate)]
                               [tcpstated::StateIndex(e.newstate)]++;

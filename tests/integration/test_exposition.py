@@ -48,6 +48,14 @@ class Exposition(unittest.TestCase):
                            "tcpstated_build_info"):
                 self.assertIn("# TYPE %s " % family, text)
 
+    def test_kernel_info_names_the_running_kernel_and_mode(self):
+        for mode in ("tp_btf", "tracepoint"):
+            with self.subTest(mode=mode), Daemon(attach=mode) as d:
+                text = d.get("/metrics")
+                line = 'tcpstated_kernel_info{release="%s",attach="%s"} 1' % (
+                    os.uname().release, mode)
+                self.assertIn(line, text.splitlines())
+
     def test_endpoints(self):
         with Daemon() as d:
             self.assertEqual(d.get("/healthz").strip(), "ok")

@@ -199,7 +199,8 @@ def recursion_misses(ids):
     sources = (("set_state", "inet_sock_set_state"),
                ("receive_reset", "tcp_receive_reset"),
                ("send_reset", "tcp_send_reset"),
-               ("retransmit", "tcp_retransmit_synack"))
+               ("retransmit", "tcp_retransmit_synack"),
+               ("syn_retrans", "tcp_retransmit_skb"))
     misses = {source: 0 for _, source in sources}
     for p in json.loads(r.stdout or "[]"):
         if p["id"] not in ids:

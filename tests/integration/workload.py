@@ -103,6 +103,14 @@ def cmd_shutdown(name):
     return "shutdown"
 
 
+def cmd_usertimeout(name, ms):
+    """TCP_USER_TIMEOUT: how long sent data (or a FIN) may stay unacked
+    before the kernel gives up on the connection (tcp_write_err)."""
+    socks[name].setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                           int(ms))
+    return "set"
+
+
 def cmd_abort(name):
     """close() with SO_LINGER 0: the kernel sends a RST."""
     s = socks.pop(name)

@@ -74,6 +74,7 @@ TEST(DecoderTest, RoundTripsEveryField) {
   EXPECT_TRUE(e.ipv6);
   EXPECT_TRUE(e.process_context);
   EXPECT_FALSE(e.peer_fin);
+  EXPECT_TRUE(e.id_is_cookie);
   EXPECT_STREQ(e.comm.data(), "nginx");
 }
 
@@ -87,6 +88,7 @@ TEST(DecoderTest, DecodesFlagsIndependently) {
   EXPECT_TRUE(e.peer_fin);
   EXPECT_FALSE(e.ipv6);
   EXPECT_FALSE(e.process_context);
+  EXPECT_FALSE(e.id_is_cookie);
   EXPECT_EQ(e.oldstate, S::kFinWait2);
   EXPECT_EQ(e.newstate, S::kClose);
 }
@@ -136,7 +138,7 @@ TEST(DecoderTest, RejectsWrongSizes) {
 }
 
 TEST(DecoderTest, RejectsUnknownSources) {
-  for (unsigned source : {3u, 5u, 255u}) {  // 3: reserved, no longer sent
+  for (unsigned source : {5u, 6u, 255u}) {
     tcpstated_event raw = SampleRecord();
     raw.source = static_cast<__u8>(source);
     Event e;
@@ -144,7 +146,6 @@ TEST(DecoderTest, RejectsUnknownSources) {
   }
   // Every source the BPF side sends decodes, to the matching enumerator.
   for (unsigned source = 0; source < TCPSTATED_SRC_COUNT; ++source) {
-    if (source == TCPSTATED_SRC_DESTROY) continue;
     tcpstated_event raw = SampleRecord();
     raw.source = static_cast<__u8>(source);
     Event e;
@@ -190,20 +191,6 @@ TEST(DecoderTest, NonStateSourcesIgnoreNewstateButCheckTheSocketState) {
   EXPECT_EQ(Decode(raw, &e), DecodeError::kBadState);
 }
 
-TEST(DecoderTest, ReservedSourceIsRejected) {
-  // tcp_destroy_sock's old number: the BPF side no longer sends it.
-  tcpstated_event raw = SampleRecord();
-  raw.source = TCPSTATED_SRC_DESTROY;
-  raw.oldstate = TCPSTATED_TCP_CLOSE;
-  raw.newstate = 0;
-  Event e;
-  e.id = 77;
-  EXPECT_EQ(Decode(raw, &e), DecodeError::kBadSource);
-  EXPECT_EQ(e.id, 77u);  // untouched
-  EXPECT_FALSE(tcpstated::IsSentSource(Source::kReserved));
-  EXPECT_TRUE(tcpstated::IsSentSource(Source::kSynackRetrans));
-}
-
 TEST(DecoderTest, CommWithoutNulIsTerminated) {
   tcpstated_event raw = SampleRecord();
   std::memset(raw.comm, 'A', sizeof(raw.comm));
@@ -227,9 +214,11 @@ TEST(DecoderTest, Names) {
   EXPECT_EQ(tcpstated::SourceName(Source::kStateChange), "inet_sock_set_state");
   EXPECT_EQ(tcpstated::SourceName(Source::kReceiveReset), "tcp_receive_reset");
   EXPECT_EQ(tcpstated::SourceName(Source::kSendReset), "tcp_send_reset");
-  EXPECT_EQ(tcpstated::SourceName(Source::kReserved), "unknown");
+  EXPECT_EQ(tcpstated::SourceName(static_cast<Source>(TCPSTATED_SRC_COUNT)),
+            "unknown");
   EXPECT_EQ(tcpstated::SourceName(Source::kSynackRetrans),
             "tcp_retransmit_synack");
+  EXPECT_EQ(tcpstated::SourceName(Source::kSynRetrans), "tcp_retransmit_skb");
   EXPECT_EQ(tcpstated::DecodeErrorName(DecodeError::kNone), "none");
   EXPECT_EQ(tcpstated::DecodeErrorName(DecodeError::kBadSize), "bad_size");
   EXPECT_EQ(tcpstated::DecodeErrorName(DecodeError::kBadSource), "bad_source");

@@ -731,6 +731,22 @@ TEST(PortExhaustion, AvailableIsRangeMinusReservedPorts) {
   EXPECT_EQ(r.port_exhaustion_active[1].value, 1);
 }
 
+TEST(PortExhaustion, UsedNeverExceedsTheRange) {
+  // A port counted twice by the mirror (a timewait socket the kernel ended
+  // without an event) must not make a ratio above 1.
+  Detectors d(Config());
+  DetectorInputs in;
+  in.namespaces = {Netns(kHost, "host", 10)};
+  in.destinations = {Dest(V4(192, 0, 2, 1), 80, 18)};
+  auto r = d.Evaluate(in, 1);
+  ASSERT_EQ(r.ephemeral_ports_used.size(), 1u);
+  EXPECT_EQ(r.ephemeral_ports_used[0].value, 10);
+  ASSERT_EQ(r.port_exhaustion_active.size(), 1u);
+  EXPECT_EQ(r.port_exhaustion_active[0].value, 1);
+  ASSERT_EQ(r.started.size(), 1u);
+  EXPECT_NE(r.started[0].find("10 of 10"), std::string::npos) << r.started[0];
+}
+
 TEST(PortExhaustion, NoVerdictWithoutNamespaceSettings) {
   Detectors d(Config());
   DetectorInputs in;

@@ -117,10 +117,23 @@ TEST(Metrics, EveryFamilyHasHelpAndCountersEndInTotal) {
             std::string::npos);
 }
 
+TEST(Metrics, KernelInfoNamesTheReleaseAndTheAttachMode) {
+  Snapshot s;
+  s.attach = "tracepoint";
+  s.kernel_release = "6.1.0-28-cloud-amd64";
+  auto families = BuildMetrics(s);
+  const auto* kernel = FindFamily(families, "tcpstated_kernel_info");
+  ASSERT_NE(kernel, nullptr);
+  EXPECT_EQ(kernel->type, prometheus::MetricType::Gauge);
+  ASSERT_EQ(kernel->metric.size(), 1u);
+  EXPECT_EQ(Label(kernel->metric[0], "release"), "6.1.0-28-cloud-amd64");
+  EXPECT_EQ(Label(kernel->metric[0], "attach"), "tracepoint");
+  EXPECT_EQ(kernel->metric[0].gauge.value, 1);
+}
+
 TEST(Metrics, MissedRunsArePerSourceAndAlwaysPresent) {
   Snapshot s;
   s.kernel.missed[static_cast<size_t>(Source::kStateChange)] = 168;
-  s.kernel.missed[static_cast<size_t>(Source::kReserved)] = 7;  // not sent
   auto families = BuildMetrics(s);
   const auto* missed = FindFamily(families, "tcpstated_events_missed_total");
   ASSERT_NE(missed, nullptr);
@@ -132,7 +145,8 @@ TEST(Metrics, MissedRunsArePerSourceAndAlwaysPresent) {
             (std::map<std::string, double>{{"inet_sock_set_state", 168},
                                            {"tcp_receive_reset", 0},
                                            {"tcp_send_reset", 0},
-                                           {"tcp_retransmit_synack", 0}}));
+                                           {"tcp_retransmit_synack", 0},
+                                           {"tcp_retransmit_skb", 0}}));
 }
 
 }  // namespace

@@ -87,6 +87,12 @@ inline Event InProcess(Event e, uint32_t tgid, const char* comm,
   return e;
 }
 
+// tp_btf mode: the id is the socket's cookie, and skaddr its address.
+inline Event WithCookie(Event e) {
+  e.id_is_cookie = true;
+  return e;
+}
+
 inline Event WithPeerFin(Event e) {
   e.peer_fin = true;
   return e;

@@ -1,0 +1,214 @@
+"""Truth between reconciles: kernel paths the tracepoint reports no state
+change for, checked against the kernel before any reconcile could have run.
+
+The daemon runs with `reconcile_interval: 1h`, so after its start-up seed
+the mirror only knows what the events told it; every check compares it
+with `ss` and `nstat` inside the test's own namespace and asserts that no
+reconcile correction was made. Every wait is a bounded poll.
+
+TCPSTATED_ATTACH selects the attach mode (tp_btf or tracepoint); CTest runs
+this file once per mode.
+"""
+
+import os
+import time
+import unittest
+
+from harness import Daemon, Netns, Workload
+
+DEADLINE = 20.0  # seconds any one metric poll may take (detectors: 5 s)
+
+CONFIG = """tracking:
+  reconcile_interval: 1h
+"""
+
+
+# Drops on the namespace's output, so on its loopback in both directions.
+DROP_RULES = """table inet t {
+  chain out {
+    type filter hook output priority 0;
+    %s
+  }
+}
+"""
+
+
+def poll(fetch, done, timeout=DEADLINE, interval=0.25):
+    """Calls fetch() until done(value) or the deadline; returns the last
+    value either way (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / interval) + 2):
+        value = fetch()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+    return value
+
+
+def nstat(ns, counter):
+    """Absolute value of a TcpExt counter in the namespace."""
+    out = ns.exec(["nstat", "-asz", counter]).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if fields and fields[0] == counter:
+            return int(fields[1])
+    raise AssertionError("nstat did not print %s: %r" % (counter, out))
+
+
+def ss_count(ns, *filters):
+    out = ns.exec(["ss", "-tanH"] + list(filters)).stdout
+    return len([l for l in out.splitlines() if l.strip()])
+
+
+class BetweenReconciles(unittest.TestCase):
+    daemon = None
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("real-kernel tests need root")
+        cls.daemon = Daemon(extra_config=CONFIG).__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.daemon is not None:
+            cls.daemon.stop()
+
+    def assert_no_reconcile(self, m, ctx):
+        self.assertEqual(m.total("tcpstated_reconcile_corrections_total"), 0,
+                         "a reconcile corrected the mirror" + ctx)
+
+    def test_time_wait_taken_over_by_tw_reuse_leaves_the_mirror(self):
+        """Ten client connections close first and leave ten TIME_WAIT
+        sockets holding all ten ephemeral ports; with tcp_tw_reuse, eight
+        new connections to the same destination take over eight of them.
+        The kernel then holds 2 TIME_WAIT and 10 ports, not 10 and 18."""
+        d = self.daemon
+        # No reuse while the ten are made: each must take a port of its own.
+        sysctls = {"net.ipv4.tcp_tw_reuse": "0",
+                   "net.ipv4.ip_local_port_range": "40000 40009"}
+        with Netns("twreuse", sysctls) as ns, Workload(ns) as w:
+            # A port of its own outside the range, which the clients use up.
+            port = int(w.do("listen", "l", "4", 8000).split()[1])
+            w.do("lifecycles", "4", "l", 10, "client")
+            self.assertEqual(ss_count(ns, "state", "time-wait"), 10)
+            # connect() reuses a timewait socket whose last timestamp is
+            # from an earlier second.
+            ns.exec(["sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1"])
+            w.do("sleep", 2.1)
+            reply = w.do("connectmany", "n", "4", port, 8).split()
+            self.assertEqual(reply[1:], ["8"], "connects failed: %r" % reply)
+            self.assertEqual(nstat(ns, "TcpExtTWRecycled"), 8)
+            truth = ns.ss_counts()
+            self.assertEqual(truth["time_wait"], 2, truth)
+            held = ss_count(ns, "dport", "=", ":%d" % port)
+            self.assertEqual(held, 10)
+
+            labels = {"netns": str(ns.inode), "saddr": "127.0.0.1",
+                      "daddr": "127.0.0.1", "dport": str(port)}
+
+            def view():
+                m = d.metrics()
+                return m, {
+                    "sockets": m.sockets(ns.inode),
+                    "used": m.get("tcpstated_ephemeral_ports_used", **labels),
+                    "available": m.get("tcpstated_ephemeral_ports_available",
+                                       netns=str(ns.inode)),
+                }
+
+            m, v = poll(view, lambda mv: (mv[1]["sockets"] == truth and
+                                          mv[1]["used"] == held and
+                                          mv[1]["available"] == 10))
+            ctx = "\nss: %r\nview: %r\n%s" % (
+                truth, v, d.get("/debug/sockets?state=all&netns=%d" %
+                                ns.inode))
+            self.assertEqual(v["sockets"], truth, "mirror != ss" + ctx)
+            self.assertEqual(v["available"], 10, ctx)
+            self.assertEqual(v["used"], held, "ports used != ss" + ctx)
+            self.assert_no_reconcile(m, ctx)
+
+    def test_closing_to_close_by_timeout_is_no_time_wait(self):
+        """A simultaneous close whose last ACK never comes: the socket in
+        CLOSING retransmits its FIN until TCP_USER_TIMEOUT ends it through
+        tcp_write_err, CLOSING -> CLOSE with no reset and no timewait
+        socket. ss shows nothing left of it; neither may tcpstated."""
+        d = self.daemon
+        with Netns("closing", {}) as ns, Workload(ns) as w:
+            port = int(w.do("listen", "l", "4", 0).split()[1])
+            w.do("connect", "c", "4", port)
+            w.do("accept", "s", "l")
+            w.do("close", "l")
+            w.do("usertimeout", "c", 3000)
+            # Both FINs are lost...
+            ns.nft(DROP_RULES % ("tcp dport %d drop\n"
+                                 "    tcp sport %d drop" % (port, port)))
+            w.do("shutdown", "c")
+            w.do("shutdown", "s")
+            # ...then s's retransmitted FIN gets through: c, still waiting
+            # for the ACK of its own FIN, goes FIN_WAIT1 -> CLOSING. c's
+            # segments stay lost, so its FIN is never acknowledged.
+            ns.nft("flush ruleset\n" + DROP_RULES % ("tcp dport %d drop" %
+                                                    port))
+            seen = poll(lambda: ns.ss_counts()["closing"], lambda n: n == 1,
+                        timeout=5, interval=0.05)
+            self.assertEqual(seen, 1, "c never reached CLOSING")
+            gone = poll(lambda: ns.ss_counts()["closing"], lambda n: n == 0,
+                        timeout=15)
+            self.assertEqual(gone, 0, "c never timed out")
+            self.assertEqual(nstat(ns, "TcpExtTCPAbortOnTimeout"), 1)
+            truth = ns.ss_counts()
+            self.assertEqual(truth["time_wait"], 0, truth)
+
+            m = poll(d.metrics, lambda m: m.sockets(ns.inode) == truth,
+                     timeout=5)
+            ctx = "\nss: %r\n%s" % (truth, d.get(
+                "/debug/sockets?state=all&netns=%d" % ns.inode))
+            self.assertEqual(m.sockets(ns.inode), truth, "mirror != ss" + ctx)
+            self.assert_no_reconcile(m, ctx)
+
+
+    def test_ports_held_in_syn_sent_count_before_connect_fails(self):
+        """Eight connects to a destination that never answers hold eight of
+        ten ephemeral ports in SYN_SENT. The detector flags exhaustion (the
+        ratio is 0.8 here) before the eleventh connect fails with
+        EADDRNOTAVAIL."""
+        d = self.daemon
+        sysctls = {"net.ipv4.tcp_tw_reuse": "0",
+                   "net.ipv4.ip_local_port_range": "40000 40009"}
+        with Netns("synsent", sysctls) as ns, Workload(ns) as w:
+            port = 8001
+            # No listener answers: every SYN is dropped.
+            ns.nft(DROP_RULES % ("tcp dport %d drop" % port))
+            reply = w.do("synburst", "p", "4", port, 8, 5).split()
+            self.assertEqual(reply[1:], ["8"], reply)
+            self.assertEqual(ss_count(ns, "state", "syn-sent"), 8)
+
+            labels = {"netns": str(ns.inode), "saddr": "127.0.0.1",
+                      "daddr": "127.0.0.1", "dport": str(port)}
+
+            def view():
+                m = d.metrics()
+                return m, {
+                    "sockets": m.sockets(ns.inode),
+                    "used": m.get("tcpstated_ephemeral_ports_used", **labels),
+                    "active": m.get("tcpstated_port_exhaustion_active",
+                                    **labels),
+                }
+
+            m, v = poll(view, lambda mv: (mv[1]["used"] == 8 and
+                                          mv[1]["active"] == 1))
+            truth = ns.ss_counts()
+            ctx = "\nss: %r\nview: %r\n%s" % (
+                truth, v, d.get("/debug/sockets?state=all&netns=%d" %
+                                ns.inode))
+            self.assertEqual(v["sockets"], truth, "mirror != ss" + ctx)
+            self.assertEqual(v["used"], 8, "SYN_SENT ports not counted" + ctx)
+            self.assertEqual(v["active"], 1, "exhaustion not flagged" + ctx)
+            self.assert_no_reconcile(m, ctx)
+            # Only now do the ports run out.
+            reply = w.do("synburst", "q", "4", port, 3, 5).split()
+            self.assertEqual(reply[1:], ["2", "errno", "EADDRNOTAVAIL"],
+                             reply)
+
+if __name__ == "__main__":
+    unittest.main()
