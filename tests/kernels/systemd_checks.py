@@ -163,7 +163,14 @@ class Checks:
                "established sockets; at least 2 and 2 existed before the "
                "start (the test's and the daemon's own listener, the test's "
                "connection)" % (listen, established))
-        expect("ready" in journal(), "no 'ready' line in the journal")
+        # And in the journal: the daemon's seeding line before systemd's
+        # "Started" (logged when READY=1 arrives).
+        text = journal()
+        seeded = text.find("seeded the mirror")
+        started = text.find("Started tcpstated.service")
+        expect(0 <= seeded < started,
+               "'seeded the mirror' (at %d) not before 'Started' (at %d)" %
+               (seeded, started))
         return "start took %.1f s; first scrape: %d listen, %d established" \
             % (took, listen, established)
 
