@@ -93,6 +93,8 @@ Daemon::Daemon(const Config& config)
   consumer_->Start();
   kernel_view_ = std::make_unique<KernelView>(KernelViewOptions(config),
                                               &mirror_, &mirror_mutex_);
+  kernel_view_->set_event_drain(
+      [this] { consumer_->Flush(std::chrono::seconds(1)); });
   kernel_view_->Seed();
   kernel_view_->Start();
   privileged_ = std::make_unique<PrivilegedRunner>();

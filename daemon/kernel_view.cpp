@@ -389,6 +389,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
     dumps[r.inode] = std::move(r.sockets);
   }
   uint64_t dump_end = MonotonicNowNs();
+  if (full && event_drain_) event_drain_();
 
   // Apply under the mirror's lock, and copy out what the detectors need.
   DetectorInputs inputs;

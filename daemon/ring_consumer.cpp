@@ -54,6 +54,16 @@ void RingConsumer::Start() {
 void RingConsumer::Stop() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(flush_mutex_);
+  flush_cv_.notify_all();
+}
+
+bool RingConsumer::Flush(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(flush_mutex_);
+  const uint64_t ticket = ++flush_requested_;
+  flush_cv_.wait_for(lock, timeout,
+                     [&] { return flush_done_ >= ticket || stop_; });
+  return flush_done_ >= ticket;
 }
 
 int RingConsumer::HandleRecord(void* ctx, void* data, size_t size) {
@@ -98,14 +108,33 @@ void RingConsumer::Run() {
     // waiting, so smaller amounts are picked up here, at most one poll
     // interval late. Draining needs no lock; applying does, and waits for
     // the next turn if the mirror is busy.
+    // Tickets taken before this consume are served by it: what the kernel
+    // had sent by then is in the ring now.
+    uint64_t requested, done;
+    {
+      std::lock_guard<std::mutex> lock(flush_mutex_);
+      requested = flush_requested_;
+      done = flush_done_;
+    }
     int consumed = ring_buffer__consume(ring_);
     if (consumed < 0) {
       poll_errors_++;
       spdlog::warn("ring buffer consume failed: {}", std::strerror(-consumed));
     }
     if (!pending_.empty()) {
-      std::unique_lock<std::mutex> lock(*mutex_, std::try_to_lock);
+      // A flush waits for the lock; otherwise the next turn will do.
+      std::unique_lock<std::mutex> lock(*mutex_, std::defer_lock);
+      if (requested > done) {
+        lock.lock();
+      } else {
+        lock.try_lock();
+      }
       if (lock.owns_lock()) ApplyPendingLocked();
+    }
+    if (requested > done) {
+      std::lock_guard<std::mutex> lock(flush_mutex_);
+      flush_done_ = requested;
+      flush_cv_.notify_all();
     }
   }
 }

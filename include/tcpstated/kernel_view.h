@@ -28,11 +28,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "tcpstated/detectors.h"
@@ -67,6 +69,13 @@ class KernelView {
 
   // Applies new detector thresholds and intervals (SIGHUP).
   void Reconfigure(const Options& options);
+  // Called before a reconcile compares its dump with the mirror, without
+  // the mirror's lock: applies the events still on their way (the ring
+  // consumer's Flush), so that the dump is compared with a mirror as new
+  // as itself. Set once, before Start().
+  void set_event_drain(std::function<void()> drain) {
+    event_drain_ = std::move(drain);
+  }
 
   // Detector families, tcpstated_netns_info, reconcile corrections.
   std::vector<prometheus::MetricFamily> Metrics() const;
@@ -153,6 +162,7 @@ class KernelView {
   bool stop_ = false;
   bool have_pending_options_ = false;
   Options pending_options_;
+  std::function<void()> event_drain_;
   std::thread thread_;
 };
 

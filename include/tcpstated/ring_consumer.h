@@ -6,6 +6,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -31,6 +33,12 @@ class RingConsumer {
   void Start();
   void Stop();  // joins; idempotent
 
+  // Returns once every event the kernel had sent when it was called is
+  // applied to the mirror (the consumer thread does it, within one poll
+  // interval), or after `timeout`, or when the consumer stops; says which.
+  // Any thread but the consumer's, never with the mirror's lock held.
+  bool Flush(std::chrono::milliseconds timeout);
+
   // CLOCK_MONOTONIC ns of the consumer loop's last turn (for /healthz and
   // the systemd watchdog): a stuck consumer stops advancing it.
   uint64_t heartbeat_ns() const { return heartbeat_ns_.load(); }
@@ -54,6 +62,11 @@ class RingConsumer {
   // only, in ring order.
   std::vector<Event> pending_;
   void ApplyPendingLocked();
+  // Flush requests: tickets handed out and tickets served.
+  std::mutex flush_mutex_;
+  std::condition_variable flush_cv_;
+  uint64_t flush_requested_ = 0;  // guarded by flush_mutex_
+  uint64_t flush_done_ = 0;       // guarded by flush_mutex_
 };
 
 uint64_t MonotonicNowNs();
