@@ -1,14 +1,10 @@
 #include "tcpstated/web_ui.h"
 
-#include <arpa/inet.h>
-#include <crypt.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <string>
 
+#include "http_test_support.h"
 #include "tcpstated/http_server.h"
 #include "tcpstated/web_assets.h"
 
@@ -77,39 +73,13 @@ TEST(WebUi, FilesReferenceOnlyTheirOwnOrigin) {
   }
 }
 
-// One request to 127.0.0.1:port, the whole answer back.
-std::string Exchange(int port, const std::string& request) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string answer;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(request.size())) {
-    char buf[65536];
-    for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) {
-      answer.append(buf, static_cast<size_t>(n));
-    }
-  }
-  close(fd);
-  return answer;
-}
+using http_test::AuthConfig;
+using http_test::ExchangeRaw;
 
 // The page and its API sit behind the server's basic auth like /metrics
 // ("prometheus:s3cret", a cost-4 bcrypt: the plumbing is under test).
 TEST(WebUi, ServedThroughTheServersAuthentication) {
-  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-  ASSERT_NE(crypt_gensalt_rn("$2b$", 4, nullptr, 0, salt, sizeof(salt)),
-            nullptr);
-  crypt_data data{};
-  const char* hash = crypt_r("s3cret", salt, &data);
-  ASSERT_NE(hash, nullptr);
-  WebConfig web;
-  web.users["prometheus"] = hash;
+  const WebConfig web = AuthConfig();
   // The same routes the daemon registers for the page (Daemon::Routes).
   auto page = [](const HttpRequest& req) {
     WebUiResponse r;
@@ -133,11 +103,11 @@ TEST(WebUi, ServedThroughTheServersAuthentication) {
   for (const char* path : {"/", "/ui/app.js", "/api/v1/state"}) {
     const std::string head = std::string("GET ") + path +
                              " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
-    EXPECT_EQ(Exchange(server.port(), head + "\r\n").rfind("HTTP/1.1 401", 0),
-              0u)
+    EXPECT_EQ(
+        ExchangeRaw(server.port(), head + "\r\n").rfind("HTTP/1.1 401", 0), 0u)
         << path;
     // "prometheus:s3cret" in base64.
-    const std::string ok = Exchange(
+    const std::string ok = ExchangeRaw(
         server.port(),
         head + "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=\r\n\r\n");
     EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << path;
