@@ -4,9 +4,11 @@ change for, checked against the kernel before any reconcile could have run.
 The daemon runs with `reconcile_interval: 1h`, so after its start-up seed
 the mirror only knows what the events told it; every check compares it
 with `ss` and `nstat` inside the test's own namespace and asserts that no
-reconcile correction was made. QuietHost is the other side of it: with a
-reconcile every second, a loss-free run needs no correction at all. Every
-wait is a bounded poll.
+reconcile correction was made. The other side of it (with a reconcile
+every second, a loss-free run needs no correction at all) is
+tests/kernels/test_quiet.py, run in the kernel matrix's quiet guests: on
+this shared host, the sockets of earlier tests make it flaky. Every wait is
+a bounded poll.
 
 TCPSTATED_ATTACH selects the attach mode (tp_btf or tracepoint); CTest runs
 this file once per mode.
@@ -20,7 +22,10 @@ from harness import Daemon, Netns, Workload
 
 DEADLINE = 20.0  # seconds any one metric poll may take (detectors: 5 s)
 
-CONFIG = """tracking:
+# /debug/sockets (off by default) shows the mirror's view when a check fails.
+CONFIG = """web:
+  debug_sockets: true
+tracking:
   reconcile_interval: 1h
 """
 
@@ -211,44 +216,6 @@ class BetweenReconciles(unittest.TestCase):
             reply = w.do("synburst", "q", "4", port, 3, 5).split()
             self.assertEqual(reply[1:], ["2", "errno", "EADDRNOTAVAIL"],
                              reply)
-
-class QuietHost(unittest.TestCase):
-    """Every reconcile first applies the events still in the ring: on a
-    host that loses no event, the dumps and the mirror always agree."""
-
-    def test_loss_free_run_needs_no_correction_and_no_resync(self):
-        if os.geteuid() != 0:
-            self.skipTest("real-kernel tests need root")
-        with Daemon(extra_config="tracking:\n  reconcile_interval: 1s\n"
-                    ) as d, Netns("quiet", {"net.ipv4.tcp_tw_reuse": "0"}
-                                  ) as ns, Workload(ns) as w:
-            port = int(w.do("listen", "l", "4", 0).split()[1])
-            # Connections open and close around every reconcile for about
-            # 8 s: lifecycles into TIME_WAIT, and resets. (Not the server
-            # closing first: the mirror promotes that orphan to TIME_WAIT
-            # when the local peer's FIN leaves, a moment before the kernel
-            # does, and a dump in between is a correction.)
-            deadline = time.monotonic() + 8
-            rounds = 0
-            while time.monotonic() < deadline and rounds < 1000:
-                w.do("lifecycles", "4", "l", 10, "client")
-                w.do("connect", "c%d" % rounds, "4", port)
-                w.do("accept", "s%d" % rounds, "l")
-                w.do("abort", "c%d" % rounds)
-                w.do("sleep", 0.01)
-                rounds += 1
-            w.do("sleep", 2.5)  # at least two more reconciles
-            m = d.metrics()
-            lost = (m.total("tcpstated_events_lost_total") +
-                    m.total("tcpstated_events_missed_total"))
-            ctx = "\nafter %d rounds%s" % (rounds, d.log_text()[-3000:])
-            self.assertEqual(lost, 0, "events were lost: not a loss-free "
-                             "run" + ctx)
-            self.assertEqual(m.total("tcpstated_reconcile_corrections_total"),
-                             0, "reconcile corrections" + ctx)
-            self.assertEqual(m.total("tcpstated_mirror_resyncs_total"), 0,
-                             "resyncs" + ctx)
-            self.assertEqual(m.sockets(ns.inode), ns.ss_counts())
 
 
 if __name__ == "__main__":
