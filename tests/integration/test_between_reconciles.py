@@ -5,10 +5,9 @@ The daemon runs with `reconcile_interval: 1h`, so after its start-up seed
 the mirror only knows what the events told it; every check compares it
 with `ss` and `nstat` inside the test's own namespace and asserts that no
 reconcile correction was made. The other side of it (with a reconcile
-every second, a loss-free run needs no correction at all) is
-tests/kernels/test_quiet.py, run in the kernel matrix's quiet guests: on
-this shared host, the sockets of earlier tests make it flaky. Every wait is
-a bounded poll.
+every second, a loss-free run needs no correction at all) is not true yet:
+tests/kernels/test_quiet.py's QuietHost reproduces the stray corrections.
+Every wait is a bounded poll.
 
 TCPSTATED_ATTACH selects the attach mode (tp_btf or tracepoint); CTest runs
 this file once per mode.

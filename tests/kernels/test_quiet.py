@@ -56,6 +56,10 @@ class Quiet(unittest.TestCase):
 
 
 class QuietHost(unittest.TestCase):
+    # Not in the matrix's scenarios yet: in some runs a reconcile still
+    # removes one or two sockets the dump does not have (seen on 6.12 in
+    # tracepoint mode, and on the host). It is the reproducer of that open
+    # bug: python3 -m unittest test_quiet.QuietHost (root).
     """Every reconcile first applies the events still in the ring: on a
     host that loses no event, the dumps and the mirror always agree."""
 
