@@ -14,12 +14,11 @@ this file once per mode.
 """
 
 import os
-import time
 import unittest
 
 from harness import Daemon, Netns, Workload
+from test_detectors import poll
 
-DEADLINE = 20.0  # seconds any one metric poll may take (detectors: 5 s)
 
 # /debug/sockets (off by default) shows the mirror's view when a check fails.
 CONFIG = """web:
@@ -37,18 +36,6 @@ DROP_RULES = """table inet t {
   }
 }
 """
-
-
-def poll(fetch, done, timeout=DEADLINE, interval=0.25):
-    """Calls fetch() until done(value) or the deadline; returns the last
-    value either way (the caller asserts on it)."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / interval) + 2):
-        value = fetch()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-    return value
 
 
 def nstat(ns, counter):
