@@ -136,6 +136,8 @@ tcpstated_event Record(uint8_t source, const Endpoint& ep, uint8_t oldstate,
   r.dport = ep.dport;
   std::memcpy(r.saddr, &ep.saddr, 4);
   std::memcpy(r.daddr, &ep.daddr, 4);
+  std::memcpy(r.saddr4, &ep.saddr, 4);
+  std::memcpy(r.daddr4, &ep.daddr, 4);
   r.oldstate = oldstate;
   r.newstate = newstate;
   r.flags = flags | TCPSTATED_F_COOKIE;
@@ -146,6 +148,14 @@ tcpstated_event Record(uint8_t source, const Endpoint& ep, uint8_t oldstate,
     std::memcpy(r.comm, "storm", 6);
   }
   return r;
+}
+
+// The length the BPF side sends the record with: the short head for IPv4
+// outside process context, the long record otherwise.
+size_t RecordSize(const tcpstated_event& r) {
+  return (r.flags & (TCPSTATED_F_IPV6 | TCPSTATED_F_PROCESS_CTX)) != 0
+             ? sizeof(tcpstated_event)
+             : sizeof(tcpstated_event_head);
 }
 
 tcpstated_event State(const Endpoint& ep, uint8_t from, uint8_t to,
@@ -395,7 +405,7 @@ inline void ApplyBatch(Setup* s, std::mutex* mu, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const tcpstated_event* r = &records[s->cursor + i];
     pending.emplace_back();
-    if (tcpstated::DecodeEvent(r, sizeof(*r), &pending.back()) !=
+    if (tcpstated::DecodeEvent(r, RecordSize(*r), &pending.back()) !=
         tcpstated::DecodeError::kNone) {
       pending.pop_back();
     }
@@ -526,7 +536,8 @@ void BM_MirrorDecodeOnly(benchmark::State& state) {
   for (auto _ : state) {
     for (size_t i = 0; i < kBatch; ++i) {
       tcpstated::Event e;
-      tcpstated::DecodeEvent(&records[cursor + i], sizeof(tcpstated_event), &e);
+      tcpstated::DecodeEvent(&records[cursor + i],
+                             RecordSize(records[cursor + i]), &e);
       benchmark::DoNotOptimize(e);
     }
     cursor = (cursor + kBatch) % records.size();

@@ -82,37 +82,52 @@ static __always_inline void count_transition(int oldstate, int newstate)
 	count(&transitions, (__u32)oldstate * TCPSTATED_STATE_SLOTS + (__u32)newstate);
 }
 
-/* Bytes of unread events at which a submit wakes the consumer; below it the
- * consumer finds them at its next periodic poll (a bounded delay), so a storm
- * costs one wake-up per batch rather than one per event. 0: wake every time.
- * Set by userspace before load. */
+/* Bytes this CPU submits between two forced wake-ups of the consumer; in
+ * between, the consumer finds the events at its next periodic poll (a
+ * bounded delay), so a storm costs one wake-up per batch rather than one per
+ * event. Counted per CPU rather than by asking the ring how much is unread:
+ * that query is a helper call per event on a cache line the consumer writes
+ * after every record. 0: wake every time. Set by userspace before load. */
 const volatile __u64 wakeup_bytes = 0;
 
-static __always_inline void submit(struct tcpstated_event *e)
-{
-	__u64 flags = 0;
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} unannounced_bytes SEC(".maps");
 
-	if (wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes
-				? BPF_RB_FORCE_WAKEUP
-				: BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+static __always_inline __u64 wakeup_flags(__u64 size)
+{
+	__u32 zero = 0;
+	__u64 *pending;
+
+	if (!wakeup_bytes)
+		return 0;
+	pending = bpf_map_lookup_elem(&unannounced_bytes, &zero);
+	if (!pending)
+		return 0;
+	*pending += size;
+	if (*pending < wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	*pending = 0;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
-/* Reserves an event, counting its loss per source. */
-static __always_inline struct tcpstated_event *reserve(__u8 source)
-{
-	struct tcpstated_event *e;
+/* Reserving is done by the caller with a constant size (the verifier needs
+ * one): bpf_ringbuf_reserve(&events, sizeof(struct tcpstated_event_head) or
+ * sizeof(struct tcpstated_event), 0). These count a failed reserve and
+ * submit either form. */
+static __always_inline void lost(__u8 source) { count(&source_lost, source); }
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(&source_lost, source);
-		return NULL;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->source = source;
-	return e;
+static __always_inline void submit_short(struct tcpstated_event_head *h)
+{
+	bpf_ringbuf_submit(h, wakeup_flags(sizeof(*h)));
+}
+
+static __always_inline void submit_long(struct tcpstated_event *e)
+{
+	bpf_ringbuf_submit(e, wakeup_flags(sizeof(*e)));
 }
 
 /*
@@ -133,25 +148,73 @@ static __always_inline struct tcpstated_event *reserve(__u8 source)
 			BPF_CORE_READ_INTO(dst, ptr, field);                                       \
 	} while (0)
 
-/* Addresses, ports, family and netns straight from the socket's common part,
- * which a request socket shares. */
-static __always_inline void fill_addresses(struct tcpstated_event *e, const struct sock_common *skc,
-					   bool direct)
+/* An event takes the long record for IPv6 addresses or for the owner's
+ * identity; everything else fits the short one. */
+static __always_inline bool ipv6_socket(const struct sock_common *skc, bool direct)
 {
-	__u16 family = FIELD_READ(direct, skc, skc_family);
+	return FIELD_READ(direct, skc, skc_family) == AF_INET6;
+}
+
+/* Every field of the head, so that no byte of an earlier record survives in
+ * the ring (the reserve does not clear it): the caller's sport, states and
+ * flags are set after this. The long record's head needs no IPv4 copy. */
+static __always_inline void fill_head(struct tcpstated_event_head *h, __u8 source, __u64 id,
+				      const void *skaddr, const struct sock_common *skc,
+				      bool direct, bool long_form)
+{
 	struct net *net = FIELD_READ(direct, skc, skc_net.net);
 
-	e->netns = FIELD_READ(direct, net, ns.inum);
+	h->ts_ns = bpf_ktime_get_ns();
+	h->id = id;
+	h->skaddr = (__u64)skaddr;
+	h->netns_cookie = 0;
 	if (bpf_core_field_exists(net->net_cookie))
-		e->netns_cookie = FIELD_READ(direct, net, net_cookie);
-	e->dport = bpf_ntohs(FIELD_READ(direct, skc, skc_dport));
-	if (family == AF_INET6) {
+		h->netns_cookie = FIELD_READ(direct, net, net_cookie);
+	h->netns = FIELD_READ(direct, net, ns.inum);
+	h->sport = 0;
+	h->dport = bpf_ntohs(FIELD_READ(direct, skc, skc_dport));
+	if (long_form) {
+		*(__u32 *)h->saddr4 = 0;
+		*(__u32 *)h->daddr4 = 0;
+	} else {
+		FIELD_READ_INTO(direct, (__u32 *)h->saddr4, skc, skc_rcv_saddr);
+		FIELD_READ_INTO(direct, (__u32 *)h->daddr4, skc, skc_daddr);
+	}
+	h->source = source;
+	h->oldstate = 0;
+	h->newstate = 0;
+	h->flags = 0;
+	*(__u32 *)h->spare = 0;
+}
+
+/* The long record's own fields: both addresses, and the owner when the
+ * transition runs in its process. */
+static __always_inline void fill_long(struct tcpstated_event *e, const struct sock_common *skc,
+				      bool direct, bool ipv6, bool owner)
+{
+	if (ipv6) {
 		e->flags |= TCPSTATED_F_IPV6;
 		FIELD_READ_INTO(direct, &e->saddr, skc, skc_v6_rcv_saddr.in6_u.u6_addr8);
 		FIELD_READ_INTO(direct, &e->daddr, skc, skc_v6_daddr.in6_u.u6_addr8);
 	} else {
+		__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+		__builtin_memset(e->daddr, 0, sizeof(e->daddr));
 		FIELD_READ_INTO(direct, (__u32 *)e->saddr, skc, skc_rcv_saddr);
 		FIELD_READ_INTO(direct, (__u32 *)e->daddr, skc, skc_daddr);
+	}
+	if (owner) {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+		e->flags |= TCPSTATED_F_PROCESS_CTX;
+		e->tgid = pid_tgid >> 32;
+		e->pid = (__u32)pid_tgid;
+		e->cgroup_id = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	} else {
+		e->tgid = 0;
+		e->pid = 0;
+		e->cgroup_id = 0;
+		__builtin_memset(e->comm, 0, sizeof(e->comm));
 	}
 }
 
@@ -180,32 +243,99 @@ static __always_inline bool process_context(int oldstate, int newstate)
 	}
 }
 
-static __always_inline void fill_state(struct tcpstated_event *e, const struct sock *sk,
+/* States and the flags read from the socket; the socket's fields are read
+ * only for the transitions whose flag they decide. */
+static __always_inline void fill_state(struct tcpstated_event_head *h, const struct sock *sk,
 				       int oldstate, int newstate, bool direct)
 {
-	e->oldstate = (__u8)oldstate;
-	e->newstate = (__u8)newstate;
-	e->skaddr = (__u64)sk;
+	h->oldstate = (__u8)oldstate;
+	h->newstate = (__u8)newstate;
+	if (newstate != TCPSTATED_TCP_CLOSE)
+		return;
 	/* tcp_fin() marks the socket SOCK_DONE when the peer's FIN arrives;
 	 * close() sets RCV_SHUTDOWN itself, so sk_shutdown cannot tell. */
-	if (newstate == TCPSTATED_TCP_CLOSE &&
-	    (oldstate == TCPSTATED_TCP_FIN_WAIT2 || oldstate == TCPSTATED_TCP_CLOSING) &&
+	if ((oldstate == TCPSTATED_TCP_FIN_WAIT2 || oldstate == TCPSTATED_TCP_CLOSING) &&
 	    (FIELD_READ(direct, sk, __sk_common.skc_flags) &
 	     (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
-		e->flags |= TCPSTATED_F_PEER_FIN;
+		h->flags |= TCPSTATED_F_PEER_FIN;
 	/* tcp_write_err and tcp_abort set sk_err before tcp_done(); the
 	 * tcp_time_wait() hand-off never does. (The socket is unhashed on
 	 * every path by now: tcp_set_state unhashes before the tracepoint.) */
-	if (newstate == TCPSTATED_TCP_CLOSE && FIELD_READ(direct, sk, sk_err))
-		e->flags |= TCPSTATED_F_SOCK_ERR;
-	if (process_context(oldstate, newstate)) {
-		__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (FIELD_READ(direct, sk, sk_err))
+		h->flags |= TCPSTATED_F_SOCK_ERR;
+}
 
-		e->flags |= TCPSTATED_F_PROCESS_CTX;
-		e->tgid = pid_tgid >> 32;
-		e->pid = (__u32)pid_tgid;
-		e->cgroup_id = bpf_get_current_cgroup_id();
-		bpf_get_current_comm(&e->comm, sizeof(e->comm));
+/* One state change, in the short or the long record. `id` and `sport` are
+ * the attach mode's; the rest is read from the socket. */
+static __always_inline void state_event(const struct sock *sk, __u64 id, __u8 flags, __u16 sport,
+					int oldstate, int newstate, bool direct)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+	bool ipv6 = ipv6_socket(skc, direct);
+	bool owner = process_context(oldstate, newstate);
+
+	if (ipv6 || owner) {
+		struct tcpstated_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+		if (!e) {
+			lost(TCPSTATED_SRC_STATE);
+			return;
+		}
+		fill_head((struct tcpstated_event_head *)e, TCPSTATED_SRC_STATE, id, sk, skc,
+			  direct, true);
+		e->sport = sport;
+		e->flags = flags;
+		fill_state((struct tcpstated_event_head *)e, sk, oldstate, newstate, direct);
+		fill_long(e, skc, direct, ipv6, owner);
+		submit_long(e);
+	} else {
+		struct tcpstated_event_head *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+
+		if (!h) {
+			lost(TCPSTATED_SRC_STATE);
+			return;
+		}
+		fill_head(h, TCPSTATED_SRC_STATE, id, sk, skc, direct, false);
+		h->sport = sport;
+		h->flags = flags;
+		fill_state(h, sk, oldstate, newstate, direct);
+		submit_short(h);
+	}
+}
+
+/* A reset, SYN retransmit or SYN-ACK retransmit: `skc` holds the 4-tuple
+ * (the socket's, or the request socket's), `skaddr` names the socket. */
+static __always_inline void socket_event(__u8 source, const void *skaddr,
+					 const struct sock_common *skc, __u64 id, __u8 flags,
+					 __u16 sport, __u8 state, bool direct)
+{
+	bool ipv6 = ipv6_socket(skc, direct);
+
+	if (ipv6) {
+		struct tcpstated_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+		if (!e) {
+			lost(source);
+			return;
+		}
+		fill_head((struct tcpstated_event_head *)e, source, id, skaddr, skc, direct, true);
+		e->sport = sport;
+		e->oldstate = state;
+		e->flags = flags;
+		fill_long(e, skc, direct, true, false);
+		submit_long(e);
+	} else {
+		struct tcpstated_event_head *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+
+		if (!h) {
+			lost(source);
+			return;
+		}
+		fill_head(h, source, id, skaddr, skc, direct, false);
+		h->sport = sport;
+		h->oldstate = state;
+		h->flags = flags;
+		submit_short(h);
 	}
 }
 
@@ -222,29 +352,28 @@ static __always_inline struct tcp_sock *btf_tcp_sock(const struct sock *sk)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
-	struct tcpstated_event *e;
-	struct tcp_sock *tp;
+	__u16 sport;
 
 	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
 	count_transition(oldstate, newstate);
-	e = reserve(TCPSTATED_SRC_STATE);
-	if (!e)
-		return 0;
-	e->id = bpf_get_socket_cookie((void *)sk);
-	e->flags |= TCPSTATED_F_COOKIE;
-	fill_addresses(e, &sk->__sk_common, true);
-	tp = btf_tcp_sock(sk);
-	if (tp)
-		e->sport = local_port(&tp->inet_conn.icsk_inet, true);
-	fill_state(e, sk, oldstate, newstate, true);
-	submit(e);
+	/* The bound port is skc_num, inside struct sock and a plain load,
+	 * except on X->CLOSE, which has already released it (see local_port):
+	 * only then is the tcp_sock helper called. */
+	if (newstate == TCPSTATED_TCP_CLOSE) {
+		struct tcp_sock *tp = btf_tcp_sock(sk);
+
+		sport = tp ? local_port(&tp->inet_conn.icsk_inet, true) : 0;
+	} else {
+		sport = sk->__sk_common.skc_num;
+	}
+	state_event(sk, bpf_get_socket_cookie((void *)sk), TCPSTATED_F_COOKIE, sport, oldstate,
+		    newstate, true);
 	return 0;
 }
 
 static __always_inline int btf_sock_event(const struct sock *sk, __u8 source)
 {
-	struct tcpstated_event *e;
 	struct tcp_sock *tp;
 
 	if (!sk)
@@ -252,16 +381,9 @@ static __always_inline int btf_sock_event(const struct sock *sk, __u8 source)
 	tp = btf_tcp_sock(sk);
 	if (!tp)
 		return 0;
-	e = reserve(source);
-	if (!e)
-		return 0;
-	e->id = bpf_get_socket_cookie((void *)sk);
-	e->flags |= TCPSTATED_F_COOKIE;
-	e->skaddr = (__u64)sk;
-	e->oldstate = sk->__sk_common.skc_state;
-	fill_addresses(e, &sk->__sk_common, true);
-	e->sport = local_port(&tp->inet_conn.icsk_inet, true);
-	submit(e);
+	socket_event(source, sk, &sk->__sk_common, bpf_get_socket_cookie((void *)sk),
+		     TCPSTATED_F_COOKIE, local_port(&tp->inet_conn.icsk_inet, true),
+		     sk->__sk_common.skc_state, true);
 	return 0;
 }
 
@@ -289,22 +411,15 @@ int BPF_PROG(btf_syn_retrans, const struct sock *sk, const struct sk_buff *skb)
 	return btf_sock_event(sk, TCPSTATED_SRC_SYN_RETRANS);
 }
 
+/* The request socket carries the connection's 4-tuple; the event names the
+ * listener. */
 static __always_inline int synack_event(const struct sock *listener, const struct request_sock *req,
 					bool direct)
 {
-	struct tcpstated_event *e;
-
 	if (!listener || !req)
 		return 0;
-	e = reserve(TCPSTATED_SRC_SYNACK_RETRANS);
-	if (!e)
-		return 0;
-	e->skaddr = (__u64)listener;
-	e->oldstate = TCPSTATED_TCP_LISTEN;
-	/* The request socket carries the connection's 4-tuple. */
-	fill_addresses(e, &req->__req_common, direct);
-	e->sport = FIELD_READ(direct, req, __req_common.skc_num);
-	submit(e);
+	socket_event(TCPSTATED_SRC_SYNACK_RETRANS, listener, &req->__req_common, 0, 0,
+		     FIELD_READ(direct, req, __req_common.skc_num), TCPSTATED_TCP_LISTEN, direct);
 	return 0;
 }
 
@@ -356,7 +471,6 @@ int tp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
 	const struct sock *sk = ctx->skaddr;
 	__u64 skaddr = (__u64)sk;
-	struct tcpstated_event *e;
 	int oldstate = ctx->oldstate;
 	int newstate = ctx->newstate;
 	__u64 id;
@@ -372,17 +486,9 @@ int tp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		id = new_incarnation(skaddr);
 	else if (!(id = current_incarnation(skaddr)))
 		id = adopt_incarnation(sk, skaddr);
-	e = reserve(TCPSTATED_SRC_STATE);
-	if (!e)
-		return 0;
-	e->id = id;
 	/* The socket has the addresses the tracepoint copied; the ports are
 	 * taken from the tracepoint as it formats them. */
-	fill_addresses(e, &sk->__sk_common, false);
-	e->sport = ctx->sport;
-	e->dport = ctx->dport;
-	fill_state(e, sk, oldstate, newstate, false);
-	submit(e);
+	state_event(sk, id, 0, ctx->sport, oldstate, newstate, false);
 	return 0;
 }
 
@@ -397,7 +503,6 @@ static __always_inline bool full_socket(const struct sock *sk)
 static __always_inline int tp_sock_event(const struct sock *sk, __u8 source)
 {
 	__u64 skaddr = (__u64)sk;
-	struct tcpstated_event *e;
 	__u64 id;
 
 	if (!sk || !full_socket(sk))
@@ -405,15 +510,9 @@ static __always_inline int tp_sock_event(const struct sock *sk, __u8 source)
 	id = current_incarnation(skaddr);
 	if (!id)
 		id = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	e = reserve(source);
-	if (!e)
-		return 0;
-	e->id = id;
-	e->skaddr = skaddr;
-	e->oldstate = BPF_CORE_READ(sk, __sk_common.skc_state);
-	fill_addresses(e, &sk->__sk_common, false);
-	e->sport = local_port((const struct inet_sock *)sk, false);
-	submit(e);
+	socket_event(source, sk, &sk->__sk_common, id, 0,
+		     local_port((const struct inet_sock *)sk, false),
+		     BPF_CORE_READ(sk, __sk_common.skc_state), false);
 	return 0;
 }
 

@@ -66,31 +66,57 @@ enum tcpstated_event_flags {
 	TCPSTATED_F_SOCK_ERR = 1 << 4,
 };
 
-/* Sent through the ring buffer. Largest fields first, no implicit padding. */
+/*
+ * Sent through the ring buffer in one of two sizes, told apart by the
+ * record's length:
+ *  - short (struct tcpstated_event_head, 56 bytes): an IPv4 event outside
+ *    process context, most of a storm's events. With the ring's 8-byte
+ *    record header it fills exactly one 64-byte cache line.
+ *  - long (struct tcpstated_event): the head, then the 16-byte addresses
+ *    (IPv6, or IPv4 in bytes 0-3) and the owner's identity; sent for IPv6
+ *    and for events in process context (TCPSTATED_F_PROCESS_CTX).
+ * Largest fields first, no implicit padding. The head's fields are spelled
+ * once (TCPSTATED_EVENT_HEAD) so that both records share them by name.
+ *
+ * Adding a field: one that every event needs and that fits 4 bytes goes in
+ * the head's `spare` (keep the head at 56 bytes); one that only process
+ * context has (e.g. the thread-group leader's comm) goes at the end of the
+ * long record; bump TCPSTATED_EVENT_SIZE and the decoder's copy.
+ */
+#define TCPSTATED_EVENT_HEAD                                                                       \
+	__u64 ts_ns;  /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */                                    \
+	__u64 id;     /* socket cookie, or per-incarnation id (see flags) */                       \
+	__u64 skaddr; /* kernel address of the socket (listener for SYN-ACKs) */                   \
+	/* Network namespace cookie: never reused, unlike the inode number, so                     \
+	 * a namespace that died and whose inode came back is told apart. 0 on                     \
+	 * kernels without net_cookie (before 5.14). */                                            \
+	__u64 netns_cookie;                                                                        \
+	__u32 netns;	/* network namespace inode */                                              \
+	__u16 sport;	/* host byte order */                                                      \
+	__u16 dport;	/* host byte order */                                                      \
+	__u8 saddr4[4]; /* short record only: IPv4, network byte order */                          \
+	__u8 daddr4[4]; /* short record only */                                                    \
+	__u8 source;	/* enum tcpstated_source */                                                \
+	__u8 oldstate;	/* STATE: old state; resets: socket state */                               \
+	__u8 newstate;	/* STATE: new state */                                                     \
+	__u8 flags;	/* enum tcpstated_event_flags */                                           \
+	__u8 spare[4];	/* zero; room for one small field */
+
+struct tcpstated_event_head {
+	TCPSTATED_EVENT_HEAD
+};
+
 struct tcpstated_event {
-	__u64 ts_ns;	 /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u64 id;	 /* socket cookie, or per-incarnation id (see flags) */
-	__u64 skaddr;	 /* kernel address of the socket (listener for SYN-ACKs) */
-	__u64 cgroup_id; /* only with TCPSTATED_F_PROCESS_CTX */
-	/* Network namespace cookie: never reused, unlike the inode number, so
-	 * a namespace that died and whose inode came back is told apart. 0 on
-	 * kernels without net_cookie (before 5.14). */
-	__u64 netns_cookie;
-	__u32 netns;	 /* network namespace inode */
-	__u32 tgid;	 /* only with TCPSTATED_F_PROCESS_CTX */
-	__u32 pid;	 /* only with TCPSTATED_F_PROCESS_CTX */
-	__u16 sport;	 /* host byte order */
-	__u16 dport;	 /* host byte order */
-	__u8 saddr[16];	 /* network byte order */
-	__u8 daddr[16];	 /* network byte order */
-	__u8 source;	 /* enum tcpstated_source */
-	__u8 oldstate;	 /* STATE: old state; resets: socket state */
-	__u8 newstate;	 /* STATE: new state */
-	__u8 flags;	 /* enum tcpstated_event_flags */
-	__u8 pad[4];
+	TCPSTATED_EVENT_HEAD
+	__u8 saddr[16];		       /* network byte order; IPv4 in bytes 0-3 */
+	__u8 daddr[16];		       /* network byte order */
+	__u64 cgroup_id;	       /* only with TCPSTATED_F_PROCESS_CTX */
+	__u32 tgid;		       /* only with TCPSTATED_F_PROCESS_CTX */
+	__u32 pid;		       /* only with TCPSTATED_F_PROCESS_CTX */
 	char comm[TCPSTATED_COMM_LEN]; /* only with TCPSTATED_F_PROCESS_CTX */
 };
 
-#define TCPSTATED_EVENT_SIZE 112
+#define TCPSTATED_EVENT_HEAD_SIZE 56
+#define TCPSTATED_EVENT_SIZE 120
 
 #endif /* TCPSTATED_ABI_H */

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -139,8 +140,14 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
   for (auto* p : tp_progs) bpf_program__set_autoload(p, !btf);
 
   // Wake the consumer when an eighth of the ring is waiting; otherwise it
-  // picks events up at its next poll (RingConsumer's poll interval).
-  skel_->rodata->wakeup_bytes = options_.ring_buffer_bytes / 8;
+  // picks events up at its next poll (RingConsumer's poll interval). Each
+  // CPU counts what it sent since its own last wake-up, so the eighth is
+  // shared out among them.
+  const int cpus = libbpf_num_possible_cpus();
+  skel_->rodata->wakeup_bytes =
+      std::max<uint64_t>(options_.ring_buffer_bytes / 8 /
+                             static_cast<uint64_t>(cpus > 0 ? cpus : 1),
+                         TCPSTATED_EVENT_SIZE);
   int err = bpf_map__set_max_entries(
       skel_->maps.events, static_cast<uint32_t>(options_.ring_buffer_bytes));
   if (err == 0) {

@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "bpf/tcpstated_abi.h"
@@ -9,7 +10,14 @@ namespace tcpstated {
 
 static_assert(sizeof(tcpstated_event) == TCPSTATED_EVENT_SIZE,
               "kernel/user event layout drifted");
+static_assert(sizeof(tcpstated_event_head) == TCPSTATED_EVENT_HEAD_SIZE,
+              "kernel/user event layout drifted");
 static_assert(alignof(tcpstated_event) == 8);
+// The long record starts with the head, field by field: the BPF side fills
+// the head of either through the same code.
+static_assert(offsetof(tcpstated_event, spare) ==
+              offsetof(tcpstated_event_head, spare));
+static_assert(offsetof(tcpstated_event, saddr) == sizeof(tcpstated_event_head));
 static_assert(TCPSTATED_SRC_COUNT == kSourceCount);
 static_assert(TCPSTATED_COMM_LEN == sizeof(Event::comm));
 
@@ -44,13 +52,15 @@ std::string_view DecodeErrorName(DecodeError error) {
 }
 
 DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
-  if (data == nullptr || size != sizeof(tcpstated_event)) {
+  const bool long_form = size == sizeof(tcpstated_event);
+  if (data == nullptr || (!long_form && size != sizeof(tcpstated_event_head))) {
     return DecodeError::kBadSize;
   }
   // Copy out of the ring first: the record may be overwritten after we
-  // return it to the kernel, and it need not be aligned for us.
+  // return it to the kernel, and it need not be aligned for us. A short
+  // record is the long one's head.
   tcpstated_event raw;
-  std::memcpy(&raw, data, sizeof(raw));
+  std::memcpy(&raw, data, size);
   if (!IsSentSource(static_cast<Source>(raw.source))) {
     return DecodeError::kBadSource;
   }
@@ -60,20 +70,20 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   const bool old_ok = raw.oldstate >= 1 && raw.oldstate < kStateSlots;
   const bool new_ok = raw.newstate >= 1 && raw.newstate < kStateSlots;
   if (!old_ok || (is_state_change && !new_ok)) return DecodeError::kBadState;
+  // What only the long record carries cannot be flagged in a short one.
+  if (!long_form &&
+      (raw.flags & (TCPSTATED_F_IPV6 | TCPSTATED_F_PROCESS_CTX)) != 0) {
+    return DecodeError::kBadSize;
+  }
   // Filled in place, every field: this runs for every event.
   Event& e = *out;
   e.ts_ns = raw.ts_ns;
   e.id = raw.id;
   e.skaddr = raw.skaddr;
-  e.cgroup_id = raw.cgroup_id;
   e.netns_cookie = raw.netns_cookie;
   e.netns = raw.netns;
-  e.tgid = raw.tgid;
-  e.pid = raw.pid;
   e.sport = raw.sport;
   e.dport = raw.dport;
-  std::memcpy(e.saddr.data(), raw.saddr, e.saddr.size());
-  std::memcpy(e.daddr.data(), raw.daddr, e.daddr.size());
   e.source = static_cast<Source>(raw.source);
   e.oldstate = static_cast<TcpState>(raw.oldstate);
   e.newstate = static_cast<TcpState>(new_ok ? raw.newstate : raw.oldstate);
@@ -82,10 +92,25 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.peer_fin = raw.flags & TCPSTATED_F_PEER_FIN;
   e.id_is_cookie = raw.flags & TCPSTATED_F_COOKIE;
   e.sock_error = raw.flags & TCPSTATED_F_SOCK_ERR;
+  if (long_form) {
+    std::memcpy(e.saddr.data(), raw.saddr, e.saddr.size());
+    std::memcpy(e.daddr.data(), raw.daddr, e.daddr.size());
+  } else {
+    e.saddr = {};
+    e.daddr = {};
+    std::memcpy(e.saddr.data(), raw.saddr4, sizeof(raw.saddr4));
+    std::memcpy(e.daddr.data(), raw.daddr4, sizeof(raw.daddr4));
+  }
   if (e.process_context) {
+    e.cgroup_id = raw.cgroup_id;
+    e.tgid = raw.tgid;
+    e.pid = raw.pid;
     std::memcpy(e.comm.data(), raw.comm, e.comm.size());
     e.comm.back() = '\0';  // the kernel's comm is terminated; be sure
   } else {
+    e.cgroup_id = 0;
+    e.tgid = 0;
+    e.pid = 0;
     e.comm = {};
   }
   return DecodeError::kNone;

@@ -1,6 +1,7 @@
 #include "tcpstated/kernel_view.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -148,6 +149,11 @@ void KernelView::Reconfigure(const Options& options) {
 }
 
 void KernelView::Run() {
+  // Named for per-thread CPU and scheduling figures (docs/performance.md).
+  // Its priority stays the daemon's: it takes the mutex the ring consumer
+  // needs, and at nice +10 a saturating storm lost events in every round
+  // (docs/performance.md, "Scheduling").
+  pthread_setname_np(pthread_self(), "kernel-view");
   auto next_full =
       std::chrono::steady_clock::now() + options_.reconcile_interval;
   for (;;) {

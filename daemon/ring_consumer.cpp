@@ -1,6 +1,7 @@
 #include "tcpstated/ring_consumer.h"
 
 #include <bpf/libbpf.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <time.h>
@@ -92,6 +93,8 @@ void RingConsumer::ApplyPendingLocked() {
 }
 
 void RingConsumer::Run() {
+  // Named for per-thread CPU and scheduling figures (docs/performance.md).
+  pthread_setname_np(pthread_self(), "ring-consumer");
   int epfd = ring_buffer__epoll_fd(ring_);
   epoll_event ev{};
   while (!stop_) {

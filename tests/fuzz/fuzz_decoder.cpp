@@ -3,12 +3,13 @@
 // TIME_WAIT ageing and the metric families a scrape builds from it.
 //
 // Input layout:
-//   - the whole input is handed to DecodeEvent once (only 112 bytes decode);
-//   - the input is also cut into records of TCPSTATED_EVENT_SIZE (112)
+//   - the whole input is handed to DecodeEvent once (only 120 bytes, the
+//     long record, and 56, the short one, decode);
+//   - the input is also cut into records of TCPSTATED_EVENT_SIZE (120)
 //     bytes, each decoded and, if valid, applied to one Mirror in order;
 //     after each event the mirror is expired at the latest timestamp seen
 //     (a monotonic "now", as the daemon does) and checked;
-//   - the size % 112 bytes left at the end, if any, tune the run:
+//   - the size % 120 bytes left at the end, if any, tune the run:
 //       tail[0]  the mirror's table bound, tail[0] % 65 (0..64); 64 without
 //                a tail, so small bounds exercise eviction with few records
 //       tail[1]  tcp_fin_timeout in seconds of the first record's netns
@@ -124,12 +125,20 @@ bool ValidState(unsigned n) { return n >= 1 && n <= 13; }
 DecodeError DecodeAndCheck(const uint8_t* data, size_t size, Event* out) {
   Event e;
   const DecodeError error = tcpstated::DecodeEvent(data, size, &e);
-  if (size != kRecordSize) {
+  const bool short_form = size == sizeof(tcpstated_event_head);
+  if (size != kRecordSize && !short_form) {
     Check(error == DecodeError::kBadSize, "wrong size not refused");
     return error;
   }
+  // A short record is the long one's head; what it lacks reads as zero,
+  // its IPv4 addresses as the first bytes of the long ones.
   tcpstated_event raw;
-  std::memcpy(&raw, data, sizeof(raw));
+  std::memset(&raw, 0, sizeof(raw));
+  std::memcpy(&raw, data, size);
+  if (short_form) {
+    std::memcpy(raw.saddr, raw.saddr4, sizeof(raw.saddr4));
+    std::memcpy(raw.daddr, raw.daddr4, sizeof(raw.daddr4));
+  }
   if (raw.source >= TCPSTATED_SRC_COUNT) {
     Check(error == DecodeError::kBadSource, "bad source not refused");
     return error;
@@ -139,7 +148,19 @@ DecodeError DecodeAndCheck(const uint8_t* data, size_t size, Event* out) {
     Check(error == DecodeError::kBadState, "bad state not refused");
     return error;
   }
+  if (short_form &&
+      (raw.flags & (TCPSTATED_F_IPV6 | TCPSTATED_F_PROCESS_CTX)) != 0) {
+    Check(error == DecodeError::kBadSize,
+          "short record with long-record flags not refused");
+    return error;
+  }
   Check(error == DecodeError::kNone, "valid record refused");
+  // The owner's fields are only the owner's in process context.
+  if ((raw.flags & TCPSTATED_F_PROCESS_CTX) == 0) {
+    raw.cgroup_id = 0;
+    raw.tgid = 0;
+    raw.pid = 0;
+  }
   Check(e.ts_ns == raw.ts_ns && e.id == raw.id && e.skaddr == raw.skaddr &&
             e.cgroup_id == raw.cgroup_id &&
             e.netns_cookie == raw.netns_cookie && e.netns == raw.netns &&

@@ -1,7 +1,7 @@
 // Writes the seed corpus of fuzz-decoder: ring-buffer records
 // (struct tcpstated_event, bpf/tcpstated_abi.h) for whole socket lifecycles
 // as the BPF programs report them, laid end to end, one scenario per file.
-// A file may end with a tail of fewer than 112 bytes that tunes the run
+// A file may end with a tail of fewer than 120 bytes that tunes the run
 // (see fuzz_decoder.cpp): [table bound % 65, tcp_fin_timeout seconds].
 //
 //   c++ -std=c++17 -I. tests/fuzz/make_event_corpus.cpp -o /tmp/mkcorpus

@@ -10,6 +10,7 @@ and are removed even on failure. Every wait is bounded in time.
 import contextlib
 import ctypes
 import hashlib
+import json
 import os
 import re
 import resource
@@ -177,6 +178,63 @@ def proc_cpu_ns_schedstat(pid):
     return total
 
 
+def proc_runqueue_wait_ns(pid):
+    """Time a process's live threads spent runnable but waiting for a CPU
+    (schedstat's second field), in ns: how long the scheduler kept them
+    from running."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def proc_involuntary_switches(pid):
+    """Involuntary context switches of a process's live threads (each a
+    preemption)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("nonvoluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def proc_thread_schedstat(pid):
+    """{thread name: (CPU ns, run-queue wait ns)} of a process's live
+    threads, summed over threads of the same name."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                cpu, wait = (int(x) for x in f.read().split()[:2])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        c0, w0 = out.get(name, (0, 0))
+        out[name] = (c0 + cpu, w0 + wait)
+    return out
+
+
+def irq_work_interrupts():
+    """Host-wide IRQ work interrupts so far (/proc/interrupts "IWI"): a
+    ring-buffer submit that wakes its consumer raises one. Other work on the
+    host raises them too."""
+    with open("/proc/interrupts") as f:
+        for line in f:
+            if line.strip().startswith("IWI:"):
+                return sum(int(x) for x in line.split()[1:] if x.isdigit())
+    return 0
+
+
 def proc_ctx_switches(pid):
     """Voluntary context switches of a process's live threads (each is a
     wait that ended in a wake-up)."""
@@ -279,6 +337,47 @@ def bpf_prog_stats(pid):
     return run_ns, run_cnt
 
 
+def bpf_prog_ids(pid):
+    """Ids of the BPF programs a process holds (from /proc/<pid>/fdinfo)."""
+    ids = []
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except FileNotFoundError:
+        return ids
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) != \
+                    "anon_inode:bpf-prog":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.append(int(line.split()[1]))
+        except OSError:
+            continue
+    return ids
+
+
+def bpf_prog_stats_by_name(pid):
+    """{program name: (run_time_ns, run_cnt)} of the programs a process
+    holds. fdinfo has no names, so one `bpftool prog show` maps ids to names
+    (bpftool truncates names to 15 characters, as the kernel stores them)."""
+    ids = set(bpf_prog_ids(pid))
+    if not ids:
+        return {}
+    out = run(["bpftool", "-j", "prog", "show"], check=False, timeout=30)
+    if out.returncode != 0:
+        return {}
+    stats = {}
+    for prog in json.loads(out.stdout or "[]"):
+        if prog.get("id") in ids:
+            name = prog.get("name", "id%d" % prog["id"])
+            ns, cnt = stats.get(name, (0, 0))
+            stats[name] = (ns + prog.get("run_time_ns", 0),
+                           cnt + prog.get("run_cnt", 0))
+    return stats
+
+
 # ---- Prometheus text ------------------------------------------------------
 
 # One Prometheus text parser (and RSS reader) for every test tier: the
@@ -309,8 +408,14 @@ def timed_get(port, path, timeout=120):
 class Daemon:
     """The real tcpstated, listening on the current namespace's loopback."""
 
-    def __init__(self, binary, config="", nice=0, workdir=None):
+    def __init__(self, binary, config="", nice=0, workdir=None,
+                 own_session=False):
         self.binary = binary
+        # A session of its own is an autogroup of its own (with
+        # kernel.sched_autogroup_enabled), as a systemd service has a cgroup
+        # of its own: the scheduler then shares CPU between the daemon and
+        # the rest as groups, not thread by thread.
+        self.own_session = own_session
         self.config_text = config
         self.nice = nice
         self.dir = workdir or tempfile.mkdtemp(prefix="tcpstated-load-")
@@ -332,7 +437,8 @@ class Daemon:
              "--web.listen-address", "127.0.0.1:%d" % self.port,
              "--log.level", "info"],
             stdout=self.log, stderr=subprocess.STDOUT,
-            preexec_fn=nice_preexec(self.nice))
+            preexec_fn=nice_preexec(self.nice),
+            start_new_session=self.own_session)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -107,6 +107,87 @@ TEST(DecoderTest, Ipv4AddressesAreTheFirstFourBytes) {
   EXPECT_EQ(tcpstated::FormatAddress(e.daddr, false), "198.51.100.9");
 }
 
+// The short record: an IPv4 event outside process context, the head only.
+tcpstated_event_head ShortRecord() {
+  tcpstated_event_head h;
+  std::memset(&h, 0, sizeof(h));
+  h.ts_ns = 987654321ULL;
+  h.id = 0x1111222233334444ULL;
+  h.skaddr = 0xffff888100000040ULL;
+  h.netns_cookie = 7;
+  h.netns = 4026531999u;
+  h.sport = 50000;
+  h.dport = 80;
+  EXPECT_EQ(inet_pton(AF_INET, "192.0.2.7", h.saddr4), 1);
+  EXPECT_EQ(inet_pton(AF_INET, "198.51.100.9", h.daddr4), 1);
+  h.source = TCPSTATED_SRC_STATE;
+  h.oldstate = TCPSTATED_TCP_FIN_WAIT2;
+  h.newstate = TCPSTATED_TCP_CLOSE;
+  h.flags = TCPSTATED_F_COOKIE | TCPSTATED_F_PEER_FIN;
+  return h;
+}
+
+TEST(DecoderTest, ShortRecordDecodesToTheSameEventFields) {
+  EXPECT_EQ(sizeof(tcpstated_event_head),
+            static_cast<size_t>(TCPSTATED_EVENT_HEAD_SIZE));
+  const tcpstated_event_head h = ShortRecord();
+  // Exactly 56 bytes on the heap: a read of the long part trips ASan.
+  std::unique_ptr<unsigned char[]> buffer(new unsigned char[sizeof(h)]);
+  std::memcpy(buffer.get(), &h, sizeof(h));
+  Event e;
+  // Stale owner fields from an earlier long record must not survive.
+  e.tgid = 99;
+  e.pid = 98;
+  e.cgroup_id = 97;
+  e.comm[0] = 'x';
+  e.saddr.fill(0xff);
+  ASSERT_EQ(DecodeEvent(buffer.get(), sizeof(h), &e), DecodeError::kNone);
+  EXPECT_EQ(e.ts_ns, h.ts_ns);
+  EXPECT_EQ(e.id, h.id);
+  EXPECT_EQ(e.skaddr, h.skaddr);
+  EXPECT_EQ(e.netns_cookie, 7u);
+  EXPECT_EQ(e.netns, 4026531999u);
+  EXPECT_EQ(e.sport, 50000);
+  EXPECT_EQ(e.dport, 80);
+  EXPECT_FALSE(e.ipv6);
+  EXPECT_EQ(tcpstated::FormatAddress(e.saddr, false), "192.0.2.7");
+  EXPECT_EQ(tcpstated::FormatAddress(e.daddr, false), "198.51.100.9");
+  for (size_t i = 4; i < e.saddr.size(); ++i) {
+    EXPECT_EQ(e.saddr[i], 0) << i;
+    EXPECT_EQ(e.daddr[i], 0) << i;
+  }
+  EXPECT_EQ(e.oldstate, S::kFinWait2);
+  EXPECT_EQ(e.newstate, S::kClose);
+  EXPECT_TRUE(e.peer_fin);
+  EXPECT_TRUE(e.id_is_cookie);
+  EXPECT_FALSE(e.process_context);
+  EXPECT_EQ(e.tgid, 0u);
+  EXPECT_EQ(e.pid, 0u);
+  EXPECT_EQ(e.cgroup_id, 0u);
+  EXPECT_EQ(e.comm[0], '\0');
+}
+
+TEST(DecoderTest, ShortRecordCannotClaimWhatOnlyTheLongOneCarries) {
+  for (uint8_t flag :
+       {uint8_t{TCPSTATED_F_IPV6}, uint8_t{TCPSTATED_F_PROCESS_CTX}}) {
+    tcpstated_event_head h = ShortRecord();
+    h.flags |= flag;
+    Event e;
+    EXPECT_EQ(DecodeEvent(&h, sizeof(h), &e), DecodeError::kBadSize)
+        << unsigned{flag};
+  }
+}
+
+TEST(DecoderTest, ShortRecordChecksSourceAndStates) {
+  tcpstated_event_head h = ShortRecord();
+  h.source = 5;
+  Event e;
+  EXPECT_EQ(DecodeEvent(&h, sizeof(h), &e), DecodeError::kBadSource);
+  h = ShortRecord();
+  h.newstate = 14;
+  EXPECT_EQ(DecodeEvent(&h, sizeof(h), &e), DecodeError::kBadState);
+}
+
 TEST(DecoderTest, DecodesFromAnUnalignedBuffer) {
   tcpstated_event raw = SampleRecord();
   std::vector<unsigned char> buffer(sizeof(raw) + 1);
@@ -122,10 +203,12 @@ TEST(DecoderTest, RejectsWrongSizes) {
   EXPECT_EQ(sizeof(tcpstated_event), static_cast<size_t>(TCPSTATED_EVENT_SIZE));
   tcpstated_event raw = SampleRecord();
   // The brief's 103 and 105 (around the original 104-byte layout), 104
-  // itself (a BPF object older than the netns_cookie field), and one byte
-  // either side of the current size.
-  for (size_t size : {size_t{0}, size_t{103}, size_t{104}, size_t{105},
-                      sizeof(raw) - 1, sizeof(raw) + 1}) {
+  // itself (a BPF object older than the netns_cookie field), 112 (one from
+  // before the short record), and one byte either side of both sizes.
+  for (size_t size :
+       {size_t{0}, size_t{103}, size_t{104}, size_t{105}, size_t{112},
+        sizeof(tcpstated_event_head) - 1, sizeof(tcpstated_event_head) + 1,
+        sizeof(raw) - 1, sizeof(raw) + 1}) {
     // Exactly `size` bytes on the heap: any read past them trips ASan.
     std::unique_ptr<unsigned char[]> buffer(new unsigned char[size]);
     std::memcpy(buffer.get(), &raw, std::min(size, sizeof(raw)));
