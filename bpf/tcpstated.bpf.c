@@ -196,8 +196,18 @@ static __always_inline void fill_state(struct tcpstated_event *e, const struct s
 	/* tcp_write_err and tcp_abort set sk_err before tcp_done(); the
 	 * tcp_time_wait() hand-off never does. (The socket is unhashed on
 	 * every path by now: tcp_set_state unhashes before the tracepoint.) */
-	if (newstate == TCPSTATED_TCP_CLOSE && FIELD_READ(direct, sk, sk_err))
-		e->flags |= TCPSTATED_F_SOCK_ERR;
+	if (newstate == TCPSTATED_TCP_CLOSE) {
+		/* The errno tells how a connect failed: ECONNREFUSED
+		 * (tcp_reset), ETIMEDOUT (tcp_write_err), EHOSTUNREACH or
+		 * ENETUNREACH (tcp_v4_err, or the soft ICMP error a SYN
+		 * timeout reports). */
+		int err = FIELD_READ(direct, sk, sk_err);
+
+		if (err) {
+			e->flags |= TCPSTATED_F_SOCK_ERR;
+			e->sk_err = err > 0 && err < 255 ? (__u8)err : 255;
+		}
+	}
 	if (process_context(oldstate, newstate)) {
 		__u64 pid_tgid = bpf_get_current_pid_tgid();
 

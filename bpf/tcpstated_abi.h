@@ -87,7 +87,10 @@ struct tcpstated_event {
 	__u8 oldstate;	 /* STATE: old state; resets: socket state */
 	__u8 newstate;	 /* STATE: new state */
 	__u8 flags;	 /* enum tcpstated_event_flags */
-	__u8 pad[4];
+	/* X->CLOSE: sk_err, an errno (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH,
+	 * ...) capped at 255; 0 when the close was not an error. */
+	__u8 sk_err;
+	__u8 pad[3];
 	char comm[TCPSTATED_COMM_LEN]; /* only with TCPSTATED_F_PROCESS_CTX */
 };
 

@@ -82,6 +82,7 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.peer_fin = raw.flags & TCPSTATED_F_PEER_FIN;
   e.id_is_cookie = raw.flags & TCPSTATED_F_COOKIE;
   e.sock_error = raw.flags & TCPSTATED_F_SOCK_ERR;
+  e.sk_err = e.sock_error ? raw.sk_err : 0;
   if (e.process_context) {
     std::memcpy(e.comm.data(), raw.comm, e.comm.size());
     e.comm.back() = '\0';  // the kernel's comm is terminated; be sure
