@@ -103,6 +103,7 @@ void Mirror::Apply(const Event& e) {
   if (e.netns_cookie != cookie_cache_ || e.netns != cookie_cache_netns_) {
     CheckNamespace(e);
   }
+  if (observer_ != nullptr && MirrorObserver::Wants(e)) NotifyObserver(e);
   switch (e.source) {
     case Source::kStateChange:
       ApplyStateChange(e);
@@ -119,6 +120,11 @@ void Mirror::Apply(const Event& e) {
       ApplySynRetransmit(e);
       break;
   }
+}
+
+void Mirror::NotifyObserver(const Event& e) {
+  observer_->BeforeApply(e, table_.Find(e.id),
+                         listeners_.count({e.netns, e.sport}) != 0);
 }
 
 void Mirror::ApplyBatch(const Event* events, size_t n) {
@@ -149,6 +155,7 @@ void Mirror::CheckNamespace(const Event& e) {
 }
 
 void Mirror::PurgeNamespace(uint32_t netns) {
+  if (observer_ != nullptr) observer_->NamespaceGone(netns);
   // Request sockets are counted in bulk, not tracked one by one.
   if (auto it = counts_.find(netns); it != counts_.end()) {
     it->second[StateIndex(TcpState::kNewSynRecv)] = 0;
