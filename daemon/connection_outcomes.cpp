@@ -8,6 +8,9 @@
 #include <tuple>
 #include <utility>
 
+#include "tcpstated/keep_top.h"
+#include "tcpstated/metric_family.h"
+
 namespace tcpstated {
 namespace {
 
@@ -15,10 +18,6 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 using LabelMap = std::map<std::string, std::string>;
-
-// Label value of the series that sums what max_series_per_metric leaves
-// out. Never a real value: netns and ports are decimal, addresses dotted.
-constexpr const char kOther[] = "other";
 
 size_t BookKeys(size_t max_series) {
   const size_t per_series = 10;
@@ -96,32 +95,66 @@ std::vector<typename Map::key_type> TopKeys(
   return out;
 }
 
-MetricFamily Family(const char* name, const char* help, MetricType type) {
-  MetricFamily f;
-  f.name = name;
-  f.help = help;
-  f.type = type;
-  return f;
+// The families built here, declared once (metric_family.h).
+const FamilySpec kConnectFailuresTotal = {
+    "tcpstated_connect_failures_total",
+    "Outbound connection attempts that ended in SYN_SENT -> CLOSE, per "
+    "destination and reason: refused (a reset answered the SYN: nothing "
+    "listens there), timed_out (no SYN-ACK within the SYN retries), "
+    "unreachable (ICMP host or network unreachable), aborted (the "
+    "application closed the socket while connecting, e.g. its own "
+    "connect timeout), no_local_port (no ephemeral port was free), error "
+    "(another errno). The largest series are kept, the rest summed under "
+    "\"other\".",
+    MetricType::Counter};
+const FamilySpec kConnectDurationSeconds = {
+    "tcpstated_connect_duration_seconds",
+    "Time from connect() (SYN_SENT) to ESTABLISHED per destination: one "
+    "round trip when all goes well, a second or more when a SYN was "
+    "lost and retransmitted.",
+    MetricType::Histogram};
+const FamilySpec kConnectFailingActive = {
+    "tcpstated_connect_failing_active",
+    "1 while connects to the destination fail faster than "
+    "detectors.connect_failure_rate per second, else 0; per destination "
+    "with failures (the largest kept, the rest under \"other\").",
+    MetricType::Gauge};
+const FamilySpec kResetsTotal = {
+    "tcpstated_resets_total",
+    "Connections ended by a reset, by direction (received: the peer "
+    "reset it, \"connection reset by peer\"; sent: this host aborted "
+    "it: SO_LINGER 0, close() with unread data, or an answer to an "
+    "unexpected segment), by the state it was in, and by role and port "
+    "(server: the local listening port; client: the remote port). The "
+    "largest series are kept, the rest summed under \"other\".",
+    MetricType::Counter};
+const FamilySpec kResetsActive = {
+    "tcpstated_resets_active",
+    "1 while connections of the port (server: the local listening port; "
+    "client: the remote port) are reset faster than "
+    "detectors.reset_rate per second, sent and received together, else "
+    "0; per port with resets (the largest kept, the rest under "
+    "\"other\").",
+    MetricType::Gauge};
+
+Labels ToLabels(const LabelMap& labels) {
+  Labels out;
+  out.reserve(labels.size());
+  for (const auto& [name, value] : labels) out.push_back({name, value});
+  return out;
 }
 
-ClientMetric& Add(MetricFamily& f, LabelMap labels) {
-  f.metric.emplace_back();
-  for (auto& [name, value] : labels) {
-    f.metric.back().label.push_back({name, value});
-  }
-  return f.metric.back();
+void AddCounter(MetricFamily& f, const LabelMap& labels, double value) {
+  AddSample(f, ToLabels(labels), value);
 }
 
-void AddCounter(MetricFamily& f, LabelMap labels, double value) {
-  Add(f, std::move(labels)).counter.value = value;
+void AddGauge(MetricFamily& f, const LabelMap& labels, double value) {
+  AddSample(f, ToLabels(labels), value);
 }
 
-void AddGauge(MetricFamily& f, LabelMap labels, double value) {
-  Add(f, std::move(labels)).gauge.value = value;
-}
-
-void AddHistogram(MetricFamily& f, LabelMap labels, const ConnectTally& t) {
-  ClientMetric& m = Add(f, std::move(labels));
+void AddHistogram(MetricFamily& f, const LabelMap& labels,
+                  const ConnectTally& t) {
+  ClientMetric& m = AddMetric(f, ToLabels(labels));
   uint64_t cumulative = 0;
   for (size_t i = 0; i < kConnectBuckets.size(); ++i) {
     cumulative += t.buckets[i];
@@ -308,17 +341,7 @@ OutcomeReport OutcomeDetectors::Evaluate(const ConnectBook& connects,
 
     // Failures: one series per (destination, reason) seen, the largest
     // kept; the rest summed per reason under "other".
-    MetricFamily failures = Family(
-        "tcpstated_connect_failures_total",
-        "Outbound connection attempts that ended in SYN_SENT -> CLOSE, per "
-        "destination and reason: refused (a reset answered the SYN: nothing "
-        "listens there), timed_out (no SYN-ACK within the SYN retries), "
-        "unreachable (ICMP host or network unreachable), aborted (the "
-        "application closed the socket while connecting, e.g. its own "
-        "connect timeout), no_local_port (no ephemeral port was free), error "
-        "(another errno). The largest series are kept, the rest summed under "
-        "\"other\".",
-        MetricType::Counter);
+    MetricFamily failures = NewFamily(kConnectFailuresTotal);
     {
       std::map<FailureSeries, uint64_t, FailureSeriesLess> series;
       for (const auto& [key, t] : tallies) {
@@ -349,12 +372,7 @@ OutcomeReport OutcomeDetectors::Evaluate(const ConnectBook& connects,
     report.families.push_back(std::move(failures));
 
     // Handshake times: the destinations with the most connections kept.
-    MetricFamily latency = Family(
-        "tcpstated_connect_duration_seconds",
-        "Time from connect() (SYN_SENT) to ESTABLISHED per destination: one "
-        "round trip when all goes well, a second or more when a SYN was "
-        "lost and retransmitted.",
-        MetricType::Histogram);
+    MetricFamily latency = NewFamily(kConnectDurationSeconds);
     {
       std::map<ConnectDestination, uint64_t, DestinationLess> established;
       for (const auto& [key, t] : tallies) {
@@ -377,12 +395,7 @@ OutcomeReport OutcomeDetectors::Evaluate(const ConnectBook& connects,
     }
     report.families.push_back(std::move(latency));
 
-    MetricFamily failing = Family(
-        "tcpstated_connect_failing_active",
-        "1 while connects to the destination fail faster than "
-        "detectors.connect_failure_rate per second, else 0; per destination "
-        "with failures (the largest kept, the rest under \"other\").",
-        MetricType::Gauge);
+    MetricFamily failing = NewFamily(kConnectFailingActive);
     {
       std::vector<ConnectDestination> folded;
       auto kept = TopKeys(s.failed, max_series, &folded);
@@ -398,15 +411,7 @@ OutcomeReport OutcomeDetectors::Evaluate(const ConnectBook& connects,
     }
     report.families.push_back(std::move(failing));
 
-    MetricFamily reset_family = Family(
-        "tcpstated_resets_total",
-        "Connections ended by a reset, by direction (received: the peer "
-        "reset it, \"connection reset by peer\"; sent: this host aborted "
-        "it: SO_LINGER 0, close() with unread data, or an answer to an "
-        "unexpected segment), by the state it was in, and by role and port "
-        "(server: the local listening port; client: the remote port). The "
-        "largest series are kept, the rest summed under \"other\".",
-        MetricType::Counter);
+    MetricFamily reset_family = NewFamily(kResetsTotal);
     {
       // The ports with the most resets keep their own series; the rest are
       // summed per direction and state under "other".
@@ -428,14 +433,7 @@ OutcomeReport OutcomeDetectors::Evaluate(const ConnectBook& connects,
     }
     report.families.push_back(std::move(reset_family));
 
-    MetricFamily resetting = Family(
-        "tcpstated_resets_active",
-        "1 while connections of the port (server: the local listening port; "
-        "client: the remote port) are reset faster than "
-        "detectors.reset_rate per second, sent and received together, else "
-        "0; per port with resets (the largest kept, the rest under "
-        "\"other\").",
-        MetricType::Gauge);
+    MetricFamily resetting = NewFamily(kResetsActive);
     {
       std::vector<PortKey> folded;
       auto kept = TopKeys(s.resets, max_series, &folded);
