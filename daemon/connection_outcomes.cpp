@@ -331,8 +331,9 @@ OutcomeReport OutcomeDetectors::Evaluate(const ConnectBook& connects,
       }
       s.have_previous = true;
       s.previous_seconds = now_seconds;
-      s.failed = std::move(failed);
-      s.resets = std::move(port_resets);
+      // Copies: the families below are built from this round's totals.
+      s.failed = failed;
+      s.resets = port_resets;
       s.failing = std::move(failing);
       s.resetting = std::move(resetting);
     }
