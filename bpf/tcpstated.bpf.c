@@ -184,7 +184,10 @@ static __always_inline void fill_head(struct tcpstated_event_head *h, __u8 sourc
 	h->oldstate = 0;
 	h->newstate = 0;
 	h->flags = 0;
-	*(__u32 *)h->spare = 0;
+	h->sk_err = 0;
+	h->spare[0] = 0;
+	h->spare[1] = 0;
+	h->spare[2] = 0;
 }
 
 /* The long record's own fields: both addresses, and the owner when the
@@ -261,8 +264,17 @@ static __always_inline void fill_state(struct tcpstated_event_head *h, const str
 	/* tcp_write_err and tcp_abort set sk_err before tcp_done(); the
 	 * tcp_time_wait() hand-off never does. (The socket is unhashed on
 	 * every path by now: tcp_set_state unhashes before the tracepoint.) */
-	if (FIELD_READ(direct, sk, sk_err))
-		h->flags |= TCPSTATED_F_SOCK_ERR;
+	/* The errno also tells how a connect failed: ECONNREFUSED
+	 * (tcp_reset), ETIMEDOUT (tcp_write_err), EHOSTUNREACH or ENETUNREACH
+	 * (tcp_v4_err, or the soft ICMP error a SYN timeout reports). */
+	{
+		int err = FIELD_READ(direct, sk, sk_err);
+
+		if (err) {
+			h->flags |= TCPSTATED_F_SOCK_ERR;
+			h->sk_err = err > 0 && err < 255 ? (__u8)err : 255;
+		}
+	}
 }
 
 /* One state change, in the short or the long record. `id` and `sport` are

@@ -639,6 +639,14 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
        [&config](const std::string& k, const YAML::Node& n) {
          config.detectors.time_wait_buckets_ratio = GetNumber(k, n);
        }},
+      {"connect_failure_rate",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.detectors.connect_failure_rate = GetNumber(k, n);
+       }},
+      {"reset_rate",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.detectors.reset_rate = GetNumber(k, n);
+       }},
   };
   auto section = [](const std::vector<Field>& fields) {
     return [&fields](const std::string& k, const YAML::Node& n) {
@@ -1049,6 +1057,15 @@ void ValidateConfig(const Config& config) {
                 config.detectors.port_exhaustion_ratio);
   ValidateRatio("detectors.time_wait_buckets_ratio",
                 config.detectors.time_wait_buckets_ratio);
+  for (auto [key, value] :
+       {std::pair{"detectors.connect_failure_rate",
+                  config.detectors.connect_failure_rate},
+        std::pair{"detectors.reset_rate", config.detectors.reset_rate}}) {
+    if (!(std::isfinite(value) && value > 0)) {
+      Fail(key, "must be a finite number greater than 0, got " +
+                    FormatDouble(value));
+    }
+  }
 }
 
 const char* AttachModeName(AttachMode mode) {

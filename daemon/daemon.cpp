@@ -49,10 +49,22 @@ const std::string& KernelRelease() {
   return release;
 }
 
+OutcomeConfig OutcomeOptions(const Config& config) {
+  OutcomeConfig o;
+  o.connect_failure_rate = config.detectors.connect_failure_rate;
+  o.reset_rate = config.detectors.reset_rate;
+  o.max_series_per_metric = config.tracking.max_series_per_metric;
+  return o;
+}
+
 }  // namespace
 
 Daemon::Daemon(const Config& config)
-    : config_(config), mirror_(config.tracking.max_tracked_sockets) {
+    : config_(config),
+      outcomes_(config.tracking.max_series_per_metric),
+      mirror_(config.tracking.max_tracked_sockets),
+      outcome_detectors_(OutcomeOptions(config)) {
+  mirror_.set_observer(&outcomes_);
   // The listen address before anything is loaded: a port in use is one
   // line, and nothing was attached for nothing.
   WebConfig web;
@@ -218,6 +230,7 @@ void Daemon::Reconfigure(const Config& config) {
   spdlog::default_logger()->set_level(
       spdlog::level::from_str(config.log.level));
   kernel_view_->Reconfigure(KernelViewOptions(config));
+  outcome_detectors_.set_config(OutcomeOptions(config));
   // Settings that need a restart keep their running values: the routes
   // read them.
   const Config::Web running_web = config_.web;
@@ -239,9 +252,33 @@ void Daemon::ReloadWebConfig(const std::string& path) {
 }
 
 void Daemon::Tick() {
-  uint64_t now = MonotonicNowNs();
-  std::lock_guard<std::mutex> lock(mirror_mutex_);
-  mirror_.Expire(now);
+  {
+    uint64_t now = MonotonicNowNs();
+    std::lock_guard<std::mutex> lock(mirror_mutex_);
+    mirror_.Expire(now);
+  }
+  EvaluateOutcomes();
+}
+
+void Daemon::EvaluateOutcomes() {
+  std::unique_ptr<ConnectBook> connects;
+  std::unique_ptr<ResetBook> resets;
+  try {
+    // Copies (bounded by the books' key limits): the evaluation then runs
+    // without holding up the event consumer.
+    std::lock_guard<std::mutex> lock(mirror_mutex_);
+    connects = std::make_unique<ConnectBook>(outcomes_.connects());
+    resets = std::make_unique<ResetBook>(outcomes_.resets());
+  } catch (const std::bad_alloc&) {
+    return;  // the previous report stays
+  }
+  OutcomeReport report = outcome_detectors_.Evaluate(
+      *connects, *resets,
+      static_cast<double>(MonotonicNowNs()) / static_cast<double>(kNsPerSec));
+  for (const std::string& line : report.started) spdlog::warn("{}", line);
+  for (const std::string& line : report.cleared) spdlog::info("{}", line);
+  std::lock_guard<std::mutex> lock(outcome_mutex_);
+  outcome_report_ = std::move(report);
 }
 
 bool Daemon::Healthy(std::string* detail) const {
@@ -282,6 +319,10 @@ Snapshot Daemon::TakeSnapshot() const {
 std::string Daemon::RenderMetrics() const {
   std::vector<prometheus::MetricFamily> families = BuildMetrics(TakeSnapshot());
   for (auto& f : kernel_view_->Metrics()) families.push_back(std::move(f));
+  {
+    std::lock_guard<std::mutex> lock(outcome_mutex_);
+    for (const auto& f : outcome_report_.families) families.push_back(f);
+  }
   for (auto& f : HttpServerMetrics(*http_)) families.push_back(std::move(f));
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);

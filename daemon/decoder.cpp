@@ -17,6 +17,8 @@ static_assert(alignof(tcpstated_event) == 8);
 // the head of either through the same code.
 static_assert(offsetof(tcpstated_event, spare) ==
               offsetof(tcpstated_event_head, spare));
+static_assert(offsetof(tcpstated_event, sk_err) ==
+              offsetof(tcpstated_event_head, sk_err));
 static_assert(offsetof(tcpstated_event, saddr) == sizeof(tcpstated_event_head));
 static_assert(TCPSTATED_SRC_COUNT == kSourceCount);
 static_assert(TCPSTATED_COMM_LEN == sizeof(Event::comm));
@@ -101,6 +103,7 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
     std::memcpy(e.saddr.data(), raw.saddr4, sizeof(raw.saddr4));
     std::memcpy(e.daddr.data(), raw.daddr4, sizeof(raw.daddr4));
   }
+  e.sk_err = e.sock_error ? raw.sk_err : 0;
   if (e.process_context) {
     e.cgroup_id = raw.cgroup_id;
     e.tgid = raw.tgid;

@@ -59,6 +59,7 @@ void Mirror::Apply(const Event& e) {
   if (e.netns_cookie != cookie_cache_ || e.netns != cookie_cache_netns_) {
     CheckNamespace(e);
   }
+  if (observer_ != nullptr && MirrorObserver::Wants(e)) NotifyObserver(e);
   switch (e.source) {
     case Source::kStateChange:
       ApplyStateChange(e);
@@ -75,6 +76,11 @@ void Mirror::Apply(const Event& e) {
       ApplySynRetransmit(e);
       break;
   }
+}
+
+void Mirror::NotifyObserver(const Event& e) {
+  observer_->BeforeApply(e, table_.Find(e.id),
+                         listeners_.count({e.netns, e.sport}) != 0);
 }
 
 void Mirror::ApplyBatch(const Event* events, size_t n) {

@@ -38,6 +38,7 @@ void Mirror::ConfirmCookie(uint32_t netns, uint64_t cookie) {
 }
 
 void Mirror::PurgeNamespace(uint32_t netns) {
+  if (observer_ != nullptr) observer_->NamespaceGone(netns);
   // Request sockets are counted in bulk, not tracked one by one.
   if (auto it = counts_.find(netns); it != counts_.end()) {
     it->second[StateIndex(TcpState::kNewSynRecv)] = 0;

@@ -9,6 +9,7 @@ local lib = import 'lib.libsonnet';
 local p = import 'panels.libsonnet';
 
 {
+  tcpstatedRows+:: [],
   grafanaDashboards+:: {
     local c = $._config,
     local runbook(alert) = lib.runbook(c, alert),
@@ -802,7 +803,10 @@ local p = import 'panels.libsonnet';
           options: [],
         },
       ] },
-      panels: p.layout(rows),
+      // Rows other mixin files add (tcpstatedRows: functions of these
+      // helpers), after the ones above.
+      local helpers = p { sel: sel, rate: rate, links: links },
+      panels: p.layout(rows + [f(helpers) for f in $.tcpstatedRows]),
     },
   },
 }

@@ -56,6 +56,8 @@ struct Config {
     double synack_retransmit_rate = 100;  // per second, per listener
     double port_exhaustion_ratio = 0.8;
     double time_wait_buckets_ratio = 0.8;
+    double connect_failure_rate = 1;  // per second, per destination
+    double reset_rate = 10;           // per second, per port
   } detectors;
 };
 

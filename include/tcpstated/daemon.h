@@ -12,6 +12,7 @@
 
 #include "tcpstated/bpf_probe.h"
 #include "tcpstated/config.h"
+#include "tcpstated/connection_outcomes.h"
 #include "tcpstated/http_server.h"
 #include "tcpstated/kernel_view.h"
 #include "tcpstated/metrics.h"
@@ -32,7 +33,8 @@ class Daemon {
   explicit Daemon(const Config& config);
   ~Daemon();
 
-  // Periodic work from the main loop: ageing of inferred TIME_WAIT.
+  // Periodic work from the main loop: ageing of inferred TIME_WAIT, the
+  // connect-failure and reset detections.
   void Tick();
 
   // Whether the event consumer is alive (advanced within the last few
@@ -60,9 +62,17 @@ class Daemon {
   HttpResponse DebugSocketsResponse(const HttpRequest& request) const;
   void ReloadWebConfig(const std::string& path);
 
+  // Connect failures and resets (connection_outcomes.h): the books are fed
+  // by the mirror under its lock; Tick evaluates them.
+  void EvaluateOutcomes();
+
   Config config_;
   mutable std::mutex mirror_mutex_;
+  ConnectionOutcomes outcomes_;  // outlives mirror_, which points to it
   Mirror mirror_;
+  OutcomeDetectors outcome_detectors_;  // main thread (Tick)
+  mutable std::mutex outcome_mutex_;    // guards outcome_report_
+  OutcomeReport outcome_report_;
   std::unique_ptr<BpfProbe> probe_;
   std::unique_ptr<RingConsumer> consumer_;
   std::unique_ptr<KernelView> kernel_view_;

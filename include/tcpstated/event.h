@@ -57,6 +57,9 @@ struct Event {
   // X->CLOSE with sk_err set: closed by an error (tcp_write_err,
   // tcp_abort), never handed to a timewait socket.
   bool sock_error = false;
+  // With sock_error: the errno in sk_err (ECONNREFUSED, ETIMEDOUT, ...),
+  // 255 for anything larger. 0 otherwise.
+  uint8_t sk_err = 0;
   std::array<char, 16> comm{};  // NUL-terminated when process_context
 };
 

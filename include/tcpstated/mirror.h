@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "tcpstated/event.h"
+#include "tcpstated/mirror_observer.h"
 #include "tcpstated/owner_pool.h"
 #include "tcpstated/sock_diag.h"
 #include "tcpstated/socket_keys.h"
@@ -285,6 +286,9 @@ class Mirror {
   void set_invalid_transition_hook(std::function<void(const Event&)> hook) {
     invalid_hook_ = std::move(hook);
   }
+  // Shown the events that end a connect() or carry a reset, before they
+  // are applied (mirror_observer.h). Optional, not owned.
+  void set_observer(MirrorObserver* observer) { observer_ = observer; }
 
  private:
   // ---- Applying events (mirror.cpp) ----
@@ -350,6 +354,8 @@ class Mirror {
   uint64_t resyncs_ = 0;
   std::array<uint64_t, kSourceCount> events_{};
   std::function<void(const Event&)> invalid_hook_;
+  MirrorObserver* observer_ = nullptr;
+  void NotifyObserver(const Event& e);
 
   // ---- TIME_WAIT inference and expiry (mirror_timewait.cpp) ----
   void EnterTimeWait(SocketEntry* entry, const Event& e);

@@ -122,6 +122,22 @@ MAX_DESCRIPTION = 200  # longer explanations belong in the runbook
 REQUIRED_ROWS = (
     "Connection states and transitions", "CLOSE_WAIT leaks", "SYN floods",
     "TIME_WAIT and ephemeral ports", "tcpstated health")
+# Connect failures per destination and resets per port (issue 14), from
+# dashboards/mixin/outcomes.libsonnet.
+CONNECT_DESTINATION = ("netns", "daddr", "dport")
+RESET_PORT = ("netns", "role", "port")
+METRICS.update({
+    "tcpstated_connect_failures_total":
+        ("counter", CONNECT_DESTINATION + ("reason",)),
+    "tcpstated_connect_duration_seconds":
+        ("histogram", CONNECT_DESTINATION),
+    "tcpstated_connect_failing_active": ("gauge", CONNECT_DESTINATION),
+    "tcpstated_resets_total":
+        ("counter", RESET_PORT + ("direction", "state")),
+    "tcpstated_resets_active": ("gauge", RESET_PORT),
+})
+REQUIRED_ALERTS += ("TcpstatedConnectFailures", "TcpstatedConnectionResets")
+REQUIRED_ROWS += ("Connect failures and resets",)
 
 
 def series_names():
@@ -986,6 +1002,40 @@ def synthetic_series():
               "0+%dx%d" % (len(BUCKETS), STEPS), state=state)
             g("tcpstated_state_duration_seconds_sum", "0+100x%d" % STEPS,
               state=state)
+    return out + outcome_series()
+
+
+def outcome_series():
+    """Connect failures, handshake times and resets (issue 14), in the
+    same shape: two hosts, rising counters, a folded `other` series."""
+    out = []
+    for inst in INSTANCES:
+        for ns in NAMESPACES + ("other",):
+            dst = 'job="%s",instance="%s",netns="%s",daddr="%s",dport="%s"' % (
+                JOB, inst, ns, "other" if ns == "other" else "192.0.2.10",
+                "other" if ns == "other" else "5432")
+            for reason in ("refused", "timed_out"):
+                out.append(("tcpstated_connect_failures_total{%s,reason=\"%s\"}"
+                            % (dst, reason), "0+3x%d" % STEPS))
+            for k, le in enumerate(("0.001", "0.01", "0.1", "1", "+Inf")):
+                out.append(("tcpstated_connect_duration_seconds_bucket{%s,"
+                            "le=\"%s\"}" % (dst, le),
+                            "0+%dx%d" % (k + 1, STEPS)))
+            out.append(("tcpstated_connect_duration_seconds_count{%s}" % dst,
+                        "0+5x%d" % STEPS))
+            out.append(("tcpstated_connect_duration_seconds_sum{%s}" % dst,
+                        "0+1x%d" % STEPS))
+            out.append(("tcpstated_connect_failing_active{%s}" % dst,
+                        "1x%d" % STEPS))
+            port = 'job="%s",instance="%s",netns="%s",role="%s",port="%s"' % (
+                JOB, inst, ns, "other" if ns == "other" else "server",
+                "other" if ns == "other" else "8080")
+            for direction, state in (("received", "established"),
+                                     ("sent", "close_wait")):
+                out.append(("tcpstated_resets_total{%s,direction=\"%s\","
+                            "state=\"%s\"}" % (port, direction, state),
+                            "0+3x%d" % STEPS))
+            out.append(("tcpstated_resets_active{%s}" % port, "1x%d" % STEPS))
     return out
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -204,6 +205,59 @@ class PrometheusEndToEnd(unittest.TestCase):
             pid = w.do("pid").split()[1]
             with open("/proc/%s/comm" % pid) as f:
                 self.assertEqual(alert["labels"].get("comm"), f.read().strip())
+
+    def test_connect_failure_and_reset_alerts(self):
+        """TcpstatedConnectFailures and TcpstatedConnectionResets see what
+        a namespace does: refused connects to a closed port, then
+        connections aborted with SO_LINGER 0 (outcome_workload.py)."""
+        workload = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "outcome_workload.py")
+        with Daemon() as daemon, Netns("promout") as ns:
+            closed, served = free_port(), free_port()
+
+            def run(scenario, port, count):
+                ns.exec([sys.executable, workload, scenario, str(port),
+                         str(count)], timeout=60)
+
+            self.start_prometheus(daemon.port)
+            self.addCleanup(self.stop_prometheus)
+
+            def scraped(query):
+                return lambda: self.api("query", query=query)["result"]
+
+            # A first few, so that Prometheus has each series before the
+            # burst (rate() does not count a series' first value).
+            run("refused", closed, 3)
+            run("linger", served, 3)
+            self.wait_for("the failures to be scraped", scraped(
+                'tcpstated_connect_failures_total{netns="%d"}' % ns.inode))
+            self.wait_for("the resets to be scraped", scraped(
+                'tcpstated_resets_total{netns="%d",role="server"}'
+                % ns.inode))
+            # Well above 0.1 failures/s and 1 reset/s over 5 minutes.
+            run("refused", closed, 200)
+            run("linger", served, 500)
+
+            def alert(name):
+                def find():
+                    for a in self.api("alerts")["alerts"]:
+                        if (a["labels"].get("alertname") == name and
+                                a["labels"].get("netns") == str(ns.inode)):
+                            return a
+                    return None
+                return find
+
+            failing = self.wait_for("TcpstatedConnectFailures",
+                                    alert("TcpstatedConnectFailures"))
+            self.assertIn(failing["state"], ("pending", "firing"))
+            self.assertEqual(failing["labels"]["daddr"], "127.0.0.1")
+            self.assertEqual(failing["labels"]["dport"], str(closed))
+            self.assertRegex(failing["annotations"]["runbook_url"],
+                             r"^https?://\S+#tcpstatedconnectfailures$")
+            resets = self.wait_for("TcpstatedConnectionResets",
+                                   alert("TcpstatedConnectionResets"))
+            self.assertIn(resets["state"], ("pending", "firing"))
+            self.assertEqual(resets["labels"]["port"], str(served))
 
 
 if __name__ == "__main__":

@@ -93,6 +93,23 @@ TEST(DecoderTest, DecodesFlagsIndependently) {
   EXPECT_EQ(e.newstate, S::kClose);
 }
 
+TEST(DecoderTest, SocketErrorCarriesItsErrno) {
+  tcpstated_event raw = SampleRecord();
+  raw.oldstate = TCPSTATED_TCP_SYN_SENT;
+  raw.newstate = TCPSTATED_TCP_CLOSE;
+  raw.flags = TCPSTATED_F_SOCK_ERR;
+  raw.sk_err = 111;  // ECONNREFUSED
+  Event e;
+  ASSERT_EQ(Decode(raw, &e), DecodeError::kNone);
+  EXPECT_TRUE(e.sock_error);
+  EXPECT_EQ(e.sk_err, 111);
+  // Without the flag the byte means nothing.
+  raw.flags = 0;
+  ASSERT_EQ(Decode(raw, &e), DecodeError::kNone);
+  EXPECT_FALSE(e.sock_error);
+  EXPECT_EQ(e.sk_err, 0);
+}
+
 TEST(DecoderTest, Ipv4AddressesAreTheFirstFourBytes) {
   tcpstated_event raw = SampleRecord();
   raw.flags = 0;
