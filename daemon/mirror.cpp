@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "daemon/mirror_reconcile_job.h"
+#include "daemon/mirror_table_inl.h"
 #include "tcpstated/transition_table.h"
 
 namespace tcpstated {

@@ -2,19 +2,10 @@
 // how its sockets are counted and aged, timewait sockets against
 // tcp_max_tw_buckets, and the namespace cookie that tells a reused inode
 // number from the namespace it used to name.
+#include "daemon/mirror_table_inl.h"
 #include "tcpstated/mirror.h"
 
 namespace tcpstated {
-
-StateCounts& Mirror::CountsOf(uint32_t netns) {
-  if (counts_cache_ != nullptr && counts_cache_netns_ == netns) {
-    return *counts_cache_;
-  }
-  StateCounts& counts = counts_[netns];
-  counts_cache_netns_ = netns;
-  counts_cache_ = &counts;
-  return counts;
-}
 
 void Mirror::CheckNamespace(const Event& e) {
   if (e.netns_cookie == 0) return;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "daemon/mirror_reconcile_job.h"
+#include "daemon/mirror_table_inl.h"
 #include "tcpstated/mirror.h"
 
 namespace tcpstated {

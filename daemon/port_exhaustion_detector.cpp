@@ -8,7 +8,7 @@
 namespace tcpstated::detectors_internal {
 namespace {
 
-Address Normalized(const Address& a, bool ipv6) {
+Address Normalized(const Address &a, bool ipv6) {
   Address out = a;
   if (!ipv6) std::fill(out.begin() + 4, out.end(), 0);
   return out;
@@ -21,40 +21,40 @@ struct DestinationGroup {
   bool active = false;
 };
 
-std::string DestinationText(const DestinationKey& key,
-                            const NamespaceMap& namespaces) {
+std::string DestinationText(const DestinationKey &key,
+                            const NamespaceMap &namespaces) {
   const bool ipv6 = key.ipv6();
   return NetnsText(key.netns, namespaces) + " " +
          FormatAddress(key.saddr, ipv6) + " -> " +
          Endpoint(key.daddr, ipv6, key.dport);
 }
 
-std::string UsageText(const DestinationGroup& g) {
+std::string UsageText(const DestinationGroup &g) {
   return std::to_string(g.used) + " of " + std::to_string(g.available) +
          " ephemeral ports (" + Percent(g.used, g.available) + ")";
 }
 
-}  // namespace
+using DestinationGroups = std::map<DestinationKey, DestinationGroup>;
 
-void EvaluateDestinations(const DetectorConfig& config,
-                          const DetectorInputs& inputs,
-                          const NamespaceMap& namespaces,
-                          const History& previous, History* next,
-                          DetectionReport* report) {
+// Ports held per destination, judged against the namespace's range; the
+// active ones into `next`.
+DestinationGroups JudgeDestinations(const DetectorConfig &config,
+                                    const DetectorInputs &inputs,
+                                    const NamespaceMap &namespaces,
+                                    History *next) {
   std::map<uint32_t, uint64_t> available;  // namespaces with settings
-  for (const auto& [netns, ns] : namespaces) {
+  for (const auto &[netns, ns] : namespaces) {
     if (ns->have_settings)
       available[netns] = EphemeralPortsAvailable(ns->settings);
   }
-
-  std::map<DestinationKey, DestinationGroup> groups;
-  for (const DestinationInput& d : inputs.destinations) {
+  DestinationGroups groups;
+  for (const DestinationInput &d : inputs.destinations) {
     DestinationKey key{d.netns, d.dport, Normalized(d.saddr, d.ipv6),
                        Normalized(d.daddr, d.ipv6)};
-    DestinationGroup& g = groups[key];
+    DestinationGroup &g = groups[key];
     g.used = SatAdd(g.used, d.ports_used);
   }
-  for (auto& [key, g] : groups) {
+  for (auto &[key, g] : groups) {
     auto it = available.find(key.netns);
     // Without the namespace's sysctls the range is unknown: no verdict. A
     // range with no port at all is a namespace-wide misconfiguration, not
@@ -70,28 +70,33 @@ void EvaluateDestinations(const DetectorConfig& config,
     g.active = ReachesRatio(g.used, g.available, config.port_exhaustion_ratio);
     if (g.active) next->port_exhaustion.insert(key);
   }
+  return groups;
+}
 
-  using Entry = std::map<DestinationKey, DestinationGroup>::value_type;
+void ReportDestinations(const DetectorConfig &config,
+                        const DestinationGroups &groups,
+                        DetectionReport *report) {
+  using Entry = DestinationGroups::value_type;
   auto top = KeepTop(
       groups, config.max_series_per_metric,
-      [](const Entry* a, const Entry* b) {
+      [](const Entry *a, const Entry *b) {
         if (a->second.used != b->second.used) {
           return a->second.used > b->second.used;
         }
         return a->first < b->first;
       },
-      [](DestinationGroup& other, const DestinationGroup& g) {
+      [](DestinationGroup &other, const DestinationGroup &g) {
         other.used = SatAdd(other.used, g.used);
         other.active = other.active || g.active;
       });
-  auto emit = [report](const std::map<std::string, std::string>& labels,
-                       const DestinationGroup& g) {
+  auto emit = [report](const std::map<std::string, std::string> &labels,
+                       const DestinationGroup &g) {
     report->ephemeral_ports_used.push_back(MakeSeries(labels, D(g.used)));
     report->port_exhaustion_active.push_back(
         MakeSeries(labels, g.active ? 1 : 0));
   };
-  for (const Entry* e : top.kept) {
-    const DestinationKey& k = e->first;
+  for (const Entry *e : top.kept) {
+    const DestinationKey &k = e->first;
     const bool ipv6 = k.ipv6();
     emit({{"netns", std::to_string(k.netns)},
           {"saddr", FormatAddress(k.saddr, ipv6)},
@@ -102,15 +107,20 @@ void EvaluateDestinations(const DetectorConfig& config,
   if (top.other) {
     emit(OtherLabels({"netns", "saddr", "daddr", "dport"}), *top.other);
   }
+}
 
-  for (const auto& [key, g] : groups) {
+// The started and cleared lines, one per destination whose verdict changed.
+void LogDestinations(const DestinationGroups &groups,
+                     const NamespaceMap &namespaces, const History &previous,
+                     DetectionReport *report) {
+  for (const auto &[key, g] : groups) {
     if (!g.active || previous.port_exhaustion.count(key) > 0) continue;
     report->started.push_back(
         "Ephemeral port exhaustion started: " +
         DestinationText(key, namespaces) + " holds " + UsageText(g) +
         "; connect() to it fails with EADDRNOTAVAIL when none is left");
   }
-  for (const DestinationKey& key : previous.port_exhaustion) {
+  for (const DestinationKey &key : previous.port_exhaustion) {
     auto it = groups.find(key);
     if (it == groups.end()) {
       report->cleared.push_back("Ephemeral port exhaustion cleared: " +
@@ -126,6 +136,19 @@ void EvaluateDestinations(const DetectorConfig& config,
                                 usage);
     }
   }
+}
+
+}  // namespace
+
+void EvaluateDestinations(const DetectorConfig &config,
+                          const DetectorInputs &inputs,
+                          const NamespaceMap &namespaces,
+                          const History &previous, History *next,
+                          DetectionReport *report) {
+  const DestinationGroups groups =
+      JudgeDestinations(config, inputs, namespaces, next);
+  ReportDestinations(config, groups, report);
+  LogDestinations(groups, namespaces, previous, report);
 }
 
 }  // namespace tcpstated::detectors_internal

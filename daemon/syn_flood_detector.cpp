@@ -23,8 +23,8 @@ struct ListenerGroup {
   bool flood = false;
 };
 
-std::string ListenerText(const ListenerKey& key, const ListenerGroup& g,
-                         const NamespaceMap& namespaces) {
+std::string ListenerText(const ListenerKey &key, const ListenerGroup &g,
+                         const NamespaceMap &namespaces) {
   return NetnsText(key.netns, namespaces) +
          " port=" + std::to_string(key.port) + ": " +
          std::to_string(g.half_open) + " half-open (limit " +
@@ -33,33 +33,35 @@ std::string ListenerText(const ListenerKey& key, const ListenerGroup& g,
          ", SYN-ACK retransmits " + Fixed(g.retransmit_rate, 1) + "/s";
 }
 
-}  // namespace
-
-void EvaluateListeners(const DetectorConfig& config,
-                       const DetectorInputs& inputs,
-                       const NamespaceMap& namespaces, const History& previous,
-                       double elapsed, History* next, DetectionReport* report) {
-  // Namespaces whose SYN cookie counters rose since the previous round. A
-  // decrease means the namespace was recreated (its inode reused): the
-  // baseline restarts and nothing is inferred this round.
-  std::set<uint32_t> cookies_rose;
-  for (const auto& [netns, ns] : namespaces) {
+// Namespaces whose SYN cookie counters rose since the previous round. A
+// decrease means the namespace was recreated (its inode reused): the
+// baseline restarts and nothing is inferred this round.
+std::set<uint32_t> CookiesRose(const NamespaceMap &namespaces,
+                               const History &previous, History *next) {
+  std::set<uint32_t> rose;
+  for (const auto &[netns, ns] : namespaces) {
     if (!ns->have_counters) continue;
     CookieCounters now{ns->counters.SyncookiesSent,
                        ns->counters.TCPReqQFullDoCookies};
     next->cookies[netns] = now;
     auto it = previous.cookies.find(netns);
     if (it == previous.cookies.end()) continue;
-    const CookieCounters& before = it->second;
+    const CookieCounters &before = it->second;
     if (now.sent < before.sent || now.do_cookies < before.do_cookies) continue;
     if (now.sent > before.sent || now.do_cookies > before.do_cookies) {
-      cookies_rose.insert(netns);
+      rose.insert(netns);
     }
   }
+  return rose;
+}
 
-  std::map<ListenerKey, ListenerGroup> groups;
-  for (const ListenerInput& l : inputs.listeners) {
-    ListenerGroup& g = groups[ListenerKey{l.netns, l.port}];
+using ListenerGroups = std::map<ListenerKey, ListenerGroup>;
+
+ListenerGroups GroupListeners(const DetectorConfig &config,
+                              const std::vector<ListenerInput> &listeners) {
+  ListenerGroups groups;
+  for (const ListenerInput &l : listeners) {
+    ListenerGroup &g = groups[ListenerKey{l.netns, l.port}];
     g.half_open = SatAdd(g.half_open, l.half_open);
     g.accept_queue = SatAdd(g.accept_queue, l.accept_queue);
     g.accept_limit = SatAdd(g.accept_limit, l.accept_limit);
@@ -73,8 +75,16 @@ void EvaluateListeners(const DetectorConfig& config,
       g.queue_full = true;
     }
   }
+  return groups;
+}
 
-  for (auto& [key, g] : groups) {
+// Rates and verdicts of every group; the next round's baselines and
+// active floods into `next`.
+void JudgeListeners(const DetectorConfig &config,
+                    const std::set<uint32_t> &cookies_rose,
+                    const History &previous, double elapsed, History *next,
+                    ListenerGroups *groups) {
+  for (auto &[key, g] : *groups) {
     next->synack_retransmits[key] = g.synack_retransmits;
     auto it = previous.synack_retransmits.find(key);
     // No baseline (first round, new listener), a counter that went back
@@ -94,11 +104,14 @@ void EvaluateListeners(const DetectorConfig& config,
               g.retransmit_rate > config.synack_retransmit_rate || g.cookies;
     if (g.flood) next->syn_floods.insert(key);
   }
+}
 
-  using Entry = std::map<ListenerKey, ListenerGroup>::value_type;
+void ReportListeners(const DetectorConfig &config, const ListenerGroups &groups,
+                     DetectionReport *report) {
+  using Entry = ListenerGroups::value_type;
   auto top = KeepTop(
       groups, config.max_series_per_metric,
-      [](const Entry* a, const Entry* b) {
+      [](const Entry *a, const Entry *b) {
         if (a->second.half_open != b->second.half_open) {
           return a->second.half_open > b->second.half_open;
         }
@@ -107,7 +120,7 @@ void EvaluateListeners(const DetectorConfig& config,
         }
         return a->first < b->first;
       },
-      [](ListenerGroup& other, const ListenerGroup& g) {
+      [](ListenerGroup &other, const ListenerGroup &g) {
         other.half_open = SatAdd(other.half_open, g.half_open);
         other.accept_queue = SatAdd(other.accept_queue, g.accept_queue);
         other.accept_limit = SatAdd(other.accept_limit, g.accept_limit);
@@ -115,8 +128,8 @@ void EvaluateListeners(const DetectorConfig& config,
             SatAdd(other.synack_retransmits, g.synack_retransmits);
         other.flood = other.flood || g.flood;
       });
-  auto emit = [report](const std::map<std::string, std::string>& labels,
-                       const ListenerGroup& g) {
+  auto emit = [report](const std::map<std::string, std::string> &labels,
+                       const ListenerGroup &g) {
     report->listen_syn_recv_sockets.push_back(
         MakeSeries(labels, D(g.half_open)));
     report->listen_accept_queue_length.push_back(
@@ -127,17 +140,22 @@ void EvaluateListeners(const DetectorConfig& config,
         MakeSeries(labels, D(g.synack_retransmits)));
     report->syn_flood_active.push_back(MakeSeries(labels, g.flood ? 1 : 0));
   };
-  for (const Entry* e : top.kept) {
+  for (const Entry *e : top.kept) {
     emit({{"netns", std::to_string(e->first.netns)},
           {"port", std::to_string(e->first.port)}},
          e->second);
   }
   if (top.other) emit(OtherLabels({"netns", "port"}), *top.other);
+}
 
-  for (const auto& [key, g] : groups) {
+// The started and cleared lines, one per listener whose verdict changed.
+void LogListeners(const DetectorConfig &config, const ListenerGroups &groups,
+                  const NamespaceMap &namespaces, const History &previous,
+                  DetectionReport *report) {
+  for (const auto &[key, g] : groups) {
     if (!g.flood || previous.syn_floods.count(key) > 0) continue;
     std::string why;
-    auto add = [&why](const std::string& reason) {
+    auto add = [&why](const std::string &reason) {
       why += (why.empty() ? "" : ", ") + reason;
     };
     if (g.ratio_reached) {
@@ -153,7 +171,7 @@ void EvaluateListeners(const DetectorConfig& config,
                               ListenerText(key, g, namespaces) + " (" + why +
                               ")");
   }
-  for (const ListenerKey& key : previous.syn_floods) {
+  for (const ListenerKey &key : previous.syn_floods) {
     auto it = groups.find(key);
     if (it == groups.end()) {
       report->cleared.push_back(
@@ -164,6 +182,20 @@ void EvaluateListeners(const DetectorConfig& config,
                                 ListenerText(key, it->second, namespaces));
     }
   }
+}
+
+}  // namespace
+
+void EvaluateListeners(const DetectorConfig &config,
+                       const DetectorInputs &inputs,
+                       const NamespaceMap &namespaces, const History &previous,
+                       double elapsed, History *next, DetectionReport *report) {
+  const std::set<uint32_t> cookies_rose =
+      CookiesRose(namespaces, previous, next);
+  ListenerGroups groups = GroupListeners(config, inputs.listeners);
+  JudgeListeners(config, cookies_rose, previous, elapsed, next, &groups);
+  ReportListeners(config, groups, report);
+  LogListeners(config, groups, namespaces, previous, report);
 }
 
 }  // namespace tcpstated::detectors_internal
