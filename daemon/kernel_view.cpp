@@ -298,6 +298,20 @@ std::vector<NamespaceResult> KernelView::Visit(
   return results;
 }
 
+std::string KernelView::UnitOf(uint32_t tgid, uint64_t cgroup_id) {
+  // The cgroup captured with the event names the unit even after the
+  // process is gone and its pid reused; only owners found in /proc (no
+  // event, cgroup id 0) or a host without cgroup v2 go by the pid.
+  if (cgroup_id != 0) {
+    if (std::optional<std::string> unit = units_.UnitOf(cgroup_id)) {
+      return *unit;
+    }
+  }
+  if (tgid == 0) return std::string();
+  std::optional<ProcessInfo> info = owners_.Describe(tgid);
+  return info ? info->unit : std::string();
+}
+
 uint64_t KernelView::AgeCloseWaitFromKernel() {
   std::vector<uint32_t> inodes;
   {
@@ -398,6 +412,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
   std::unordered_map<uint32_t, uint64_t> timewait;
   struct CloseWaitRow {
     uint32_t netns, tgid;
+    uint64_t cgroup_id;
     std::string comm;
     Role role;
     uint16_t port;
@@ -507,6 +522,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
       const Owner* owner = mirror_->OwnerOf(s);
       uint16_t port = s.role == Role::kClient ? s.dport : s.sport;
       rows.push_back({s.netns, owner ? owner->tgid : 0,
+                      owner ? owner->cgroup_id : 0,
                       owner ? owner->comm : std::string(), s.role, port,
                       now > s.entered_ns ? Seconds(now - s.entered_ns) : 0});
     });
@@ -535,9 +551,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
     c.role = r.role;
     c.port = r.port;
     c.age_seconds = r.age;
-    if (r.tgid != 0) {
-      if (auto info = owners_.Describe(r.tgid)) c.unit = info->unit;
-    }
+    c.unit = UnitOf(r.tgid, r.cgroup_id);
     inputs.close_wait.push_back(std::move(c));
   }
   for (auto& [inode, ns] : namespaces_) {

@@ -297,9 +297,8 @@ void Mirror::ApplyTransition(const Event& e) {
     entry = Track(e, from, e.ts_ns, kEntryAgeUnknown, role);
     if (entry == nullptr) return;
     if (role == Role::kServer) {
-      auto it = listeners_.find({e.netns, e.sport});
-      if (it != listeners_.end()) {
-        if (const SocketEntry* listener = table_.Find(it->second)) {
+      if (uint64_t listener_id = listeners_.Find(e.netns, e.sport, e.saddr)) {
+        if (const SocketEntry* listener = table_.Find(listener_id)) {
           entry->owner = listener->owner;
           AddOwnerRef(entry->owner);
         }
@@ -324,7 +323,9 @@ void Mirror::ApplyTransition(const Event& e) {
   }
   if (to == TcpState::kListen) {
     entry->role = Role::kListener;
-    if (entry->sport != 0) listeners_[{entry->netns, entry->sport}] = entry->id;
+    if (entry->sport != 0) {
+      listeners_.Add(entry->netns, entry->sport, entry->saddr, entry->id);
+    }
   }
   if (from != to) {
     // A reset that did not close the socket (an answer to a bad segment in
@@ -542,8 +543,7 @@ void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
   Account(*entry, entry->state, -1);
   UnregisterDestination(*entry);
   if (entry->state == TcpState::kListen) {
-    auto it = listeners_.find({entry->netns, entry->sport});
-    if (it != listeners_.end() && it->second == entry->id) listeners_.erase(it);
+    listeners_.Remove(entry->netns, entry->sport, entry->id);
   }
   UnmarkTimewait(entry);
   ReleaseOwner(entry->owner);
@@ -615,7 +615,7 @@ void Mirror::UpdateDestination(SocketEntry* entry) {
   if (entry->sport == 0 || entry->dport == 0) return;
   if (entry->role == Role::kListener || entry->role == Role::kServer) return;
   if (entry->role == Role::kUnknown &&
-      (listeners_.count({entry->netns, entry->sport}) != 0 ||
+      (listeners_.HasPort(entry->netns, entry->sport) ||
        !InEphemeralRange(entry->netns, entry->sport))) {
     return;
   }
@@ -794,7 +794,7 @@ SocketEntry* Mirror::Seed(
   SocketEntry* entry = Track(e, d.state, entered, flags, role);
   if (entry == nullptr) return nullptr;
   if (d.state == TcpState::kListen && d.sport != 0) {
-    listeners_[{netns, d.sport}] = entry->id;
+    listeners_.Add(netns, d.sport, d.saddr, entry->id);
   }
   if (d.timewait) {
     MarkTimewait(entry, d.state == TcpState::kFinWait2);
@@ -807,12 +807,11 @@ void Mirror::CorrectState(SocketEntry* entry, const DiagSocket& d,
                           uint64_t now_ns, uint32_t fin_timeout_s) {
   UnmarkTimewait(entry);
   if (entry->state == TcpState::kListen) {
-    auto it = listeners_.find({entry->netns, entry->sport});
-    if (it != listeners_.end() && it->second == entry->id) listeners_.erase(it);
+    listeners_.Remove(entry->netns, entry->sport, entry->id);
   }
   if (d.state == TcpState::kListen && entry->sport != 0) {
     entry->role = Role::kListener;
-    listeners_[{entry->netns, entry->sport}] = entry->id;
+    listeners_.Add(entry->netns, entry->sport, entry->saddr, entry->id);
   }
   Account(*entry, entry->state, -1);
   Account(*entry, d.state, +1);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tcpstated/event.h"
+#include "tcpstated/listener_index.h"
 #include "tcpstated/sock_diag.h"
 #include "tcpstated/socket_table.h"
 #include "tcpstated/tcp_state.h"
@@ -334,18 +335,6 @@ class Mirror {
   void AddOwnerRef(uint32_t owner);
   void ReleaseOwner(uint32_t owner);
 
-  struct ListenerKey {
-    uint32_t netns;
-    uint16_t port;
-    bool operator==(const ListenerKey& o) const {
-      return netns == o.netns && port == o.port;
-    }
-  };
-  struct ListenerKeyHash {
-    size_t operator()(const ListenerKey& k) const {
-      return (static_cast<size_t>(k.netns) << 16) ^ k.port;
-    }
-  };
   // The 4-tuple of a connection as seen from one side: for finding the
   // local peer of a FIN_WAIT2 orphan, and the timewait socket a new
   // connection on the same 4-tuple took over.
@@ -378,7 +367,7 @@ class Mirror {
   std::unordered_map<uint32_t, StateCounts> counts_;
   TransitionMatrix invalid_{};
   std::array<DurationHistogram, kStateSlots> durations_{};
-  std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash> listeners_;
+  ListenerIndex listeners_;
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>>
       expiries_;
   std::unordered_map<uint32_t, uint64_t> fin_timeouts_;
