@@ -222,6 +222,7 @@ std::map<uint32_t, KernelView::Activity> KernelView::ActivityFromMirror()
     }
     a.listeners = counts[StateIndex(TcpState::kListen)] > 0;
     a.request_sockets = counts[StateIndex(TcpState::kNewSynRecv)] > 0;
+    a.events_cookie = mirror_->NetnsCookie(inode);
     if (a.sockets || a.request_sockets) out.emplace(inode, a);
   }
   for (const auto& [key, n] : mirror_->synack_retransmits()) {
@@ -238,6 +239,8 @@ std::vector<NamespaceRequest> KernelView::PlanReads(
   for (const auto& [inode, ns] : namespaces_) {
     auto it = activity.find(inode);
     Activity a = it != activity.end() ? it->second : Activity{};
+    const bool reused = a.events_cookie != 0 && ns.handle.cookie != 0 &&
+                        a.events_cookie != ns.handle.cookie;
     NamespaceRequest r;
     r.handle = ns.handle;
     if (seeding) {
@@ -256,10 +259,11 @@ std::vector<NamespaceRequest> KernelView::PlanReads(
       // (see kListenMask).
       r.dump_mask = ns.syn_pressure ? kListenerMask : kListenMask;
       r.read_counters = true;
-      r.read_settings = !ns.have_settings;
-    } else if (a.sockets && !ns.have_settings) {
-      // New to the events: its limits (port range, timewait buckets) for
-      // the port books without waiting for the reconcile.
+      r.read_settings = !ns.have_settings || reused;
+    } else if (a.sockets && (!ns.have_settings || reused)) {
+      // New to the events, or a new namespace behind a reused inode: its
+      // limits (port range, timewait buckets) for the port books without
+      // waiting for the reconcile.
       r.read_settings = r.read_counters = true;
     } else {
       continue;

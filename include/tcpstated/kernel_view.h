@@ -117,6 +117,10 @@ class KernelView {
     bool listeners = false;  // a LISTEN socket
     bool request_sockets = false;
     uint64_t synack_retransmits = 0;  // since the start, all its listeners
+    // The namespace cookie its events carry (0: none yet, or no cookies):
+    // when it differs from the one last read, the inode names a new
+    // namespace and what was read of the old one is stale.
+    uint64_t events_cookie = 0;
   };
 
   void Run();

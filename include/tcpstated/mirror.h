@@ -233,6 +233,9 @@ class Mirror {
   ReconcileStats FinishReconcile();
   // Forgets a namespace that no longer exists: its sockets and its series.
   void DropNamespace(uint32_t netns);
+  // The cookie of the namespace behind inode `netns` as its latest events
+  // or dump told; 0 if none did.
+  uint64_t NetnsCookie(uint32_t netns) const;
   // ip_local_port_range of a namespace: a socket of unknown origin holds an
   // ephemeral port (and counts towards its destination) only if its local
   // port is in it.
