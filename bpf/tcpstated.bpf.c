@@ -190,6 +190,18 @@ static __always_inline void fill_head(struct tcpstated_event_head *h, __u8 sourc
 	h->spare[2] = 0;
 }
 
+/* The process's name, as /proc/<tgid>/comm and `ss -p` show it: that of
+ * the thread-group leader. bpf_get_current_comm() is the calling thread's,
+ * which a worker thread often renames (prctl PR_SET_NAME). */
+static __always_inline void leader_comm(char comm[TCPSTATED_COMM_LEN])
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+	if (!leader || bpf_probe_read_kernel_str(comm, TCPSTATED_COMM_LEN, &leader->comm) < 0)
+		bpf_get_current_comm(comm, TCPSTATED_COMM_LEN);
+}
+
 /* The long record's own fields: both addresses, and the owner when the
  * transition runs in its process. */
 static __always_inline void fill_long(struct tcpstated_event *e, const struct sock_common *skc,
@@ -212,7 +224,7 @@ static __always_inline void fill_long(struct tcpstated_event *e, const struct so
 		e->tgid = pid_tgid >> 32;
 		e->pid = (__u32)pid_tgid;
 		e->cgroup_id = bpf_get_current_cgroup_id();
-		bpf_get_current_comm(&e->comm, sizeof(e->comm));
+		leader_comm(e->comm);
 	} else {
 		e->tgid = 0;
 		e->pid = 0;

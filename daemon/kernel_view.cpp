@@ -228,6 +228,7 @@ std::map<uint32_t, KernelView::Activity> KernelView::ActivityFromMirror()
     }
     a.listeners = counts[StateIndex(TcpState::kListen)] > 0;
     a.request_sockets = counts[StateIndex(TcpState::kNewSynRecv)] > 0;
+    a.events_cookie = mirror_->NetnsCookie(inode);
     if (a.sockets || a.request_sockets) out.emplace(inode, a);
   }
   for (const auto& [key, n] : mirror_->synack_retransmits()) {
@@ -244,6 +245,8 @@ std::vector<NamespaceRequest> KernelView::PlanReads(
   for (const auto& [inode, ns] : namespaces_) {
     auto it = activity.find(inode);
     Activity a = it != activity.end() ? it->second : Activity{};
+    const bool reused = a.events_cookie != 0 && ns.handle.cookie != 0 &&
+                        a.events_cookie != ns.handle.cookie;
     NamespaceRequest r;
     r.handle = ns.handle;
     if (seeding) {
@@ -262,10 +265,11 @@ std::vector<NamespaceRequest> KernelView::PlanReads(
       // (see kListenMask).
       r.dump_mask = ns.syn_pressure ? kListenerMask : kListenMask;
       r.read_counters = true;
-      r.read_settings = !ns.have_settings;
-    } else if (a.sockets && !ns.have_settings) {
-      // New to the events: its limits (port range, timewait buckets) for
-      // the port books without waiting for the reconcile.
+      r.read_settings = !ns.have_settings || reused;
+    } else if (a.sockets && (!ns.have_settings || reused)) {
+      // New to the events, or a new namespace behind a reused inode: its
+      // limits (port range, timewait buckets) for the port books without
+      // waiting for the reconcile.
       r.read_settings = r.read_counters = true;
     } else {
       continue;
@@ -371,6 +375,7 @@ struct KernelView::Cycle {
   // parallel to inputs.close_wait (0: owner unknown).
   DetectorInputs inputs;
   std::vector<uint32_t> close_wait_tgids;
+  std::vector<uint64_t> close_wait_cgroups;  // the owner's, from its event
   std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash> synacks;
   std::unordered_map<uint32_t, uint64_t> timewait;
   DetectionReport report;
@@ -571,6 +576,7 @@ void KernelView::CopyFromMirror(Cycle& c) {
     cw.age_seconds = now > s.entered_ns ? Seconds(now - s.entered_ns) : 0;
     c.inputs.close_wait.push_back(std::move(cw));
     c.close_wait_tgids.push_back(owner ? owner->tgid : 0);
+    c.close_wait_cgroups.push_back(owner ? owner->cgroup_id : 0);
   });
   for (const auto& [key, n] : mirror_->destinations()) {
     DestinationInput d;
@@ -586,13 +592,25 @@ void KernelView::CopyFromMirror(Cycle& c) {
   c.timewait = mirror_->TimewaitSockets();
 }
 
-void KernelView::Detect(Cycle& c) {
-  // Units come from /proc: looked up outside the mirror's lock.
-  for (size_t i = 0; i < c.close_wait_tgids.size(); ++i) {
-    if (c.close_wait_tgids[i] == 0) continue;
-    if (auto info = owners_.Describe(c.close_wait_tgids[i])) {
-      c.inputs.close_wait[i].unit = info->unit;
+std::string KernelView::UnitOf(uint32_t tgid, uint64_t cgroup_id) {
+  // The cgroup captured with the event names the unit even after the
+  // process is gone and its pid reused; only owners found in /proc (no
+  // event, cgroup id 0) or a host without cgroup v2 go by the pid.
+  if (cgroup_id != 0) {
+    if (std::optional<std::string> unit = units_.UnitOf(cgroup_id)) {
+      return *unit;
     }
+  }
+  if (tgid == 0) return std::string();
+  std::optional<ProcessInfo> info = owners_.Describe(tgid);
+  return info ? info->unit : std::string();
+}
+
+void KernelView::Detect(Cycle& c) {
+  // Units come from cgroupfs or /proc: looked up outside the mirror's lock.
+  for (size_t i = 0; i < c.close_wait_tgids.size(); ++i) {
+    c.inputs.close_wait[i].unit =
+        UnitOf(c.close_wait_tgids[i], c.close_wait_cgroups[i]);
   }
   for (auto& [inode, ns] : namespaces_) {
     for (ListenerInput l : ns.listeners) {

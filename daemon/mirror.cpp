@@ -239,9 +239,8 @@ SocketEntry* Mirror::Adopt(const Event& e) {
   SocketEntry* entry = Track(e, from, e.ts_ns, kEntryAgeUnknown, role);
   if (entry == nullptr || role != Role::kServer) return entry;
   // An accepted child belongs to whoever owns its listener.
-  auto it = listeners_.find({e.netns, e.sport});
-  if (it != listeners_.end()) {
-    if (const SocketEntry* listener = table_.Find(it->second)) {
+  if (uint64_t listener_id = listeners_.Find(e.netns, e.sport, e.saddr)) {
+    if (const SocketEntry* listener = table_.Find(listener_id)) {
       entry->owner = listener->owner;
       owners_.AddRef(entry->owner);
     }

@@ -55,6 +55,11 @@ void Mirror::PurgeNamespace(uint32_t netns) {
   reconciling_ = reconciling;
 }
 
+uint64_t Mirror::NetnsCookie(uint32_t netns) const {
+  auto it = namespaces_.find(netns);
+  return it != namespaces_.end() ? it->second.cookie : 0;
+}
+
 void Mirror::DropNamespace(uint32_t netns) {
   PurgeNamespace(netns);
   counts_.erase(netns);

@@ -52,7 +52,7 @@ void Mirror::UpdateDestination(SocketEntry* entry) {
   if (entry->sport == 0 || entry->dport == 0) return;
   if (entry->role == Role::kListener || entry->role == Role::kServer) return;
   if (entry->role == Role::kUnknown &&
-      (listeners_.count({entry->netns, entry->sport}) != 0 ||
+      (listeners_.HasPort(entry->netns, entry->sport) ||
        !InEphemeralRange(entry->netns, entry->sport))) {
     return;
   }
@@ -68,12 +68,13 @@ void Mirror::UnregisterDestination(SocketEntry& entry) {
 }
 
 void Mirror::RegisterListener(const SocketEntry& entry) {
-  if (entry.sport != 0) listeners_[{entry.netns, entry.sport}] = entry.id;
+  if (entry.sport != 0) {
+    listeners_.Add(entry.netns, entry.sport, entry.saddr, entry.id);
+  }
 }
 
 void Mirror::UnregisterListener(const SocketEntry& entry) {
-  auto it = listeners_.find({entry.netns, entry.sport});
-  if (it != listeners_.end() && it->second == entry.id) listeners_.erase(it);
+  listeners_.Remove(entry.netns, entry.sport, entry.id);
 }
 
 }  // namespace tcpstated

@@ -37,6 +37,7 @@
 #include <utility>
 #include <vector>
 
+#include "tcpstated/cgroup_units.h"
 #include "tcpstated/detectors.h"
 #include "tcpstated/kernel_settings.h"
 #include "tcpstated/mirror.h"
@@ -116,6 +117,10 @@ class KernelView {
     bool listeners = false;  // a LISTEN socket
     bool request_sockets = false;
     uint64_t synack_retransmits = 0;  // since the start, all its listeners
+    // The namespace cookie its events carry (0: none yet, or no cookies):
+    // when it differs from the one last read, the inode names a new
+    // namespace and what was read of the old one is stale.
+    uint64_t events_cookie = 0;
   };
 
   void Run();
@@ -153,12 +158,16 @@ class KernelView {
   // from the kernel's tcp_info (Mirror::AgeCloseWaitFromKernel). Returns
   // the number of failed dumps.
   uint64_t AgeCloseWaitFromKernel();
+  // The systemd unit of a socket's owner: from its cgroup id where the
+  // event captured one, else from /proc/<tgid>.
+  std::string UnitOf(uint32_t tgid, uint64_t cgroup_id);
 
   Options options_;
   Mirror* mirror_;
   std::mutex* mirror_mutex_;
   NetnsRegistry registry_;
   OwnerResolver owners_;
+  CgroupUnits units_;  // worker thread only
   Detectors detectors_;
   std::map<uint32_t, Namespace> namespaces_;  // worker thread only
   // Worker thread only: discover again at the next cycle (a visit found a

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "tcpstated/event.h"
+#include "tcpstated/listener_index.h"
 #include "tcpstated/mirror_observer.h"
 #include "tcpstated/owner_pool.h"
 #include "tcpstated/sock_diag.h"
@@ -233,6 +234,9 @@ class Mirror {
   ReconcileStats FinishReconcile();
   // Forgets a namespace that no longer exists: its sockets and its series.
   void DropNamespace(uint32_t netns);
+  // The cookie of the namespace behind inode `netns` as its latest events
+  // or dump told; 0 if none did.
+  uint64_t NetnsCookie(uint32_t netns) const;
   // ip_local_port_range of a namespace: a socket of unknown origin holds an
   // ephemeral port (and counts towards its destination) only if its local
   // port is in it.
@@ -340,7 +344,7 @@ class Mirror {
     uint64_t id = 0;
   };
   SocketTable<IdSlot> close_wait_ids_;
-  std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash> listeners_;
+  ListenerIndex listeners_;
   std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
       destinations_;
   std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash>

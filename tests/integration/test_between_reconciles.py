@@ -14,6 +14,7 @@ this file once per mode.
 """
 
 import os
+import time
 import unittest
 
 from harness import Daemon, Netns, Workload
@@ -46,6 +47,58 @@ def nstat(ns, counter):
         if fields and fields[0] == counter:
             return int(fields[1])
     raise AssertionError("nstat did not print %s: %r" % (counter, out))
+
+
+def cgroup2_mount():
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or
+    /sys/fs/cgroup/unified on a hybrid host), or None."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[:1] == ["cgroup2"]:
+                return pre.split()[4]
+    return None
+
+
+class Cgroup:
+    """A cgroup of the test's own (tcpstated-test-<name>.scope: a unit name
+    to tcpstated), removed on exit once the processes moved into it are
+    gone or moved out."""
+
+    def __init__(self, name):
+        mount = cgroup2_mount()
+        if mount is None:
+            raise unittest.SkipTest("no cgroup v2 hierarchy mounted")
+        self.unit = "tcpstated-test-%s-%d.scope" % (name, os.getpid())
+        self.path = os.path.join(mount, self.unit)
+        self.root = mount
+
+    def __enter__(self):
+        os.mkdir(self.path)
+        return self
+
+    def add(self, pid):
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def __exit__(self, *exc):
+        # Whatever is still inside goes back to the root first.
+        for _ in range(50):
+            with open(os.path.join(self.path, "cgroup.procs")) as f:
+                pids = f.read().split()
+            for pid in pids:
+                try:
+                    with open(os.path.join(self.root, "cgroup.procs"),
+                              "w") as f:
+                        f.write(pid)
+                except OSError:
+                    pass  # exited meanwhile
+            try:
+                os.rmdir(self.path)
+                return
+            except OSError:
+                time.sleep(0.1)
+        os.rmdir(self.path)
 
 
 def ss_count(ns, *filters):
@@ -202,6 +255,67 @@ class BetweenReconciles(unittest.TestCase):
             reply = w.do("synburst", "q", "4", port, 3, 5).split()
             self.assertEqual(reply[1:], ["2", "errno", "EADDRNOTAVAIL"],
                              reply)
+
+    def test_owners_are_the_process_its_listener_and_its_cgroup(self):
+        """The owner of a socket is the process (its thread-group leader's
+        name, as /proc and `ss -p` show it) even when a thread with a name
+        of its own called listen() or connect(); an accepted connection
+        inherits its listener's owner even after another process's
+        listen() on the same port failed (CLOSE -> LISTEN -> CLOSE); and
+        the unit is the cgroup the socket was opened from, even once the
+        process moved elsewhere. All from the events: the reconcile that
+        could resolve owners from /proc never runs here."""
+        d = self.daemon
+        with Netns("owners", {}) as ns, Cgroup("owners") as opened_in, \
+                Cgroup("moved") as moved, Workload(ns) as w, \
+                Workload(ns) as other:
+            pid = int(w.do("pid").split()[1])
+            opened_in.add(pid)
+            w.do("comm", "tcpst-owner")
+            other.do("comm", "tcpst-intruder")
+            # Both bound before either listens: the second listen() fails.
+            port = int(w.do("bind", "l", "4", 0).split()[1])
+            other.do("bind", "b", "4", port)
+            w.do("inthread", "tcpst-thread", "listenbound", "l")
+            reply = other.do("listenbound", "b").split()
+            self.assertEqual(reply[1:], ["errno", "EADDRINUSE"], reply)
+            other.do("close", "b")
+            # A server-side leak: accepted, the peer closes, never closed.
+            other.do("connect", "c", "4", port)
+            w.do("accept", "s", "l")
+            other.do("close", "c")
+            # A client-side leak: connected from the thread, peer closes.
+            w.do("inthread", "tcpst-thread", "connect", "c2", "4", port)
+            w.do("accept", "s2", "l")
+            w.do("close", "s2")
+            # The process leaves the cgroup it opened the sockets from.
+            moved.add(pid)
+            with open("/proc/%d/comm" % pid) as f:
+                self.assertEqual(f.read().strip(), "tcpst-owner")
+            self.assertEqual(ss_count(ns, "state", "close-wait"), 2)
+
+            want = sorted([
+                (("comm", "tcpst-owner"), ("port", str(port)),
+                 ("role", "server"), ("unit", opened_in.unit)),
+                (("comm", "tcpst-owner"), ("port", str(port)),
+                 ("role", "client"), ("unit", opened_in.unit))])
+
+            def view():
+                m = d.metrics()
+                rows = sorted(
+                    tuple(sorted((k, v) for k, v in labels.items()
+                                 if k != "netns"))
+                    for labels, value in m.family(
+                        "tcpstated_close_wait_sockets", ns.inode)
+                    if value == 1)
+                return m, rows
+
+            # The CLOSE_WAIT families are refreshed once per detector cycle.
+            m, rows = poll(view, lambda mv: mv[1] == want, timeout=12)
+            ctx = "\n%s" % d.get("/debug/sockets?state=all&netns=%d" %
+                                 ns.inode)
+            self.assertEqual(rows, want, "owners" + ctx)
+            self.assert_no_reconcile(m, ctx)
 
 
 if __name__ == "__main__":

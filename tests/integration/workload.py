@@ -255,6 +255,67 @@ def cmd_pid():
     return str(os.getpid())
 
 
+# ---- Owners (test_between_reconciles.py) ---------------------------------
+
+PR_SET_NAME = 15
+
+
+def set_thread_name(name):
+    """Names the calling thread (its /proc/<pid>/task/<tid>/comm); on the
+    main thread that is the process's name too."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME)")
+
+
+def cmd_comm(name):
+    set_thread_name(name)
+    return name
+
+
+def cmd_bind(name, fam, port):
+    """A socket bound (SO_REUSEADDR) but not listening: another one may
+    still bind the same port, and whichever listens second fails."""
+    family = family_of(fam)
+    s = new_socket(family)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((loopback(family), int(port)))
+    socks[name] = s
+    return str(s.getsockname()[1])
+
+
+def cmd_listenbound(name):
+    try:
+        socks[name].listen(128)
+    except OSError as e:
+        return "errno " + errno.errorcode.get(e.errno, str(e.errno))
+    return str(socks[name].getsockname()[1])
+
+
+def cmd_inthread(thread_name, command, *args):
+    """Runs another command in a new thread named `thread_name`, so the
+    kernel sees a thread whose name is not the process's."""
+    import threading
+    result = {}
+
+    def run():
+        try:
+            set_thread_name(thread_name)
+            result["reply"] = COMMANDS[command](*args)
+        except Exception as e:  # reported by the caller's thread
+            result["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(TIMEOUT + 5)
+    if t.is_alive():
+        raise TimeoutError("thread did not finish")
+    if "error" in result:
+        raise result["error"]
+    return result["reply"]
+
+
 # ---- Failure modes (test_failure_modes.py) -------------------------------
 
 MAX_STORM_SECONDS = 20.0
