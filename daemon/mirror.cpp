@@ -81,7 +81,7 @@ void Mirror::Apply(const Event& e) {
 
 void Mirror::NotifyObserver(const Event& e) {
   observer_->BeforeApply(e, table_.Find(e.id),
-                         listeners_.count({e.netns, e.sport}) != 0);
+                         listeners_.HasPort(e.netns, e.sport));
 }
 
 void Mirror::ApplyBatch(const Event* events, size_t n) {
