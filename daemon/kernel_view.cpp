@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "tcpstated/ring_consumer.h"
+#include "tcpstated/monotonic_clock.h"
 
 namespace tcpstated {
 namespace {
