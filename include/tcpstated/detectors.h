@@ -29,6 +29,7 @@
 
 #include "tcpstated/event.h"
 #include "tcpstated/kernel_settings.h"
+#include "tcpstated/metric_family.h"
 #include "tcpstated/tcp_state.h"
 
 namespace tcpstated {
@@ -92,12 +93,6 @@ struct DetectorInputs {
   std::vector<DestinationInput> destinations;
 };
 
-// A labelled value, ready for exposition.
-struct Series {
-  std::map<std::string, std::string> labels;
-  double value = 0;
-};
-
 struct DetectionReport {
   // CLOSE_WAIT, labels netns, comm, unit, role, port.
   std::vector<Series> close_wait_sockets;
@@ -155,7 +150,8 @@ class Detectors {
   std::unique_ptr<State> state_;
 };
 
-// Metric families for a report (every family present, even when empty).
+// Metric families for a report (every family present, even when empty), as
+// the table in detector_metrics.cpp declares them.
 std::vector<prometheus::MetricFamily> BuildDetectorMetrics(
     const DetectionReport& report);
 
