@@ -28,7 +28,8 @@ any other process on the machine adds its own transitions. The exact checks
 on them therefore compare with the kernel's own count of the same
 transitions in every network namespace of the host (RFC 1213's TCP MIB in
 /proc/<pid>/net/snmp: EstabResets counts ESTABLISHED/CLOSE_WAIT -> CLOSE in
-tcp_set_state, ActiveOpens every connect() that sent its SYN), read just
+tcp_set_state, exactly; ActiveOpens every connect() that sent its SYN, a
+lower bound of CLOSE -> SYN_SENT), read just
 before and just after each scrape. On a host where nothing else makes TCP
 transitions during those reads the two bounds meet and the check is exact;
 otherwise it is held to the bounds. Only a namespace destroyed during the
@@ -393,13 +394,14 @@ class Base(unittest.TestCase):
             self.skipTest("real-kernel tests need root")
 
     def assert_kernel_count(self, name, got, first, second, counter,
-                            slack=0, ctx=""):
+                            slack=0, ctx="", upper=True):
         """Asserts that `got`, a host-wide transition delta from the daemon
         between MibScrapes `first` and `second`, is the kernel's own count
         of those transitions in every namespace: exactly when nothing else
         ran during the scrapes, within the bounds when something did.
         `slack` is what the daemon may miss by design (runs the kernel
-        skipped while another BPF program ran)."""
+        skipped while another BPF program ran); upper=False for a counter
+        the kernel may leave behind the transitions (a lower bound)."""
         low, high, gone = mib_delta_bounds(first, second, counter)
         detail = "%s: daemon %d, kernel %s %d..%d%s" % (
             name, got, counter, low, high, ctx)
@@ -411,7 +413,8 @@ class Base(unittest.TestCase):
                               "measurement, exactness not checkable" %
                               (detail, gone))
             self.assertGreaterEqual(got + slack, low, detail)
-            self.assertLessEqual(got, high, detail)
+            if upper:
+                self.assertLessEqual(got, high, detail)
         return low, high
 
 class Overload(Base):
@@ -529,10 +532,13 @@ class Overload(Base):
             low, high = self.assert_kernel_count(
                 "(b) established|close_wait->close == EstabResets", resets,
                 first, last, "EstabResets", missed, ctx)
+            # ActiveOpens counts the connects that sent their SYN: one that
+            # fails after SYN_SENT (no free port, no memory) is a transition
+            # without it, so it bounds close->syn_sent from below only.
             opens = delta.get(("close", "syn_sent"), 0)
             self.assert_kernel_count(
-                "(b) close->syn_sent == ActiveOpens", opens, first, last,
-                "ActiveOpens", missed, ctx)
+                "(b) close->syn_sent >= ActiveOpens", opens, first, last,
+                "ActiveOpens", missed, ctx, upper=False)
             print("overload (%s): established|close_wait->close %d, kernel "
                   "EstabResets %d..%d; close->syn_sent %d" %
                   (d.attach, resets, low, high, opens))
