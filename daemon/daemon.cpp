@@ -7,9 +7,11 @@
 #include <sstream>
 #include <system_error>
 
+#include "tcpstated/config_files.h"
 #include "tcpstated/debug_sockets.h"
 #include "tcpstated/http_metrics.h"
 #include "tcpstated/metrics.h"
+#include "tcpstated/monotonic_clock.h"
 #include "tcpstated/privileges.h"
 #include "tcpstated/state_api.h"
 #include "tcpstated/version.h"

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "tcpstated/listen_socket.h"
 #include "tcpstated/privileges.h"
 
 namespace tcpstated {

@@ -14,7 +14,7 @@
 #include <unordered_set>
 
 #include "tcpstated/metric_family.h"
-#include "tcpstated/ring_consumer.h"
+#include "tcpstated/monotonic_clock.h"
 
 namespace tcpstated {
 namespace {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "tcpstated/bpf_probe.h"
+#include "tcpstated/command_line.h"
 #include "tcpstated/config.h"
 #include "tcpstated/daemon.h"
 #include "tcpstated/version.h"

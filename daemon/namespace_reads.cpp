@@ -8,6 +8,7 @@
 #include <system_error>
 #include <thread>
 
+#include "tcpstated/proc_net_files.h"
 #include "tcpstated/scoped_fd.h"
 
 namespace tcpstated {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "tcpstated/event.h"
+#include "tcpstated/monotonic_clock.h"
 
 namespace tcpstated {
 namespace {
@@ -25,13 +26,6 @@ constexpr size_t kMaxPendingEvents = 262144;
 constexpr int kPollTimeoutMs = 50;
 
 }  // namespace
-
-uint64_t MonotonicNowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * kNsPerSec +
-         static_cast<uint64_t>(ts.tv_nsec);
-}
 
 RingConsumer::RingConsumer(int ring_fd, Mirror* mirror, std::mutex* mutex)
     : mirror_(mirror), mutex_(mutex) {

@@ -1,34 +1,19 @@
 #include "tcpstated/web_config.h"
 
-#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include <string>
+#include <vector>
 
 #include "tcpstated/config.h"
+#include "tcpstated/yaml_fields.h"
 
 namespace tcpstated {
 namespace {
 
-std::string Scalar(const YAML::Node& node, const std::string& key) {
-  if (!node.IsScalar()) {
-    throw ConfigError("web config: " + key + ": expected a string");
-  }
-  return node.Scalar();
-}
-
 std::string Resolve(const std::string& path, const std::string& base_dir) {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
   return base_dir + "/" + path;
-}
-
-void RequireReadable(const std::string& path, const std::string& key) {
-  if (access(path.c_str(), R_OK) != 0) {
-    throw ConfigError("web config: " + key + ": cannot read \"" + path +
-                      "\": " + std::strerror(errno));
-  }
 }
 
 // exporter-toolkit takes Go's names; OpenSSL has its own. Only suites with
@@ -69,151 +54,134 @@ WebConfig::ClientAuth ParseClientAuth(const std::string& key,
   };
   const auto it = kTypes.find(value);
   if (it == kTypes.end()) {
-    throw ConfigError("web config: " + key + ": \"" + value.substr(0, 64) +
-                      "\" is not NoClientCert, RequestClientCert, "
-                      "RequireAnyClientCert, VerifyClientCertIfGiven or "
-                      "RequireAndVerifyClientCert");
+    FailKey(key, QuoteForMessage(value, 64) +
+                     " is not NoClientCert, RequestClientCert, "
+                     "RequireAnyClientCert, VerifyClientCertIfGiven or "
+                     "RequireAndVerifyClientCert");
   }
   return it->second;
 }
 
-std::vector<std::string> ParseCipherSuites(const YAML::Node& node,
-                                           const std::string& key) {
-  if (!node.IsSequence()) {
-    throw ConfigError("web config: " + key + ": expected a list");
-  }
+std::vector<std::string> ParseCipherSuites(const std::string& key,
+                                           const YAML::Node& node) {
   std::vector<std::string> suites;
-  for (const YAML::Node& item : node) {
-    const std::string name = Scalar(item, key);
+  for (const std::string& name : GetStringList(key, node)) {
     const auto it = CipherSuiteNames().find(name);
     if (it == CipherSuiteNames().end()) {
-      throw ConfigError("web config: " + key + ": unknown TLS 1.2 suite \"" +
-                        name.substr(0, 64) +
-                        "\" (use Go's names, e.g. "
-                        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)");
+      FailKey(key, "unknown TLS 1.2 suite " + QuoteForMessage(name, 64) +
+                       " (use Go's names, e.g. "
+                       "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)");
     }
     suites.push_back(it->second);
   }
-  if (suites.empty()) {
-    throw ConfigError("web config: " + key +
-                      ": empty list (omit the key for the default)");
-  }
+  if (suites.empty()) FailKey(key, "empty list (omit the key for the default)");
   return suites;
+}
+
+void ApplyTlsServerConfig(const std::string& base_dir, const YAML::Node& node,
+                          WebConfig& config) {
+  auto path = [&](std::string* out) {
+    return [out, &base_dir](const std::string& k, const YAML::Node& n) {
+      *out = Resolve(GetString(k, n), base_dir);
+    };
+  };
+  const std::vector<YamlField> fields = {
+      {"cert_file", path(&config.cert_file)},
+      {"key_file", path(&config.key_file)},
+      {"client_ca_file", path(&config.client_ca_file)},
+      {"cipher_suites",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.cipher_suites = ParseCipherSuites(k, n);
+       }},
+      {"client_auth_type",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.client_auth = ParseClientAuth(k, GetString(k, n));
+       }},
+      {"min_version",
+       [&config](const std::string& k, const YAML::Node& n) {
+         const std::string version = GetString(k, n);
+         if (version != "TLS12" && version != "TLS13") {
+           FailKey(k, QuoteForMessage(version, 64) +
+                          " is not TLS12 or TLS13 (older versions are not "
+                          "offered)");
+         }
+         config.tls13_only = version == "TLS13";
+       }},
+  };
+  WalkYamlMap("", "tls_server_config", node, fields);
+  if (config.cert_file.empty() || config.key_file.empty()) {
+    FailKey("tls_server_config", "needs both cert_file and key_file");
+  }
+  using ClientAuth = WebConfig::ClientAuth;
+  const bool verifies = config.client_auth == ClientAuth::kVerifyIfGiven ||
+                        config.client_auth == ClientAuth::kRequireAndVerify;
+  if (verifies && config.client_ca_file.empty()) {
+    FailKey("tls_server_config.client_auth_type",
+            "verifies client certificates and needs client_ca_file");
+  }
+  // As exporter-toolkit: a CA that nothing uses is a mistake.
+  if (!config.client_ca_file.empty() &&
+      config.client_auth == ClientAuth::kNone) {
+    FailKey("tls_server_config.client_ca_file",
+            "is set but client_auth_type is NoClientCert");
+  }
+  config.tls = true;
+}
+
+void ApplyBasicAuthUsers(const YAML::Node& node, WebConfig& config) {
+  if (ClassifyYaml(node) == YamlKind::kNull) return;
+  if (!node.IsMap()) FailExpected("basic_auth_users", "a map", node);
+  for (const auto& entry : node) {
+    // Copies: yaml-cpp's iterator hands out a temporary proxy.
+    const YAML::Node name = entry.first;
+    const YAML::Node value = entry.second;
+    // A user name is a map key, not a typed value: 1234 is a name too.
+    if (!name.IsScalar()) {
+      FailExpected("basic_auth_users", "user names as keys", name);
+    }
+    const std::string user = name.Scalar();
+    if (user.empty() || user.find(':') != std::string::npos) {
+      FailKey("basic_auth_users", "bad user name " + QuoteForMessage(user));
+    }
+    const std::string key = "basic_auth_users." + user;
+    const std::string hash = GetString(key, value);
+    if (hash.rfind("$2a$", 0) != 0 && hash.rfind("$2b$", 0) != 0 &&
+        hash.rfind("$2y$", 0) != 0) {
+      FailKey(key, "not a bcrypt hash ($2a$, $2b$ or $2y$)");
+    }
+    if (!config.users.emplace(user, hash).second) {
+      FailKey("basic_auth_users", "duplicate user " + QuoteForMessage(user));
+    }
+  }
 }
 
 }  // namespace
 
 WebConfig ParseWebConfig(const std::string& yaml_text,
                          const std::string& base_dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError("web config: not valid YAML: " + e.msg + " (line " +
-                      std::to_string(e.mark.line + 1) + ")");
-  }
   WebConfig config;
-  if (root.IsNull()) return config;
-  if (!root.IsMap()) throw ConfigError("web config: expected a mapping");
-  for (const auto& kv : root) {
-    std::string key = kv.first.as<std::string>();
-    const YAML::Node& value = kv.second;
-    if (key == "tls_server_config") {
-      if (value.IsNull()) continue;
-      if (!value.IsMap()) {
-        throw ConfigError("web config: tls_server_config: expected a mapping");
-      }
-      for (const auto& t : value) {
-        std::string k = t.first.as<std::string>();
-        std::string full = "tls_server_config." + k;
-        if (k == "cert_file") {
-          config.cert_file = Resolve(Scalar(t.second, full), base_dir);
-        } else if (k == "key_file") {
-          config.key_file = Resolve(Scalar(t.second, full), base_dir);
-        } else if (k == "cipher_suites") {
-          config.cipher_suites = ParseCipherSuites(t.second, full);
-        } else if (k == "client_auth_type") {
-          config.client_auth = ParseClientAuth(full, Scalar(t.second, full));
-        } else if (k == "client_ca_file") {
-          config.client_ca_file = Resolve(Scalar(t.second, full), base_dir);
-        } else if (k == "min_version") {
-          std::string v = Scalar(t.second, full);
-          if (v == "TLS13") {
-            config.tls13_only = true;
-          } else if (v != "TLS12") {
-            throw ConfigError("web config: " + full + ": \"" + v +
-                              "\" is not TLS12 or TLS13 (older versions "
-                              "are not offered)");
-          }
-        } else {
-          throw ConfigError("web config: unknown key \"" + full + "\"");
-        }
-      }
-      if (config.cert_file.empty() || config.key_file.empty()) {
-        throw ConfigError(
-            "web config: tls_server_config needs both cert_file and key_file");
-      }
-      RequireReadable(config.cert_file, "tls_server_config.cert_file");
-      RequireReadable(config.key_file, "tls_server_config.key_file");
-      using ClientAuth = WebConfig::ClientAuth;
-      const bool verifies = config.client_auth == ClientAuth::kVerifyIfGiven ||
-                            config.client_auth == ClientAuth::kRequireAndVerify;
-      if (verifies && config.client_ca_file.empty()) {
-        throw ConfigError(
-            "web config: tls_server_config.client_auth_type verifies client "
-            "certificates and needs client_ca_file");
-      }
-      if (!config.client_ca_file.empty()) {
-        // As exporter-toolkit: a CA that nothing uses is a mistake.
-        if (config.client_auth == ClientAuth::kNone) {
-          throw ConfigError(
-              "web config: tls_server_config.client_ca_file is set but "
-              "client_auth_type is NoClientCert");
-        }
-        RequireReadable(config.client_ca_file,
-                        "tls_server_config.client_ca_file");
-      }
-      config.tls = true;
-    } else if (key == "basic_auth_users") {
-      if (value.IsNull()) continue;
-      if (!value.IsMap()) {
-        throw ConfigError("web config: basic_auth_users: expected a mapping");
-      }
-      for (const auto& u : value) {
-        std::string user = u.first.as<std::string>();
-        std::string hash = Scalar(u.second, "basic_auth_users." + user);
-        if (hash.rfind("$2a$", 0) != 0 && hash.rfind("$2b$", 0) != 0 &&
-            hash.rfind("$2y$", 0) != 0) {
-          throw ConfigError("web config: basic_auth_users." + user +
-                            ": not a bcrypt hash ($2a$, $2b$ or $2y$)");
-        }
-        if (user.empty() || user.find(':') != std::string::npos) {
-          throw ConfigError("web config: basic_auth_users: bad user name \"" +
-                            user + "\"");
-        }
-        config.users[user] = hash;
-      }
-    } else if (key == "http_server_config") {
-      throw ConfigError(
-          "web config: http_server_config is not supported by tcpstated");
-    } else {
-      throw ConfigError("web config: unknown key \"" + key + "\"");
-    }
+  try {
+    const std::vector<YamlField> top = {
+        {"tls_server_config",
+         [&](const std::string&, const YAML::Node& n) {
+           if (ClassifyYaml(n) != YamlKind::kNull) {
+             ApplyTlsServerConfig(base_dir, n, config);
+           }
+         }},
+        {"basic_auth_users",
+         [&config](const std::string&, const YAML::Node& n) {
+           ApplyBasicAuthUsers(n, config);
+         }},
+        {"http_server_config",
+         [](const std::string& k, const YAML::Node&) {
+           FailKey(k, "not supported by tcpstated");
+         }},
+    };
+    WalkYamlMap("", "", LoadSingleDocument(yaml_text, ""), top);
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string("web config: ") + e.what());
   }
   return config;
-}
-
-WebConfig LoadWebConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    throw ConfigError("web config file \"" + path +
-                      "\": " + std::strerror(errno));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  return ParseWebConfig(text.str(), dir.empty() ? "/" : dir);
 }
 
 }  // namespace tcpstated

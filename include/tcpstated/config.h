@@ -1,6 +1,8 @@
-// Daemon configuration: the YAML file and the command-line flags that
-// override it. Parsing is strict: every problem is a ConfigError whose
-// message names the key (or flag) and what is wrong with it, in one line.
+// Daemon configuration: the Config value, its YAML text (through the strict
+// walk of yaml_fields.h) and the validation shared with the command-line
+// flags (command_line.h; reading files is config_files.h). Parsing is
+// strict: every problem is a ConfigError whose message names the key (or
+// flag) and what is wrong with it, in one line.
 //
 // Thread-safety: the functions are pure; a Config is a plain value.
 #pragma once
@@ -72,10 +74,6 @@ std::chrono::milliseconds ParseDuration(const std::string& key,
 // (dotted path, e.g. "bpf.ring_buffer_bytes").
 Config ParseConfigYaml(const std::string& yaml_text);
 
-// Reads and parses a file; a missing or unreadable file is a ConfigError
-// naming the path.
-Config LoadConfigFile(const std::string& path);
-
 // Validates cross-field constraints and value ranges of an assembled Config
 // (after flags were applied). Throws ConfigError naming the key.
 void ValidateConfig(const Config& config);
@@ -83,18 +81,18 @@ void ValidateConfig(const Config& config);
 const char* AttachModeName(AttachMode mode);
 const char* LogFormatName(LogFormat format);
 
-// The command line. Flags override values from --config.file.
-struct CommandLine {
-  Config config;
-  bool show_version = false;
-  bool show_help = false;
-  bool config_check = false;  // --config.check: validate, print, exit
-  std::string help_text;      // filled when show_help is set
-};
-
-// Parses argv. Unknown or malformed flags throw ConfigError with one line.
-// Loads --config.file when given, then applies the flags on top of it, then
-// runs ValidateConfig.
-CommandLine ParseCommandLine(int argc, const char* const* argv);
+// One field each, shared by the YAML keys and the flags so that the same
+// value gets the same message whichever way it came; `key` is what the
+// message names ("web.listen_address" or "--web.listen-address"). Each
+// throws ConfigError.
+// "[host]:port" as ParseListenAddress (listen_address.h) reads it, port
+// 1-65535.
+void ValidateListenAddress(const std::string& key, const std::string& text);
+// A plain URL path starting with "/", not "/" or "/healthz".
+void ValidateTelemetryPath(const std::string& key, const std::string& path);
+// trace, debug, info, warn or error.
+void ValidateLogLevel(const std::string& key, const std::string& level);
+LogFormat ParseLogFormat(const std::string& key, const std::string& text);
+AttachMode ParseAttachMode(const std::string& key, const std::string& text);
 
 }  // namespace tcpstated

@@ -1,22 +1,16 @@
 // Per-network-namespace TCP sysctls and TcpExt counters: the limits the
 // detectors compare against (ephemeral port range, reserved ports,
 // tcp_max_tw_buckets, SYN/accept queue limits) and the kernel's own drop and
-// cookie counters (shared/reference/linux-tcp-state-transitions.md).
-//
-// Both /proc/sys/net and /proc/thread-self/net are resolved through the
-// network namespace of the calling *thread*, so the Read* functions describe
-// whichever namespace the caller is in: wrap them in RunInNetns (netns.h) to
-// read another one. (/proc/net and /proc/self/net follow the thread-group
-// leader instead and would give the wrong namespace there.)
+// cookie counters (shared/reference/linux-tcp-state-transitions.md), parsed
+// from the text the kernel prints. Reading the files is the edge's job
+// (proc_net_files.h): this half is pure and belongs to the core library.
 //
 // Thread-safety: every function is reentrant and may be called from any
 // thread; none keeps state.
 //
 // What throws: the Parse* functions throw std::invalid_argument naming the
 // sysctl or the netstat section/field on malformed input (they are fuzzed:
-// nothing else, apart from std::bad_alloc); the Read* functions throw
-// std::system_error naming the file when it cannot be read, and what their
-// parser throws.
+// nothing else, apart from std::bad_alloc).
 #pragma once
 
 #include <cstdint>
@@ -57,10 +51,6 @@ struct TcpSettings {
 // range, port range low > high, reserved range first > last, ...).
 TcpSettings ParseTcpSettings(const std::map<std::string, std::string>& files);
 
-// Reads the eight sysctls of the calling thread's network namespace from
-// /proc/sys/net/{ipv4,core}/. Throws as described at the top.
-TcpSettings ReadTcpSettings();
-
 // Ports connect() may pick: the size of the ephemeral range minus the
 // reserved ports inside it (overlapping reserved ranges counted once, the
 // part of a range outside the ephemeral one ignored). 0 if low > high.
@@ -91,8 +81,5 @@ struct TcpExtCounters {
 // line, a value line whose section differs, counts that differ, a value that
 // is not an unsigned 64-bit decimal, a field named twice in TcpExt.
 TcpExtCounters ParseNetstat(const std::string& text);
-
-// Reads /proc/thread-self/net/netstat (the calling thread's namespace).
-TcpExtCounters ReadNetstat();
 
 }  // namespace tcpstated

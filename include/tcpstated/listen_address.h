@@ -1,5 +1,6 @@
-// The endpoint's listen address: "[host]:port" parsed, and a listening
-// socket opened on it.
+// The endpoint's listen address, "[host]:port": the one parser, used by the
+// configuration (which also refuses port 0) and the HTTP server (whose
+// tests ask for an ephemeral port). Opening the socket is listen_socket.h.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -23,11 +24,5 @@ struct ListenAddress {
 
 // Throws HttpError naming the address when it is malformed.
 ListenAddress ParseListenAddress(const std::string& listen_address);
-
-// Binds and listens on `address` (a non-blocking, close-on-exec socket;
-// the empty host covers IPv6 and IPv4 in one socket, or IPv4 alone where
-// the host has no IPv6). Throws HttpError naming `text`, with a hint for a
-// port in use or a missing privilege.
-int ListenOn(const ListenAddress& address, const std::string& text);
 
 }  // namespace tcpstated

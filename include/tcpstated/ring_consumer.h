@@ -69,6 +69,4 @@ class RingConsumer {
   uint64_t flush_done_ = 0;       // guarded by flush_mutex_
 };
 
-uint64_t MonotonicNowNs();
-
 }  // namespace tcpstated

@@ -12,8 +12,11 @@
 //   basic_auth_users:
 //     prometheus: $2y$10$...              # bcrypt, e.g. htpasswd -nBC 10
 //
-// Parsing is strict like the main configuration: unknown keys, wrong types
-// and missing files are one-line ConfigErrors naming the key.
+// Parsed through the same strict YAML walk as the main configuration
+// (yaml_fields.h): unknown keys, wrong types (a quoted or typed value where
+// a string is expected included) are one-line ConfigErrors naming the key.
+// Reading the file and checking that the files it names can be read is
+// LoadWebConfig's, in config_files.h.
 //
 // Thread-safety: a parsed WebConfig is a plain value.
 #pragma once
@@ -47,11 +50,10 @@ struct WebConfig {
   std::map<std::string, std::string> users;  // name -> bcrypt hash
 };
 
-// Parses the YAML text of a web config whose file lives in `base_dir`.
-// Throws ConfigError naming the key.
+// Parses the YAML text of a web config whose file lives in `base_dir`
+// (relative paths resolve against it). Pure. Throws ConfigError
+// "web config: <key>: <problem>".
 WebConfig ParseWebConfig(const std::string& yaml_text,
                          const std::string& base_dir);
-// Reads and parses `path`; throws ConfigError naming the file or key.
-WebConfig LoadWebConfig(const std::string& path);
 
 }  // namespace tcpstated

@@ -1,7 +1,8 @@
-// libFuzzer target: the YAML configuration file and Prometheus durations
-// (tcpstated/config.h).
+// libFuzzer target: the YAML configuration file, the web configuration file
+// and Prometheus durations (tcpstated/config.h, tcpstated/web_config.h).
 //
-// The contract under test: ParseConfigYaml and ParseDuration throw nothing
+// The contract under test: ParseConfigYaml, ParseWebConfig and ParseDuration
+// throw nothing
 // but tcpstated::ConfigError, whatever the text (apart from std::bad_alloc).
 // Any other exception escapes this function and aborts the process, which
 // libFuzzer reports as a crash. A Config that parses must also pass
@@ -22,6 +23,7 @@
 #include <string>
 
 #include "tcpstated/config.h"
+#include "tcpstated/web_config.h"
 
 namespace {
 
@@ -57,6 +59,25 @@ void FuzzYaml(const std::string& text) {
   }
 }
 
+void FuzzWebConfig(const std::string& text) {
+  tcpstated::WebConfig web;
+  try {
+    web = tcpstated::ParseWebConfig(text, "/etc/tcpstated");
+  } catch (const tcpstated::ConfigError& error) {
+    CheckOneLine(error);
+    if (std::string(error.what()).rfind("web config: ", 0) != 0) {
+      Fail("ParseWebConfig error does not start with \"web config: \"");
+    }
+    return;
+  }
+  if (web.tls && (web.cert_file.empty() || web.key_file.empty())) {
+    Fail("TLS accepted without a certificate and a key");
+  }
+  for (const auto& [user, hash] : web.users) {
+    if (user.empty() || hash.rfind("$2", 0) != 0) Fail("bad user accepted");
+  }
+}
+
 void FuzzDuration(const std::string& text) {
   std::chrono::milliseconds value{};
   try {
@@ -79,6 +100,7 @@ void FuzzDuration(const std::string& text) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   FuzzYaml(text);
+  FuzzWebConfig(text);
   FuzzDuration(text);
   // Durations are short: also try the first line alone, so that a YAML seed
   // starting with a duration exercises the unit parser.
