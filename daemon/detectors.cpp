@@ -894,4 +894,11 @@ std::vector<MetricFamily> BuildDetectorMetrics(const DetectionReport& r) {
   }
 }
 
+std::string CleanLabelValue(std::string_view raw) { return LabelValue(raw); }
+
+MetricFamily SeriesFamily(const char* name, const char* help, MetricType type,
+                          const std::vector<Series>& series) {
+  return Family(name, help, type, series);
+}
+
 }  // namespace tcpstated

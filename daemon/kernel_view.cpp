@@ -476,6 +476,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
     }
   }
   if (full) errors += AgeCloseWaitFromKernel();
+  if (full) errors += ReadPeerLiveness();
 
   // Owners of sockets only the dump knows, before the detectors name them.
   std::unordered_map<uint32_t, ProcessInfo> found;
@@ -600,6 +601,7 @@ KernelView::Status KernelView::status() const {
 std::vector<MetricFamily> KernelView::Metrics() const {
   std::lock_guard<std::mutex> lock(report_mutex_);
   std::vector<MetricFamily> out = BuildDetectorMetrics(report_);
+  AppendPeerLivenessMetrics(&out);
 
   MetricFamily corrections;
   corrections.name = "tcpstated_reconcile_corrections_total";

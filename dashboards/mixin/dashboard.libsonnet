@@ -9,6 +9,9 @@ local lib = import 'lib.libsonnet';
 local p = import 'panels.libsonnet';
 
 {
+  // Rows added by other files: functions of { sel, links } (see below).
+  dashboardExtraRows+:: [],
+
   grafanaDashboards+:: {
     local c = $._config,
     local runbook(alert) = lib.runbook(c, alert),
@@ -767,7 +770,12 @@ local p = import 'panels.libsonnet';
           options: [],
         },
       ] },
-      panels: p.layout(rows),
+      // Rows from other files of the mixin (dashboardExtraRows, functions
+      // of these selector helpers) go before the daemon's health row.
+      local h = { sel: sel, links: links },
+      local extra = [f(h) for f in $.dashboardExtraRows],
+      panels: p.layout(rows[:std.length(rows) - 1] + extra
+                       + rows[std.length(rows) - 1:]),
     },
   },
 }

@@ -3,4 +3,5 @@
 (import 'config.libsonnet') +
 (import 'rules.libsonnet') +
 (import 'alerts.libsonnet') +
-(import 'dashboard.libsonnet')
+(import 'dashboard.libsonnet') +
+(import 'peer_liveness.libsonnet')

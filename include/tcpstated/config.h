@@ -56,6 +56,9 @@ struct Config {
     double synack_retransmit_rate = 100;  // per second, per listener
     double port_exhaustion_ratio = 0.8;
     double time_wait_buckets_ratio = 0.8;
+    std::chrono::milliseconds fin_wait2_stuck_after{300000};
+    std::chrono::milliseconds idle_after{3600000};
+    uint64_t dead_peer_retries = 3;  // unanswered probes / retransmissions
   } detectors;
 };
 

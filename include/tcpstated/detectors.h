@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tcpstated/event.h"
@@ -158,5 +159,14 @@ class Detectors {
 // Metric families for a report (every family present, even when empty).
 std::vector<prometheus::MetricFamily> BuildDetectorMetrics(
     const DetectionReport& report);
+
+// For the detectors in their own files (fin_wait2_detector.h,
+// peer_liveness.h), so that their labels and families are built the same
+// way: a comm or unit name as a valid, bounded label value, and a family
+// from series. Neither throws except std::bad_alloc.
+std::string CleanLabelValue(std::string_view raw);
+prometheus::MetricFamily SeriesFamily(const char* name, const char* help,
+                                      prometheus::MetricType type,
+                                      const std::vector<Series>& series);
 
 }  // namespace tcpstated

@@ -38,11 +38,13 @@
 #include <vector>
 
 #include "tcpstated/detectors.h"
+#include "tcpstated/fin_wait2_detector.h"
 #include "tcpstated/kernel_settings.h"
 #include "tcpstated/mirror.h"
 #include "tcpstated/namespace_reads.h"
 #include "tcpstated/netns.h"
 #include "tcpstated/owners.h"
+#include "tcpstated/peer_liveness.h"
 
 namespace tcpstated {
 
@@ -53,6 +55,9 @@ class KernelView {
     // Detectors, LISTEN/SYN_RECV dumps, counters and sysctls.
     std::chrono::milliseconds detector_interval{5000};
     DetectorConfig detectors;
+    // Judged at each full reconcile, from the peer-liveness dump.
+    FinWait2Config fin_wait2;
+    PeerLivenessConfig peer_liveness;
   };
 
   KernelView(Options options, Mirror* mirror, std::mutex* mirror_mutex);
@@ -134,6 +139,14 @@ class KernelView {
   // from the kernel's tcp_info (Mirror::AgeCloseWaitFromKernel). Returns
   // the number of failed dumps.
   uint64_t AgeCloseWaitFromKernel();
+  // The peer-liveness step (kernel_view_peers.cpp): a dump of ESTABLISHED
+  // and FIN_WAIT2 sockets with tcp_info in every namespace that has some,
+  // judged by the FIN_WAIT2 and peer-liveness detectors. Returns the number
+  // of failed reads.
+  uint64_t ReadPeerLiveness();
+  // Its families (caller holds report_mutex_).
+  void AppendPeerLivenessMetrics(
+      std::vector<prometheus::MetricFamily>* out) const;
 
   Options options_;
   Mirror* mirror_;
@@ -141,6 +154,8 @@ class KernelView {
   NetnsRegistry registry_;
   OwnerResolver owners_;
   Detectors detectors_;
+  FinWait2Detector fin_wait2_;                // worker thread only
+  PeerLivenessDetector liveness_;             // worker thread only
   std::map<uint32_t, Namespace> namespaces_;  // worker thread only
   // Worker thread only: discover again at the next cycle (a visit found a
   // path stale), and namespaces with sockets that the last discovery did
@@ -151,6 +166,9 @@ class KernelView {
 
   mutable std::mutex report_mutex_;  // guards the fields below
   DetectionReport report_;
+  FinWait2Report fin_wait2_report_;
+  PeerLivenessReport liveness_report_;
+  double liveness_dump_seconds_ = 0;
   std::array<uint64_t, kStateSlots> corrections_{};
   uint64_t diag_errors_ = 0;
   uint64_t reconciles_ = 0;
