@@ -7,11 +7,15 @@
 #include <tuple>
 #include <utility>
 
-#include "tcpstated/bounded_series.h"
+#include "daemon/detectors_internal.h"
+#include "tcpstated/keep_top.h"
+#include "tcpstated/metric_family.h"
 
 namespace tcpstated {
 namespace {
 
+using detectors_internal::LabelValue;
+using detectors_internal::Short;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
@@ -38,24 +42,18 @@ struct Group {
   double oldest = 0;
 };
 
-std::string Short(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%g", v);
-  return buf;
-}
-
 // NaN or negative ages (clock skew) count as 0.
 double Age(double seconds) {
   return std::isnan(seconds) || seconds < 0 ? 0 : seconds;
 }
 
-std::map<std::string, std::string> Labels(const Key* k) {
+std::map<std::string, std::string> GroupLabels(const Key* k) {
   if (k == nullptr) {
-    return {{"netns", kOtherLabel},
-            {"comm", kOtherLabel},
-            {"unit", kOtherLabel},
-            {"daddr", kOtherLabel},
-            {"dport", kOtherLabel}};
+    return {{"netns", kOther},
+            {"comm", kOther},
+            {"unit", kOther},
+            {"daddr", kOther},
+            {"dport", kOther}};
   }
   return {{"netns", std::to_string(k->netns)},
           {"comm", k->comm},
@@ -115,8 +113,8 @@ FinWait2Report FinWait2Detector::Evaluate(
     }
     Key key;
     key.netns = s.netns;
-    key.comm = CleanLabelValue(s.comm);
-    key.unit = CleanLabelValue(s.unit);
+    key.comm = LabelValue(s.comm);
+    key.unit = LabelValue(s.unit);
     key.ipv6 = s.ipv6;
     key.daddr = s.daddr;
     // FormatAddress ignores bytes 4..15 of an IPv4 address: so does the key.
@@ -133,25 +131,34 @@ FinWait2Report FinWait2Detector::Evaluate(
     g.oldest = std::max(g.oldest, age);
   }
 
-  auto rows = KeepTopFoldOther(
+  using Entry = std::map<Key, Group>::value_type;
+  auto top = KeepTop(
       groups, config.max_series_per_metric,
-      [](const Group& a, const Group& b) {
-        if (a.stuck != b.stuck) return a.stuck > b.stuck;
-        if (a.count != b.count) return a.count > b.count;
-        return a.oldest > b.oldest;
+      [](const Entry* a, const Entry* b) {
+        if (a->second.stuck != b->second.stuck) {
+          return a->second.stuck > b->second.stuck;
+        }
+        if (a->second.count != b->second.count) {
+          return a->second.count > b->second.count;
+        }
+        if (a->second.oldest != b->second.oldest) {
+          return a->second.oldest > b->second.oldest;
+        }
+        return a->first < b->first;
       },
-      [](Group* into, const Group& g) {
-        into->count += g.count;
-        into->stuck += g.stuck;
-        into->oldest = std::max(into->oldest, g.oldest);
+      [](Group& into, const Group& g) {
+        into.count += g.count;
+        into.stuck += g.stuck;
+        into.oldest = std::max(into.oldest, g.oldest);
       });
-  for (const auto& row : rows) {
-    auto labels = Labels(row.key);
-    report.sockets.push_back({labels, static_cast<double>(row.group.count)});
-    report.stuck_sockets.push_back(
-        {labels, static_cast<double>(row.group.stuck)});
-    report.oldest_seconds.push_back({std::move(labels), row.group.oldest});
-  }
+  auto emit = [&report](std::map<std::string, std::string> labels,
+                        const Group& g) {
+    report.sockets.push_back({labels, static_cast<double>(g.count)});
+    report.stuck_sockets.push_back({labels, static_cast<double>(g.stuck)});
+    report.oldest_seconds.push_back({std::move(labels), g.oldest});
+  };
+  for (const Entry* e : top.kept) emit(GroupLabels(&e->first), e->second);
+  if (top.other) emit(GroupLabels(nullptr), *top.other);
   for (const auto& [netns, n] : orphans) {
     report.orphan_sockets.push_back(
         {{{"netns", std::to_string(netns)}}, static_cast<double>(n)});
@@ -170,34 +177,38 @@ FinWait2Report FinWait2Detector::Evaluate(
   return report;
 }
 
+// The families, declared once.
+const FamilySpec kFinWait2Sockets = {
+    "tcpstated_fin_wait2_sockets",
+    "Sockets in FIN_WAIT2 that the application still holds: this side "
+    "closed its half (close() on a shared socket, or shutdown(SHUT_WR)), "
+    "the peer acknowledged the FIN but has not sent its own. No timer ends "
+    "them. Per owner and peer (daddr, dport), the largest groups, the rest "
+    "summed under \"other\".",
+    MetricType::Gauge};
+const FamilySpec kFinWait2Stuck = {
+    "tcpstated_fin_wait2_stuck_sockets",
+    "Full sockets in FIN_WAIT2 for longer than "
+    "detectors.fin_wait2_stuck_after: the peer's application most likely "
+    "never calls close() (a CLOSE_WAIT leak on the peer).",
+    MetricType::Gauge};
+const FamilySpec kFinWait2Oldest = {
+    "tcpstated_fin_wait2_oldest_seconds",
+    "Age of the oldest full socket in FIN_WAIT2 in the group: how long the "
+    "peer has been holding its half of the connection open.",
+    MetricType::Gauge};
+const FamilySpec kFinWait2Orphans = {
+    "tcpstated_fin_wait2_orphan_sockets",
+    "Orphaned sockets in FIN_WAIT2 (the application has closed them; "
+    "timewait stand-ins included): the kernel drops them after "
+    "net.ipv4.tcp_fin_timeout, so they are not flagged.",
+    MetricType::Gauge};
+
 std::vector<MetricFamily> FinWait2Metrics(const FinWait2Report& r) {
-  std::vector<MetricFamily> out;
-  out.push_back(SeriesFamily(
-      "tcpstated_fin_wait2_sockets",
-      "Sockets in FIN_WAIT2 that the application still holds: this side "
-      "closed its half (close() on a shared socket, or shutdown(SHUT_WR)), "
-      "the peer acknowledged the FIN but has not sent its own. No timer "
-      "ends them. Per owner and peer (daddr, dport), the largest groups, "
-      "the rest summed under \"other\".",
-      MetricType::Gauge, r.sockets));
-  out.push_back(SeriesFamily(
-      "tcpstated_fin_wait2_stuck_sockets",
-      "Full sockets in FIN_WAIT2 for longer than "
-      "detectors.fin_wait2_stuck_after: the peer's application most likely "
-      "never calls close() (a CLOSE_WAIT leak on the peer).",
-      MetricType::Gauge, r.stuck_sockets));
-  out.push_back(SeriesFamily(
-      "tcpstated_fin_wait2_oldest_seconds",
-      "Age of the oldest full socket in FIN_WAIT2 in the group: how long "
-      "the peer has been holding its half of the connection open.",
-      MetricType::Gauge, r.oldest_seconds));
-  out.push_back(SeriesFamily(
-      "tcpstated_fin_wait2_orphan_sockets",
-      "Orphaned sockets in FIN_WAIT2 (the application has closed them; "
-      "timewait stand-ins included): the kernel drops them after "
-      "net.ipv4.tcp_fin_timeout, so they are not flagged.",
-      MetricType::Gauge, r.orphan_sockets));
-  return out;
+  return {BuildFamily(kFinWait2Sockets, r.sockets),
+          BuildFamily(kFinWait2Stuck, r.stuck_sockets),
+          BuildFamily(kFinWait2Oldest, r.oldest_seconds),
+          BuildFamily(kFinWait2Orphans, r.orphan_sockets)};
 }
 
 }  // namespace tcpstated

@@ -12,14 +12,32 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "tcpstated/metric_family.h"
 #include "tcpstated/ring_consumer.h"
 
 namespace tcpstated {
 namespace {
 
-using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
+
+// The kernel view's own families, in exposition order (after the
+// detectors').
+constexpr FamilySpec kCorrections{
+    "tcpstated_reconcile_corrections_total",
+    "Mirror entries corrected by the periodic comparison with the kernel's "
+    "socket dump (sockets added, state changed, or removed), by the state "
+    "the kernel or the mirror had.",
+    MetricType::Counter};
+constexpr FamilySpec kDiagErrors{
+    "tcpstated_sock_diag_errors_total",
+    "Failed sock_diag dumps or namespace reads; the mirror then relies on "
+    "the event stream alone until the next cycle.",
+    MetricType::Counter};
+constexpr FamilySpec kDumpSeconds{
+    "tcpstated_reconcile_dump_seconds",
+    "How long the last full sock_diag dump of every namespace took.",
+    MetricType::Gauge};
 
 // What a detector cycle dumps between full reconciles: listeners, and their
 // half-open request sockets (the SYN_RECV bit brings NEW_SYN_RECV too) only
@@ -207,7 +225,7 @@ std::map<uint32_t, KernelView::Activity> KernelView::ActivityFromMirror()
     if (a.sockets || a.request_sockets) out.emplace(inode, a);
   }
   for (const auto& [key, n] : mirror_->synack_retransmits()) {
-    auto it = out.find(static_cast<uint32_t>(key >> 16));
+    auto it = out.find(key.netns);
     if (it != out.end()) it->second.synack_retransmits += n;
   }
   return out;
@@ -327,28 +345,71 @@ uint64_t KernelView::AgeCloseWaitFromKernel() {
   return errors;
 }
 
+// What one cycle carries from step to step.
+struct KernelView::Cycle {
+  bool full = false;
+  bool seeding = false;
+  std::map<uint32_t, Activity> activity;
+  std::vector<NamespaceRequest> requests;
+  std::vector<NamespaceResult> results;  // parallel to requests
+  std::map<uint32_t, std::vector<DiagSocket>> dumps;
+  std::unordered_set<uint32_t> settings_read;
+  std::unordered_set<uint32_t> requests_counted;  // dumps with SYN_RECV
+  uint64_t dump_start = 0;
+  uint64_t dump_end = 0;
+  uint64_t errors = 0;
+  Mirror::ReconcileStats stats;
+  std::vector<std::pair<uint64_t, uint32_t>> need_owner;   // id, inode
+  std::unordered_map<uint32_t, ProcessInfo> owners_found;  // by inode
+  // Copied out of the mirror for the detectors; close_wait_tgids is
+  // parallel to inputs.close_wait (0: owner unknown).
+  DetectorInputs inputs;
+  std::vector<uint32_t> close_wait_tgids;
+  std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash> synacks;
+  std::unordered_map<uint32_t, uint64_t> timewait;
+  DetectionReport report;
+};
+
 void KernelView::RunCycle(bool full, bool seeding) {
+  Cycle c;
+  c.full = full;
+  c.seeding = seeding;
+  Survey(c);
+  Dump(c);
+  Apply(c);
+  if (full) {
+    Reconcile(c);
+    c.errors += AgeCloseWaitFromKernel();
+    c.errors += ReadPeerLiveness();
+  }
+  ResolveOwners(c);
+  CopyFromMirror(c);
+  Detect(c);
+  Publish(c);
+}
+
+void KernelView::Survey(Cycle& c) {
   bool discovered = false;
-  if (full || seeding || rediscover_) {
+  if (c.full || c.seeding || rediscover_) {
     Discover();
     discovered = true;
   }
-  std::map<uint32_t, Activity> activity = ActivityFromMirror();
+  c.activity = ActivityFromMirror();
   // A namespace the events show but discovery has not found (created since
   // the last one): look now rather than at the next reconcile, once.
   bool unknown = false;
-  for (const auto& [inode, a] : activity) {
+  for (const auto& [inode, a] : c.activity) {
     if (namespaces_.count(inode) == 0 && unfound_.count(inode) == 0) {
       unknown = true;
     }
   }
   if (unknown && !discovered) Discover();
-  for (const auto& [inode, a] : activity) {
+  for (const auto& [inode, a] : c.activity) {
     if (namespaces_.count(inode) == 0) unfound_.insert(inode);
   }
   for (auto& [inode, ns] : namespaces_) {
-    auto it = activity.find(inode);
-    if (it == activity.end() || !it->second.listeners) {
+    auto it = c.activity.find(inode);
+    if (it == c.activity.end() || !it->second.listeners) {
       // No listener any more: nothing for the SYN-flood detector to show.
       ns.listeners.clear();
       ns.syn_pressure = false;
@@ -363,189 +424,176 @@ void KernelView::RunCycle(bool full, bool seeding) {
         synacks > ns.synacks_seen || ns.counters_rose || ns.request_sockets > 0;
     ns.synacks_seen = synacks;
   }
+}
 
-  uint64_t dump_start = MonotonicNowNs();
-  if (full) {
+void KernelView::Dump(Cycle& c) {
+  c.dump_start = MonotonicNowNs();
+  if (c.full) {
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     mirror_->BeginReconcile();
   }
-  uint64_t errors = 0;
-  std::vector<NamespaceRequest> requests = PlanReads(activity, full, seeding);
-  std::vector<NamespaceResult> results = Visit(requests, &errors);
-  std::map<uint32_t, std::vector<DiagSocket>> dumps;
-  std::unordered_set<uint32_t> settings_read;
-  std::unordered_set<uint32_t> requests_counted;  // dumps with SYN_RECV
-  for (size_t i = 0; i < results.size(); ++i) {
-    NamespaceResult& r = results[i];
-    if (r.enter_error == 0 && r.settings) settings_read.insert(r.inode);
+  c.requests = PlanReads(c.activity, c.full, c.seeding);
+  c.results = Visit(c.requests, &c.errors);
+  for (size_t i = 0; i < c.results.size(); ++i) {
+    NamespaceResult& r = c.results[i];
+    if (r.enter_error == 0 && r.settings) c.settings_read.insert(r.inode);
     if (!r.dumped) continue;
-    if (seeding && r.inode == CurrentNetnsInode()) seed_dumped_own_ = true;
+    if (c.seeding && r.inode == CurrentNetnsInode()) seed_dumped_own_ = true;
     Namespace& ns = namespaces_[r.inode];
     ns.listeners = ListenersOf(r.sockets, r.inode);
-    if (requests[i].dump_mask & StateBit(TcpState::kSynRecv)) {
+    if (c.requests[i].dump_mask & StateBit(TcpState::kSynRecv)) {
       ns.request_sockets = RequestSockets(r.sockets);
-      requests_counted.insert(r.inode);
+      c.requests_counted.insert(r.inode);
     }
-    dumps[r.inode] = std::move(r.sockets);
+    c.dumps[r.inode] = std::move(r.sockets);
   }
-  uint64_t dump_end = MonotonicNowNs();
-  if (full && event_drain_) event_drain_();
+  c.dump_end = MonotonicNowNs();
+  if (c.full && event_drain_) event_drain_();
+}
 
-  // Apply under the mirror's lock, and copy out what the detectors need.
-  DetectorInputs inputs;
-  std::vector<std::pair<uint64_t, uint32_t>> need_owner;  // id, inode
-  std::unordered_map<uint64_t, uint64_t> synacks;
-  std::unordered_map<uint32_t, uint64_t> timewait;
-  struct CloseWaitRow {
-    uint32_t netns, tgid;
-    std::string comm;
-    Role role;
-    uint16_t port;
-    double age;
-  };
-  std::vector<CloseWaitRow> rows;
-  Mirror::ReconcileStats stats;
-  std::vector<Mirror::NamespaceDump> nd;
-  {
-    std::lock_guard<std::mutex> lock(*mirror_mutex_);
-    for (uint32_t inode : settings_read) {
+void KernelView::Apply(Cycle& c) {
+  std::lock_guard<std::mutex> lock(*mirror_mutex_);
+  ApplySettings(c);
+  if (c.full) {
+    std::vector<Mirror::NamespaceDump> dumps;
+    for (auto& [inode, sockets] : c.dumps) {
       const Namespace& ns = namespaces_[inode];
-      mirror_->SetPortRange(inode,
-                            static_cast<uint16_t>(ns.settings.port_range_lo),
-                            static_cast<uint16_t>(ns.settings.port_range_hi));
-      mirror_->SetMaxTimewait(inode, ns.settings.max_tw_buckets);
-      mirror_->SetFinTimeout(
-          inode, static_cast<uint64_t>(ns.settings.fin_timeout_s) * kNsPerSec);
+      Mirror::NamespaceDump d;
+      d.netns = inode;
+      d.netns_cookie = ns.handle.cookie;
+      d.sockets = &sockets;
+      d.fin_timeout_s = ns.have_settings ? ns.settings.fin_timeout_s : 60;
+      dumps.push_back(d);
     }
-    for (const auto& [inode, ns] : namespaces_) {
-      // An idle namespace gets its zero rows (every state series present,
-      // as the SPEC asks) from discovery alone: listing it costs no read.
-      // Without a listener it has no request sockets either, so zero is
-      // what a dump would have said.
-      auto it = activity.find(inode);
-      bool listed = mirror_->counts().count(inode) > 0;
-      if (!listed || (it != activity.end() && !it->second.listeners &&
-                      it->second.request_sockets)) {
-        mirror_->SetRequestSockets(inode, 0);
-      }
-    }
-    if (full) {
-      for (auto& [inode, sockets] : dumps) {
-        Mirror::NamespaceDump d;
-        d.netns = inode;
-        d.netns_cookie = namespaces_[inode].handle.cookie;
-        d.sockets = &sockets;
-        const Namespace& ns = namespaces_[inode];
-        d.fin_timeout_s = ns.have_settings ? ns.settings.fin_timeout_s : 60;
-        nd.push_back(d);
-      }
-      mirror_->StartReconcile(nd, dump_start, dump_end, seeding);
-    } else {
-      // A listeners-only dump says nothing of request sockets: the last
-      // count stands (zero, or it would have been counted again).
-      for (uint32_t inode : requests_counted) {
-        mirror_->SetRequestSockets(inode, namespaces_[inode].request_sockets);
-      }
+    mirror_->StartReconcile(dumps, c.dump_start, c.dump_end, c.seeding);
+  } else {
+    // A listeners-only dump says nothing of request sockets: the last
+    // count stands (zero, or it would have been counted again).
+    for (uint32_t inode : c.requests_counted) {
+      mirror_->SetRequestSockets(inode, namespaces_[inode].request_sockets);
     }
   }
-  if (full) {
-    // In slices, letting go of the lock in between: the ring consumer and
-    // scrapes get their turn, and events applied meanwhile are newer than
-    // the dump (the mirror keeps them).
-    for (bool done = false; !done;) {
-      {
-        std::lock_guard<std::mutex> lock(*mirror_mutex_);
-        done = mirror_->ContinueReconcile(kReconcileSlice);
-      }
-      if (!done) std::this_thread::sleep_for(kReconcilePause);
-    }
-    std::lock_guard<std::mutex> lock(*mirror_mutex_);
-    stats = mirror_->FinishReconcile();
-    // Sockets from the dump that the events never attributed: find their
-    // process by inode (CLOSE_WAIT and LISTEN are what the detectors name).
-    for (auto& [inode, sockets] : dumps) {
-      for (const DiagSocket& d : sockets) {
-        if (d.inode == 0 ||
-            (d.state != TcpState::kCloseWait && d.state != TcpState::kListen)) {
-          continue;
-        }
-        const SocketEntry* e = mirror_->Find(d.cookie);
-        if (e != nullptr && e->owner == 0)
-          need_owner.emplace_back(d.cookie, d.inode);
-      }
-    }
-  }
-  if (full) errors += AgeCloseWaitFromKernel();
-  if (full) errors += ReadPeerLiveness();
+}
 
-  // Owners of sockets only the dump knows, before the detectors name them.
-  std::unordered_map<uint32_t, ProcessInfo> found;
-  if (!need_owner.empty()) {
-    std::unordered_set<uint32_t> inodes;
-    for (const auto& [id, inode] : need_owner) inodes.insert(inode);
-    bool complete = true;
-    found = owners_.ResolveInodes(inodes, &complete);
-    if (!complete) {
-      spdlog::warn(
-          "owner scan of /proc stopped early (bound reached); some "
-          "sockets stay unattributed");
+// Under the mirror's lock.
+void KernelView::ApplySettings(const Cycle& c) {
+  for (uint32_t inode : c.settings_read) {
+    const Namespace& ns = namespaces_[inode];
+    mirror_->SetPortRange(inode,
+                          static_cast<uint16_t>(ns.settings.port_range_lo),
+                          static_cast<uint16_t>(ns.settings.port_range_hi));
+    mirror_->SetMaxTimewait(inode, ns.settings.max_tw_buckets);
+    mirror_->SetFinTimeout(
+        inode, static_cast<uint64_t>(ns.settings.fin_timeout_s) * kNsPerSec);
+  }
+  for (const auto& [inode, ns] : namespaces_) {
+    // An idle namespace gets its zero rows (every state series present,
+    // as the SPEC asks) from discovery alone: listing it costs no read.
+    // Without a listener it has no request sockets either, so zero is
+    // what a dump would have said.
+    auto it = c.activity.find(inode);
+    bool listed = mirror_->counts().count(inode) > 0;
+    if (!listed || (it != c.activity.end() && !it->second.listeners &&
+                    it->second.request_sockets)) {
+      mirror_->SetRequestSockets(inode, 0);
     }
   }
+}
 
-  {
-    std::lock_guard<std::mutex> lock(*mirror_mutex_);
-    for (const auto& [id, inode] : need_owner) {
-      auto it = found.find(inode);
-      if (it == found.end()) continue;
-      Owner o;
-      o.tgid = it->second.tgid;
-      o.comm = it->second.comm;
-      mirror_->SetOwner(id, o);
+void KernelView::Reconcile(Cycle& c) {
+  // In slices, letting go of the lock in between: the ring consumer and
+  // scrapes get their turn, and events applied meanwhile are newer than
+  // the dump (the mirror keeps them).
+  for (bool done = false; !done;) {
+    {
+      std::lock_guard<std::mutex> lock(*mirror_mutex_);
+      done = mirror_->ContinueReconcile(kReconcileSlice);
     }
-    uint64_t now = MonotonicNowNs();
-    mirror_->Expire(now);
-    mirror_->ForEachCloseWait([&](const SocketEntry& s) {
-      const Owner* owner = mirror_->OwnerOf(s);
-      uint16_t port = s.role == Role::kClient ? s.dport : s.sport;
-      rows.push_back({s.netns, owner ? owner->tgid : 0,
-                      owner ? owner->comm : std::string(), s.role, port,
-                      now > s.entered_ns ? Seconds(now - s.entered_ns) : 0});
-    });
-    for (const auto& [key, n] : mirror_->destinations()) {
-      DestinationInput d;
-      d.netns = key.netns;
-      d.saddr = key.saddr;
-      d.daddr = key.daddr;
-      d.dport = key.dport;
-      // The key keeps IPv4 in bytes 0-3 and zeros after them.
-      d.ipv6 = std::any_of(key.daddr.begin() + 4, key.daddr.end(),
-                           [](uint8_t b) { return b != 0; }) ||
-               std::any_of(key.saddr.begin() + 4, key.saddr.end(),
-                           [](uint8_t b) { return b != 0; });
-      d.ports_used = n;
-      inputs.destinations.push_back(d);
-    }
-    synacks = mirror_->synack_retransmits();
-    timewait = mirror_->TimewaitSockets();
+    if (!done) std::this_thread::sleep_for(kReconcilePause);
   }
-
-  for (const CloseWaitRow& r : rows) {
-    CloseWaitSocket c;
-    c.netns = r.netns;
-    c.comm = r.comm;
-    c.role = r.role;
-    c.port = r.port;
-    c.age_seconds = r.age;
-    if (r.tgid != 0) {
-      if (auto info = owners_.Describe(r.tgid)) c.unit = info->unit;
+  std::lock_guard<std::mutex> lock(*mirror_mutex_);
+  c.stats = mirror_->FinishReconcile();
+  // Sockets from the dump that the events never attributed: find their
+  // process by inode (CLOSE_WAIT and LISTEN are what the detectors name).
+  for (auto& [inode, sockets] : c.dumps) {
+    for (const DiagSocket& d : sockets) {
+      if (d.inode == 0 ||
+          (d.state != TcpState::kCloseWait && d.state != TcpState::kListen)) {
+        continue;
+      }
+      const SocketEntry* e = mirror_->Find(d.cookie);
+      if (e != nullptr && e->owner == 0) {
+        c.need_owner.emplace_back(d.cookie, d.inode);
+      }
     }
-    inputs.close_wait.push_back(std::move(c));
+  }
+}
+
+// Owners of sockets only the dump knows, from /proc, before the detectors
+// name them (given to the mirror by CopyFromMirror, under its lock).
+void KernelView::ResolveOwners(Cycle& c) {
+  if (c.need_owner.empty()) return;
+  std::unordered_set<uint32_t> inodes;
+  for (const auto& [id, inode] : c.need_owner) inodes.insert(inode);
+  bool complete = true;
+  c.owners_found = owners_.ResolveInodes(inodes, &complete);
+  if (!complete) {
+    spdlog::warn(
+        "owner scan of /proc stopped early (bound reached); some "
+        "sockets stay unattributed");
+  }
+}
+
+void KernelView::CopyFromMirror(Cycle& c) {
+  std::lock_guard<std::mutex> lock(*mirror_mutex_);
+  for (const auto& [id, inode] : c.need_owner) {
+    auto it = c.owners_found.find(inode);
+    if (it == c.owners_found.end()) continue;
+    Owner o;
+    o.tgid = it->second.tgid;
+    o.comm = it->second.comm;
+    mirror_->SetOwner(id, o);
+  }
+  uint64_t now = MonotonicNowNs();
+  mirror_->Expire(now);
+  mirror_->ForEachCloseWait([&](const SocketEntry& s) {
+    const Owner* owner = mirror_->OwnerOf(s);
+    CloseWaitSocket cw;
+    cw.netns = s.netns;
+    if (owner != nullptr) cw.comm = owner->comm;
+    cw.role = s.role;
+    cw.port = s.role == Role::kClient ? s.dport : s.sport;
+    cw.age_seconds = now > s.entered_ns ? Seconds(now - s.entered_ns) : 0;
+    c.inputs.close_wait.push_back(std::move(cw));
+    c.close_wait_tgids.push_back(owner ? owner->tgid : 0);
+  });
+  for (const auto& [key, n] : mirror_->destinations()) {
+    DestinationInput d;
+    d.netns = key.netns;
+    d.saddr = key.saddr;
+    d.daddr = key.daddr;
+    d.dport = key.dport;
+    d.ipv6 = key.ipv6();
+    d.ports_used = n;
+    c.inputs.destinations.push_back(d);
+  }
+  c.synacks = mirror_->synack_retransmits();
+  c.timewait = mirror_->TimewaitSockets();
+}
+
+void KernelView::Detect(Cycle& c) {
+  // Units come from /proc: looked up outside the mirror's lock.
+  for (size_t i = 0; i < c.close_wait_tgids.size(); ++i) {
+    if (c.close_wait_tgids[i] == 0) continue;
+    if (auto info = owners_.Describe(c.close_wait_tgids[i])) {
+      c.inputs.close_wait[i].unit = info->unit;
+    }
   }
   for (auto& [inode, ns] : namespaces_) {
     for (ListenerInput l : ns.listeners) {
-      auto it = synacks.find(Mirror::ListenerKeyOf(inode, l.port));
-      l.synack_retransmits_total = it != synacks.end() ? it->second : 0;
-      inputs.listeners.push_back(l);
+      auto it = c.synacks.find(Mirror::ListenerKeyOf(inode, l.port));
+      l.synack_retransmits_total = it != c.synacks.end() ? it->second : 0;
+      c.inputs.listeners.push_back(l);
     }
     NetnsInput n;
     n.netns = inode;
@@ -554,36 +602,36 @@ void KernelView::RunCycle(bool full, bool seeding) {
     n.counters = ns.counters;
     n.have_settings = ns.have_settings;
     n.settings = ns.settings;
-    n.timewait_sockets = timewait.count(inode) ? timewait[inode] : 0;
-    inputs.namespaces.push_back(std::move(n));
+    auto tw = c.timewait.find(inode);
+    n.timewait_sockets = tw != c.timewait.end() ? tw->second : 0;
+    c.inputs.namespaces.push_back(std::move(n));
   }
+  c.report = detectors_.Evaluate(c.inputs, Seconds(MonotonicNowNs()));
+  for (const std::string& line : c.report.started) spdlog::warn("{}", line);
+  for (const std::string& line : c.report.cleared) spdlog::info("{}", line);
+}
 
-  DetectionReport report =
-      detectors_.Evaluate(inputs, Seconds(MonotonicNowNs()));
-  for (const std::string& line : report.started) spdlog::warn("{}", line);
-  for (const std::string& line : report.cleared) spdlog::info("{}", line);
-
+void KernelView::Publish(Cycle& c) {
   std::lock_guard<std::mutex> lock(report_mutex_);
-  report_ = std::move(report);
-  diag_errors_ += errors;
-  if (full) {
-    for (size_t i = 0; i < kStateSlots; ++i) {
-      corrections_[i] += stats.corrections[i];
-    }
-    reconciles_++;
-    last_reconcile_seconds_ = Seconds(dump_end - dump_start);
-    last_reconcile_ns_ = dump_end;
-    if (seeding) {
-      spdlog::info(
-          "seeded the mirror from the kernel: {} sockets in {} "
-          "namespaces ({:.3f} s)",
-          stats.added, dumps.size(), last_reconcile_seconds_);
-    } else if (stats.added + stats.changed + stats.removed > 0) {
-      spdlog::info(
-          "reconcile corrected the mirror: {} added, {} changed, {} "
-          "removed",
-          stats.added, stats.changed, stats.removed);
-    }
+  report_ = std::move(c.report);
+  diag_errors_ += c.errors;
+  if (!c.full) return;
+  for (size_t i = 0; i < kStateSlots; ++i) {
+    corrections_[i] += c.stats.corrections[i];
+  }
+  reconciles_++;
+  last_reconcile_seconds_ = Seconds(c.dump_end - c.dump_start);
+  last_reconcile_ns_ = c.dump_end;
+  if (c.seeding) {
+    spdlog::info(
+        "seeded the mirror from the kernel: {} sockets in {} "
+        "namespaces ({:.3f} s)",
+        c.stats.added, c.dumps.size(), last_reconcile_seconds_);
+  } else if (c.stats.added + c.stats.changed + c.stats.removed > 0) {
+    spdlog::info(
+        "reconcile corrected the mirror: {} added, {} changed, {} "
+        "removed",
+        c.stats.added, c.stats.changed, c.stats.removed);
   }
 }
 
@@ -601,42 +649,17 @@ KernelView::Status KernelView::status() const {
 std::vector<MetricFamily> KernelView::Metrics() const {
   std::lock_guard<std::mutex> lock(report_mutex_);
   std::vector<MetricFamily> out = BuildDetectorMetrics(report_);
-  AppendPeerLivenessMetrics(&out);
-
-  MetricFamily corrections;
-  corrections.name = "tcpstated_reconcile_corrections_total";
-  corrections.help =
-      "Mirror entries corrected by the periodic comparison with the "
-      "kernel's socket dump (sockets added, state changed, or removed), by "
-      "the state the kernel or the mirror had.";
-  corrections.type = MetricType::Counter;
+  MetricFamily corrections = NewFamily(kCorrections);
   for (TcpState state : kReportedStates) {
-    corrections.metric.emplace_back();
-    corrections.metric.back().label = {
-        {"state", std::string(StateName(state))}};
-    corrections.metric.back().counter.value =
-        static_cast<double>(corrections_[StateIndex(state)]);
+    AddSample(corrections, {{"state", std::string(StateName(state))}},
+              static_cast<double>(corrections_[StateIndex(state)]));
   }
   out.push_back(std::move(corrections));
-
-  MetricFamily errors;
-  errors.name = "tcpstated_sock_diag_errors_total";
-  errors.help =
-      "Failed sock_diag dumps or namespace reads; the mirror then relies on "
-      "the event stream alone until the next cycle.";
-  errors.type = MetricType::Counter;
-  errors.metric.emplace_back();
-  errors.metric.back().counter.value = static_cast<double>(diag_errors_);
-  out.push_back(std::move(errors));
-
-  MetricFamily duration;
-  duration.name = "tcpstated_reconcile_dump_seconds";
-  duration.help =
-      "How long the last full sock_diag dump of every namespace took.";
-  duration.type = MetricType::Gauge;
-  duration.metric.emplace_back();
-  duration.metric.back().gauge.value = last_reconcile_seconds_;
-  out.push_back(std::move(duration));
+  out.push_back(NewFamily(kDiagErrors));
+  AddSample(out.back(), {}, static_cast<double>(diag_errors_));
+  out.push_back(NewFamily(kDumpSeconds));
+  AddSample(out.back(), {}, last_reconcile_seconds_);
+  AppendPeerLivenessMetrics(&out);
   return out;
 }
 

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "tcpstated/kernel_view.h"
+#include "tcpstated/metric_family.h"
 #include "tcpstated/peer_sockets.h"
 #include "tcpstated/ring_consumer.h"
 
@@ -20,6 +21,13 @@ namespace {
 
 // LISTEN too (a handful of sockets): the role of connections the mirror
 // cannot match comes from whether their local port is listening.
+const FamilySpec kPeerLivenessDumpSeconds = {
+    "tcpstated_peer_liveness_dump_seconds",
+    "How long the last peer-liveness dump (ESTABLISHED and FIN_WAIT2 "
+    "sockets with tcp_info, once per full reconcile) took, every namespace "
+    "that has such sockets included.",
+    prometheus::MetricType::Gauge};
+
 constexpr uint32_t kPeerLivenessMask = StateBit(TcpState::kEstablished) |
                                        StateBit(TcpState::kFinWait2) |
                                        StateBit(TcpState::kListen);
@@ -141,16 +149,8 @@ void KernelView::AppendPeerLivenessMetrics(
     std::vector<prometheus::MetricFamily>* out) const {
   for (auto& f : FinWait2Metrics(fin_wait2_report_)) out->push_back(f);
   for (auto& f : PeerLivenessMetrics(liveness_report_)) out->push_back(f);
-  prometheus::MetricFamily dump;
-  dump.name = "tcpstated_peer_liveness_dump_seconds";
-  dump.help =
-      "How long the last peer-liveness dump (ESTABLISHED and FIN_WAIT2 "
-      "sockets with tcp_info, once per full reconcile) took, every "
-      "namespace that has such sockets included.";
-  dump.type = prometheus::MetricType::Gauge;
-  dump.metric.emplace_back();
-  dump.metric.back().gauge.value = liveness_dump_seconds_;
-  out->push_back(std::move(dump));
+  out->push_back(NewFamily(kPeerLivenessDumpSeconds));
+  AddSample(out->back(), {}, liveness_dump_seconds_);
 }
 
 }  // namespace tcpstated

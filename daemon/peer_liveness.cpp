@@ -7,11 +7,15 @@
 #include <tuple>
 #include <utility>
 
-#include "tcpstated/bounded_series.h"
+#include "daemon/detectors_internal.h"
+#include "tcpstated/keep_top.h"
+#include "tcpstated/metric_family.h"
 
 namespace tcpstated {
 namespace {
 
+using detectors_internal::LabelValue;
+using detectors_internal::Short;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
@@ -35,12 +39,6 @@ struct Group {
   double longest = 0;
 };
 
-std::string Short(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%g", v);
-  return buf;
-}
-
 Role KnownRole(Role role) {
   return role == Role::kClient || role == Role::kServer ||
                  role == Role::kListener
@@ -48,12 +46,11 @@ Role KnownRole(Role role) {
              : Role::kUnknown;
 }
 
-std::map<std::string, std::string> Labels(const OwnerKey* k,
-                                          const char* split_label) {
+std::map<std::string, std::string> GroupLabels(const OwnerKey* k,
+                                               const char* split_label) {
   if (k == nullptr) {
-    return {{"netns", kOtherLabel}, {"comm", kOtherLabel},
-            {"unit", kOtherLabel},  {"role", kOtherLabel},
-            {"port", kOtherLabel},  {split_label, kOtherLabel}};
+    return {{"netns", kOther}, {"comm", kOther}, {"unit", kOther},
+            {"role", kOther},  {"port", kOther}, {split_label, kOther}};
   }
   return {{"netns", std::to_string(k->netns)},
           {"comm", k->comm},
@@ -63,17 +60,24 @@ std::map<std::string, std::string> Labels(const OwnerKey* k,
           {split_label, k->split}};
 }
 
-std::vector<BoundedRow<OwnerKey, Group>> Bounded(
-    const std::map<OwnerKey, Group>& groups, size_t max_series) {
-  return KeepTopFoldOther(
+using Entry = std::map<OwnerKey, Group>::value_type;
+
+TopGroups<OwnerKey, Group> Bounded(const std::map<OwnerKey, Group>& groups,
+                                   size_t max_series) {
+  return KeepTop(
       groups, max_series,
-      [](const Group& a, const Group& b) {
-        if (a.count != b.count) return a.count > b.count;
-        return a.longest > b.longest;
+      [](const Entry* a, const Entry* b) {
+        if (a->second.count != b->second.count) {
+          return a->second.count > b->second.count;
+        }
+        if (a->second.longest != b->second.longest) {
+          return a->second.longest > b->second.longest;
+        }
+        return a->first < b->first;
       },
-      [](Group* into, const Group& g) {
-        into->count += g.count;
-        into->longest = std::max(into->longest, g.longest);
+      [](Group& into, const Group& g) {
+        into.count += g.count;
+        into.longest = std::max(into.longest, g.longest);
       });
 }
 
@@ -132,8 +136,8 @@ PeerLivenessReport PeerLivenessDetector::Evaluate(
     double idle_for =
         std::isnan(s.idle_seconds) || s.idle_seconds < 0 ? 0 : s.idle_seconds;
     OwnerKey key{s.netns,
-                 CleanLabelValue(s.comm),
-                 CleanLabelValue(s.unit),
+                 LabelValue(s.comm),
+                 LabelValue(s.unit),
                  KnownRole(s.role),
                  s.port,
                  ""};
@@ -157,16 +161,26 @@ PeerLivenessReport PeerLivenessDetector::Evaluate(
     }
   }
 
-  for (const auto& row : Bounded(idle, config.max_series_per_metric)) {
-    auto labels = Labels(row.key, "keepalive");
-    report.idle_sockets.push_back(
-        {labels, static_cast<double>(row.group.count)});
-    report.idle_longest_seconds.push_back(
-        {std::move(labels), row.group.longest});
+  auto emit_idle = [&report](std::map<std::string, std::string> labels,
+                             const Group& g) {
+    report.idle_sockets.push_back({labels, static_cast<double>(g.count)});
+    report.idle_longest_seconds.push_back({std::move(labels), g.longest});
+  };
+  auto top_idle = Bounded(idle, config.max_series_per_metric);
+  for (const Entry* e : top_idle.kept) {
+    emit_idle(GroupLabels(&e->first, "keepalive"), e->second);
   }
-  for (const auto& row : Bounded(dead, config.max_series_per_metric)) {
+  if (top_idle.other)
+    emit_idle(GroupLabels(nullptr, "keepalive"), *top_idle.other);
+  auto top_dead = Bounded(dead, config.max_series_per_metric);
+  for (const Entry* e : top_dead.kept) {
+    report.dead_peer_sockets.push_back({GroupLabels(&e->first, "reason"),
+                                        static_cast<double>(e->second.count)});
+  }
+  if (top_dead.other) {
     report.dead_peer_sockets.push_back(
-        {Labels(row.key, "reason"), static_cast<double>(row.group.count)});
+        {GroupLabels(nullptr, "reason"),
+         static_cast<double>(top_dead.other->count)});
   }
 
   const std::string after = Short(config.idle_after_seconds) + "s";
@@ -198,30 +212,33 @@ PeerLivenessReport PeerLivenessDetector::Evaluate(
   return report;
 }
 
+// The families, declared once.
+const FamilySpec kIdleSockets = {
+    "tcpstated_idle_sockets",
+    "ESTABLISHED connections that received no data for longer than "
+    "detectors.idle_after, per owner, role and port, split by whether a "
+    "keepalive timer is armed (keepalive=\"on\"). Without keepalive a peer "
+    "that vanished is only noticed when the application writes.",
+    MetricType::Gauge};
+const FamilySpec kIdleLongest = {
+    "tcpstated_idle_longest_seconds",
+    "Longest time without received data among the group's idle "
+    "connections (tcp_info tcpi_last_data_recv).",
+    MetricType::Gauge};
+const FamilySpec kDeadPeers = {
+    "tcpstated_dead_peer_sockets",
+    "ESTABLISHED connections whose peer does not answer: "
+    "detectors.dead_peer_retries keepalive probes unanswered "
+    "(reason=\"keepalive\") or as many retransmissions of data never "
+    "acknowledged, backing off (reason=\"retransmit\"). The kernel only "
+    "gives up after tcp_keepalive_probes probes or tcp_retries2 "
+    "retransmissions (minutes to hours).",
+    MetricType::Gauge};
+
 std::vector<MetricFamily> PeerLivenessMetrics(const PeerLivenessReport& r) {
-  std::vector<MetricFamily> out;
-  out.push_back(SeriesFamily(
-      "tcpstated_idle_sockets",
-      "ESTABLISHED connections that received no data for longer than "
-      "detectors.idle_after, per owner, role and port, split by whether a "
-      "keepalive timer is armed (keepalive=\"on\"). Without keepalive a "
-      "peer that vanished is only noticed when the application writes.",
-      MetricType::Gauge, r.idle_sockets));
-  out.push_back(
-      SeriesFamily("tcpstated_idle_longest_seconds",
-                   "Longest time without received data among the group's idle "
-                   "connections (tcp_info tcpi_last_data_recv).",
-                   MetricType::Gauge, r.idle_longest_seconds));
-  out.push_back(SeriesFamily(
-      "tcpstated_dead_peer_sockets",
-      "ESTABLISHED connections whose peer does not answer: "
-      "detectors.dead_peer_retries keepalive probes unanswered "
-      "(reason=\"keepalive\") or as many retransmissions of data never "
-      "acknowledged, backing off (reason=\"retransmit\"). The kernel only "
-      "gives up after tcp_keepalive_probes probes or tcp_retries2 "
-      "retransmissions (minutes to hours).",
-      MetricType::Gauge, r.dead_peer_sockets));
-  return out;
+  return {BuildFamily(kIdleSockets, r.idle_sockets),
+          BuildFamily(kIdleLongest, r.idle_longest_seconds),
+          BuildFamily(kDeadPeers, r.dead_peer_sockets)};
 }
 
 }  // namespace tcpstated

@@ -159,6 +159,29 @@ local lib = import 'lib.libsonnet';
               '15m',
               'tcpstated cannot read the kernel socket tables.',
               'tcpstated on {{ $labels.instance }} fails {{ $value | humanize }} sock_diag dumps or namespace reads per second.'),
+        // Someone keeps the metrics endpoint busy: connections refused for
+        // the caps (too many open, too many from one address, every worker
+        // busy) or logins refused for the failed-password budget. Scrapes
+        // may still be answered (the caps protect them), so this is not
+        // TcpstatedDown: it asks who is hammering the port. Slow clients
+        // (`timeout`) and single wrong passwords (`invalid`) are left out:
+        // a misconfigured scraper shows up as its own target down. Both
+        // families are always exported with every reason, so the sum
+        // never drops a target.
+        alert('TcpstatedEndpointAbuse',
+              'warning',
+              |||
+                sum by (%(t)s) (rate(%(d)s[5m]))
+                  + sum by (%(t)s) (rate(%(a)s[5m]))
+                > 0
+              ||| % {
+                t: target,
+                d: s('tcpstated_http_connections_dropped_total', 'reason=~"overload|per_source|queue_full"'),
+                a: s('tcpstated_http_auth_refused_total', 'reason="rate_limited"'),
+              },
+              '15m',
+              "tcpstated's metrics endpoint keeps refusing connections or logins.",
+              'tcpstated on {{ $labels.instance }} refuses {{ $value | humanize }} connections or password attempts per second for its connection caps or failed-login budget.'),
         // The invalid-transition counters exist only once non-zero, so a
         // pair that happens once appears at 1 and never increases:
         // increase() alone would miss it. The second operand catches a

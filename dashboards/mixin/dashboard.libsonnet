@@ -547,6 +547,22 @@ local p = import 'panels.libsonnet';
           w=6,
           h=5,
         ),
+        table(
+          'Kernel and attach mode',
+          "The running kernel (`uname -r`) and the attach mode tcpstated chose "
+          + 'for it. What tcpstated can see depends on both: the README\'s '
+          + '"Kernels" table lists the kernels it was verified on and what '
+          + 'differs between them (e.g. 5.10 has no tp_btf for these '
+          + 'tracepoints and no network-namespace cookie).',
+          [
+            [sel('tcpstated_kernel_info'), ''],
+          ],
+          unit='none',
+          rename={},
+          hide=['Value', 'job'],
+          w=6,
+          h=5,
+        ),
         stat(
           'Mirror table usage',
           "Sockets tracked by the daemon's mirror against "
@@ -664,6 +680,25 @@ local p = import 'panels.libsonnet';
             ['sum by (instance) (%s)' % rate('tcpstated_evictions_total'), '{{instance}}'],
           ],
           unit='cps',
+        ),
+        timeseries(
+          'Metrics endpoint: refused connections and logins',
+          'Connections the HTTP endpoint closed unanswered, by reason: '
+          + '`overload` (256 open connections; the oldest unfinished one made '
+          + 'room), `per_source` (16 from one address), `timeout` (no complete '
+          + 'request within 5 s of accept, or the response not read in 10 s), '
+          + '`queue_full` (every worker busy). And requests basic auth refused: '
+          + '`invalid` (wrong or missing password, 401), `rate_limited` (the '
+          + "address used up its failed-login budget, 429), `busy` (another "
+          + 'password check was running, 429). Scrapes keep being answered under '
+          + 'these caps; a steady rate means something other than Prometheus is '
+          + 'hammering the port.',
+          [
+            ['sum by (instance, reason) (%s)' % rate('tcpstated_http_connections_dropped_total'), '{{instance}} dropped: {{reason}}'],
+            ['sum by (instance, reason) (%s)' % rate('tcpstated_http_auth_refused_total'), '{{instance}} login refused: {{reason}}'],
+          ],
+          unit='cps',
+          links=links(['TcpstatedEndpointAbuse']),
         ),
         timeseries(
           'Reconcile dump duration',

@@ -25,11 +25,11 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "tcpstated/event.h"
 #include "tcpstated/kernel_settings.h"
+#include "tcpstated/metric_family.h"
 #include "tcpstated/tcp_state.h"
 
 namespace tcpstated {
@@ -93,12 +93,6 @@ struct DetectorInputs {
   std::vector<DestinationInput> destinations;
 };
 
-// A labelled value, ready for exposition.
-struct Series {
-  std::map<std::string, std::string> labels;
-  double value = 0;
-};
-
 struct DetectionReport {
   // CLOSE_WAIT, labels netns, comm, unit, role, port.
   std::vector<Series> close_wait_sockets;
@@ -156,17 +150,9 @@ class Detectors {
   std::unique_ptr<State> state_;
 };
 
-// Metric families for a report (every family present, even when empty).
+// Metric families for a report (every family present, even when empty), as
+// the table in detector_metrics.cpp declares them.
 std::vector<prometheus::MetricFamily> BuildDetectorMetrics(
     const DetectionReport& report);
-
-// For the detectors in their own files (fin_wait2_detector.h,
-// peer_liveness.h), so that their labels and families are built the same
-// way: a comm or unit name as a valid, bounded label value, and a family
-// from series. Neither throws except std::bad_alloc.
-std::string CleanLabelValue(std::string_view raw);
-prometheus::MetricFamily SeriesFamily(const char* name, const char* help,
-                                      prometheus::MetricType type,
-                                      const std::vector<Series>& series);
 
 }  // namespace tcpstated

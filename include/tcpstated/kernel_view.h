@@ -124,6 +124,25 @@ class KernelView {
   };
 
   void Run();
+
+  // One cycle's steps, in order (RunCycle), and what they hand on.
+  struct Cycle;
+  // Discovery when due, the mirror's activity, signs of SYN pressure.
+  void Survey(Cycle& c);
+  // Reads of the namespaces (dumps, sysctls, counters) as planned.
+  void Dump(Cycle& c);
+  // Settings and request-socket counts into the mirror; a full cycle
+  // starts its reconcile.
+  void Apply(Cycle& c);
+  void ApplySettings(const Cycle& c);  // under the mirror's lock
+  // The reconcile in slices, and the dump's sockets left without an owner.
+  void Reconcile(Cycle& c);
+  void ResolveOwners(Cycle& c);
+  // Owners into the mirror, expiry, and the detectors' inputs out of it.
+  void CopyFromMirror(Cycle& c);
+  void Detect(Cycle& c);
+  void Publish(Cycle& c);
+
   void Discover();
   std::map<uint32_t, Activity> ActivityFromMirror() const;
   // What this cycle reads of each namespace, given the mirror's activity.

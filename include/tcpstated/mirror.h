@@ -10,6 +10,16 @@
 // Thread-safety: none. The daemon serialises Apply/Expire/reads with one
 // mutex; aggregates are maintained incrementally so that reading them is
 // cheap and never walks the table.
+//
+// Where each job lives:
+//   mirror.cpp             applying events: the state machine per socket
+//   mirror_table.cpp       the socket table and the books every entry is in
+//                          (counts, CLOSE_WAIT index, destinations, histogram)
+//   mirror_timewait.cpp    TIME_WAIT inference, orphans, take-overs, expiry
+//   mirror_namespaces.cpp  per-namespace books: sysctls, cookies, purges
+//   mirror_reconcile.cpp   reconcile with the kernel's socket dump
+//   mirror_close_wait_ages.cpp  CLOSE_WAIT ages from the kernel's tcp_info
+//   owner_pool.cpp         who owns a socket (shared, reference-counted)
 #pragma once
 
 #include <algorithm>
@@ -24,7 +34,9 @@
 #include <vector>
 
 #include "tcpstated/event.h"
+#include "tcpstated/owner_pool.h"
 #include "tcpstated/sock_diag.h"
+#include "tcpstated/socket_keys.h"
 #include "tcpstated/socket_table.h"
 #include "tcpstated/tcp_state.h"
 
@@ -33,15 +45,6 @@ namespace tcpstated {
 inline constexpr uint64_t kNsPerSec = 1000000000ULL;
 // TCP_TIMEWAIT_LEN: fixed in the kernel.
 inline constexpr uint64_t kTimeWaitNs = 60 * kNsPerSec;
-
-// Who owns a socket: captured where the transition ran in its process
-// (connect, listen, close), inherited by accepted children from their
-// listener, or resolved from /proc for sockets found in a dump.
-struct Owner {
-  uint32_t tgid = 0;
-  uint64_t cgroup_id = 0;
-  std::string comm;
-};
 
 struct SocketEntry {
   uint64_t id = 0;          // identity; 0 = empty slot
@@ -138,20 +141,9 @@ class Mirror {
   }
   MirrorStats stats() const;
 
-  // A connection's destination as seen from the local end: the sockets
-  // holding an ephemeral port towards it are what exhausts the port range.
-  struct DestinationKey {
-    uint32_t netns;
-    uint16_t dport;
-    Address saddr, daddr;
-    bool operator==(const DestinationKey& o) const {
-      return netns == o.netns && dport == o.dport && saddr == o.saddr &&
-             daddr == o.daddr;
-    }
-  };
-  struct DestinationKeyHash {
-    size_t operator()(const DestinationKey& k) const;
-  };
+  // The shared key types (socket_keys.h), under their old names here.
+  using DestinationKey = tcpstated::DestinationKey;
+  using DestinationKeyHash = tcpstated::DestinationKeyHash;
   // Outbound connections (any state, timewait included) per destination.
   const std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>&
   destinations() const {
@@ -159,11 +151,12 @@ class Mirror {
   }
 
   // SYN-ACK retransmits per listener (netns, local port), from the events.
-  const std::unordered_map<uint64_t, uint64_t>& synack_retransmits() const {
+  const std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash>&
+  synack_retransmits() const {
     return synack_retransmits_;
   }
-  static uint64_t ListenerKeyOf(uint32_t netns, uint16_t port) {
-    return (static_cast<uint64_t>(netns) << 16) | port;
+  static ListenerKey ListenerKeyOf(uint32_t netns, uint16_t port) {
+    return ListenerKey{netns, port};
   }
 
   // Sockets in CLOSE_WAIT, without walking the table.
@@ -294,150 +287,154 @@ class Mirror {
   }
 
  private:
-  void CheckNamespace(const Event& e);
-  void UpdateDestination(SocketEntry* entry);
-  void UnregisterDestination(SocketEntry& entry);
-  static DestinationKey DestinationOf(const SocketEntry& entry);
-  SocketEntry* Seed(const DiagSocket& d, uint32_t netns, uint64_t now_ns,
-                    uint32_t fin_timeout_s,
-                    const std::unordered_map<uint32_t, std::vector<uint16_t>>&
-                        listening_ports);
-  void CorrectState(SocketEntry* entry, const DiagSocket& d, uint64_t now_ns,
-                    uint32_t fin_timeout_s);
-  void PurgeNamespace(uint32_t netns);
+  // ---- Applying events (mirror.cpp) ----
   void ApplyStateChange(const Event& e);
   void ApplyTransition(const Event& e);
+  // The entry an event is about, after dropping what cannot be it (a
+  // timewait id reused by a full socket, an entry the event says was
+  // closed); nullptr if the mirror has none.
+  SocketEntry* EntryForTransition(const Event& e);
+  // ->CLOSE: the end of the socket, or its hand-off to a timewait socket.
+  void ApplyClose(SocketEntry* entry, const Event& e);
+  // A socket the mirror has not seen: a new one, or one that predates us.
+  SocketEntry* Adopt(const Event& e);
+  // Any other change of a tracked socket's state.
+  void ApplyChange(SocketEntry* entry, const Event& e);
   void ApplyReset(const Event& e);
   void ApplySynRetransmit(const Event& e);
   // The provisional entry of the child at e.skaddr, renamed to e.id (the
   // child's own cookie), or nullptr if there is none.
   SocketEntry* ClaimChild(const Event& e);
+  // A lost event: take the kernel's word for the state the socket left.
+  void Resync(SocketEntry* entry, TcpState from, uint64_t now_ns);
+  void TakeOwner(SocketEntry* entry, const Event& e);
   static constexpr uint64_t kProvisionalIdBit = 1ULL << 63;
-  size_t provisional_children_ = 0;  // entries under a provisional id
 
+  // ---- The table and the books every entry is in (mirror_table.cpp) ----
   SocketEntry* Track(const Event& e, TcpState state, uint64_t entered_ns,
                      uint8_t flags, Role role);
   void SetState(SocketEntry* entry, TcpState state, uint64_t now_ns);
   void Remove(SocketEntry* entry, uint64_t now_ns, bool observe);
   void Observe(const SocketEntry& entry, uint64_t now_ns);
   void EvictOne(uint64_t near_id, uint64_t now_ns);
-  void EnterTimeWait(SocketEntry* entry, const Event& e);
-  void PromoteOrphan(const Event& peer_event, bool peer_reset);
-  uint64_t TimeWaitLifetime(const SocketEntry& entry) const;
   // Moves `entry` in or out of `state`'s books: the per-namespace counts
   // and the CLOSE_WAIT index.
   void Account(const SocketEntry& entry, TcpState state, int delta);
   void IndexCloseWait(uint64_t id, bool in);
   void CopyTuple(SocketEntry* entry, const Event& e);
-
-  uint32_t AcquireOwner(const Event& e);
-  void AddOwnerRef(uint32_t owner);
-  void ReleaseOwner(uint32_t owner);
-
-  struct ListenerKey {
-    uint32_t netns;
-    uint16_t port;
-    bool operator==(const ListenerKey& o) const {
-      return netns == o.netns && port == o.port;
-    }
-  };
-  struct ListenerKeyHash {
-    size_t operator()(const ListenerKey& k) const {
-      return (static_cast<size_t>(k.netns) << 16) ^ k.port;
-    }
-  };
-  // The 4-tuple of a connection as seen from one side: for finding the
-  // local peer of a FIN_WAIT2 orphan, and the timewait socket a new
-  // connection on the same 4-tuple took over.
-  struct TupleKey {
-    uint32_t netns;
-    uint16_t sport, dport;
-    Address saddr, daddr;
-    bool operator==(const TupleKey& o) const {
-      return netns == o.netns && sport == o.sport && dport == o.dport &&
-             saddr == o.saddr && daddr == o.daddr;
-    }
-  };
-  struct TupleKeyHash {
-    size_t operator()(const TupleKey& k) const;
-  };
+  void UpdateDestination(SocketEntry* entry);
+  void UnregisterDestination(SocketEntry& entry);
+  void RegisterListener(const SocketEntry& entry);
+  void UnregisterListener(const SocketEntry& entry);
+  static DestinationKey DestinationOf(const SocketEntry& entry);
   static TupleKey KeyOf(const SocketEntry& entry);
-  void Unindex(const SocketEntry& entry);
+
+  SocketTable<SocketEntry> table_;
+  size_t provisional_children_ = 0;  // entries under a provisional id
+  // The CLOSE_WAIT index: a flat set of ids (no allocation per entry).
+  struct IdSlot {
+    uint64_t id = 0;
+  };
+  SocketTable<IdSlot> close_wait_ids_;
+  std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash> listeners_;
+  std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
+      destinations_;
+  std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash>
+      synack_retransmits_;
+  OwnerPool owners_;
+  TransitionMatrix invalid_{};
+  std::array<DurationHistogram, kStateSlots> durations_{};
+  // Legal transitions as one bit per new state, per old state.
+  std::array<uint16_t, kStateSlots> legal_{};
+  uint64_t evictions_ = 0;
+  uint64_t resyncs_ = 0;
+  std::array<uint64_t, kSourceCount> events_{};
+  std::function<void(const Event&)> invalid_hook_;
+
+  // ---- TIME_WAIT inference and expiry (mirror_timewait.cpp) ----
+  void EnterTimeWait(SocketEntry* entry, const Event& e);
+  void PromoteOrphan(const Event& peer_event, bool peer_reset);
+  uint64_t TimeWaitLifetime(const SocketEntry& entry) const;
+  // Sets kEntryTimewaitSock (and the FIN_WAIT2-substate flag) and keeps the
+  // per-namespace timewait count.
+  void MarkTimewait(SocketEntry* entry, bool fin_wait2_substate);
+  void UnmarkTimewait(SocketEntry* entry);
+  void ScheduleExpiry(const SocketEntry& entry);
+  // A full socket now holds a timewait entry's 4-tuple: the timewait
+  // socket was taken over (tcp_tw_reuse, TCP_TW_SYN) and is gone. Returns
+  // `entry` again (removing moves entries).
+  SocketEntry* EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns);
 
   struct Expiry {
     uint64_t at_ns;
     uint64_t id;
     bool operator>(const Expiry& o) const { return at_ns > o.at_ns; }
   };
-  struct OwnerSlot {
-    Owner owner;
-    uint32_t refs = 0;
-  };
-
-  SocketTable<SocketEntry> table_;
-  std::unordered_map<uint32_t, StateCounts> counts_;
-  TransitionMatrix invalid_{};
-  std::array<DurationHistogram, kStateSlots> durations_{};
-  std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash> listeners_;
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>>
       expiries_;
-  std::unordered_map<uint32_t, uint64_t> fin_timeouts_;
-  std::unordered_map<uint32_t, std::pair<uint16_t, uint16_t>> port_ranges_;
-  std::unordered_map<uint32_t, uint64_t> max_timewait_;
-  std::unordered_map<uint32_t, uint64_t> timewait_socks_;  // per netns
-  // Sets kEntryTimewaitSock (and the FIN_WAIT2-substate flag) and keeps the
-  // per-namespace timewait count.
-  void MarkTimewait(SocketEntry* entry, bool fin_wait2_substate);
-  void UnmarkTimewait(SocketEntry* entry);
-  bool InEphemeralRange(uint32_t netns, uint16_t port) const;
-  std::unordered_map<uint32_t, uint64_t> netns_cookies_;  // inode -> cookie
-  uint64_t netns_purges_ = 0;
   // Timewait entries (both substates) by 4-tuple, where both ports are
   // known: the kernel's connection hash holds one socket per 4-tuple.
   std::unordered_map<TupleKey, uint64_t, TupleKeyHash> timewaits_;
-  // A full socket now holds a timewait entry's 4-tuple: the timewait
-  // socket was taken over (tcp_tw_reuse, TCP_TW_SYN) and is gone. Returns
-  // `entry` again (removing moves entries).
-  SocketEntry* EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns);
-  std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
-      destinations_;
-  // The CLOSE_WAIT index: a flat set of ids (no allocation per entry).
-  struct IdSlot {
-    uint64_t id = 0;
+
+  // ---- Per-namespace books (mirror_namespaces.cpp) ----
+  // What the mirror knows of one namespace besides its socket counts.
+  struct NamespaceBook {
+    uint64_t cookie = 0;  // 0 = not known yet
+    // tcp_fin_timeout: the lifetime of a FIN_WAIT2-substate timewait entry.
+    uint64_t fin_timeout_ns = 60 * kNsPerSec;
+    // ip_local_port_range; without it every port counts as ephemeral.
+    bool have_port_range = false;
+    uint16_t port_lo = 0, port_hi = 0;
+    // tcp_max_tw_buckets; without it there is no limit.
+    bool have_max_timewait = false;
+    uint64_t max_timewait = 0;
+    uint64_t timewait_sockets = 0;  // both substates
   };
-  SocketTable<IdSlot> close_wait_ids_;
+  void CheckNamespace(const Event& e);
+  // A namespace's cookie, from an event or a dump: a new cookie behind a
+  // known inode means the old namespace died (its sockets are purged).
+  void ConfirmCookie(uint32_t netns, uint64_t cookie);
+  void PurgeNamespace(uint32_t netns);
+  bool InEphemeralRange(uint32_t netns, uint16_t port) const;
   // The per-namespace counts of the namespace last used (events come in
   // runs from one namespace): a pointer into counts_, whose nodes do not
   // move; reset wherever a namespace is erased.
   StateCounts& CountsOf(uint32_t netns);
+
+  std::unordered_map<uint32_t, StateCounts> counts_;
+  std::unordered_map<uint32_t, NamespaceBook> namespaces_;
+  uint64_t netns_purges_ = 0;
   uint32_t counts_cache_netns_ = 0;
   StateCounts* counts_cache_ = nullptr;
   // The (inode, cookie) pair CheckNamespace last confirmed; reset wherever
-  // netns_cookies_ changes.
+  // a cookie changes or a namespace is dropped.
   uint32_t cookie_cache_netns_ = 0;
   uint64_t cookie_cache_ = 0;
-  // Legal transitions as one bit per new state, per old state.
-  std::array<uint16_t, kStateSlots> legal_{};
-  std::unordered_map<uint64_t, uint64_t> synack_retransmits_;
-  bool reconciling_ = false;
+
+  // ---- Reconcile (mirror_reconcile.cpp) ----
+  SocketEntry* Seed(const DiagSocket& d, uint32_t netns, uint64_t now_ns,
+                    uint32_t fin_timeout_s,
+                    const std::unordered_map<uint32_t, std::vector<uint16_t>>&
+                        listening_ports);
+  void CorrectState(SocketEntry* entry, const DiagSocket& d, uint64_t now_ns,
+                    uint32_t fin_timeout_s);
   // An unfinished reconcile (StartReconcile .. FinishReconcile).
   struct ReconcileJob;
-  std::unique_ptr<ReconcileJob> job_;
-  uint8_t reconcile_epoch_ = 0;  // 1..255; 0 is "never confirmed"
   bool ReconcileMatch(ReconcileJob& job, size_t* budget);
   bool ReconcileIndex(ReconcileJob& job, size_t* budget);
   bool ReconcileSeed(ReconcileJob& job, size_t* budget);
   bool ReconcileSweep(ReconcileJob& job, size_t* budget);
   void Confirm(SocketEntry* entry, const DiagSocket& d, ReconcileJob& job,
                uint32_t fin_timeout_s);
+  // While a reconcile runs: a socket the events removed must not come back
+  // from the (older) dump.
+  void RememberRemoved(uint64_t id, const TupleKey& tuple);
+
+  bool reconciling_ = false;
+  std::unique_ptr<ReconcileJob> job_;
+  uint8_t reconcile_epoch_ = 0;  // 1..255; 0 is "never confirmed"
   std::unordered_set<uint64_t> removed_during_reconcile_;
   std::unordered_set<TupleKey, TupleKeyHash> removed_tuples_during_reconcile_;
-  std::vector<OwnerSlot> owners_;  // index 0 unused (unknown owner)
-  std::vector<uint32_t> free_owners_;
-  uint64_t evictions_ = 0;
-  uint64_t resyncs_ = 0;
-  std::array<uint64_t, kSourceCount> events_{};
-  std::function<void(const Event&)> invalid_hook_;
 };
 
 }  // namespace tcpstated

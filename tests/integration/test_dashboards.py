@@ -57,7 +57,7 @@ STATES = ("syn_sent", "syn_recv", "established", "fin_wait1", "fin_wait2",
           "time_wait", "close", "close_wait", "last_ack", "listen", "closing",
           "new_syn_recv")
 SOURCES = ("inet_sock_set_state", "tcp_receive_reset", "tcp_send_reset",
-           "tcp_retransmit_synack")
+           "tcp_retransmit_synack", "tcp_retransmit_skb")
 OWNER = ("netns", "comm", "unit", "role", "port")
 LISTENER = ("netns", "port")
 DESTINATION = ("netns", "saddr", "daddr", "dport")
@@ -80,6 +80,7 @@ METRICS = {
     "tcpstated_port_exhaustion_active": ("gauge", DESTINATION),
     "tcpstated_netns_info": ("gauge", ("netns", "name")),
     "tcpstated_build_info": ("gauge", ("version", "attach")),
+    "tcpstated_kernel_info": ("gauge", ("release", "attach")),
     "tcpstated_reconcile_dump_seconds": ("gauge", ()),
     "tcpstated_transitions_total": ("counter", ("from", "to")),
     "tcpstated_invalid_transitions_total": ("counter", ("from", "to")),
@@ -98,6 +99,8 @@ METRICS = {
     "tcpstated_syn_queue_full_drops_total": ("counter", ("netns",)),
     "tcpstated_time_wait_overflows_total": ("counter", ("netns",)),
     "tcpstated_state_duration_seconds": ("histogram", ("state",)),
+    "tcpstated_http_connections_dropped_total": ("counter", ("reason",)),
+    "tcpstated_http_auth_refused_total": ("counter", ("reason",)),
 }
 # Stuck FIN_WAIT2, idle connections and dead peers (issue 14, items 1-2).
 FIN_WAIT2 = ("netns", "comm", "unit", "daddr", "dport")
@@ -122,7 +125,8 @@ REQUIRED_ALERTS = (
 SEVERITIES = ("critical", "warning", "info")
 # Alerts that must exist for the metrics behind them (issue 16).
 REQUIRED_ALERTS += ("TcpstatedListenOverflows", "TcpstatedMirrorEvictions",
-                    "TcpstatedSockDiagErrors")
+                    "TcpstatedSockDiagErrors",
+                    "TcpstatedEndpointAbuse")
 # Every dashboard selector carries these (cluster, job, instance variables).
 DASHBOARD_MATCHERS = (("cluster", "=~", "$cluster"), ("job", "=~", "$job"),
                       ("instance", "=~", "$instance"))
@@ -990,6 +994,13 @@ def synthetic_series():
         g("tcpstated_build_info", "1x%d" % STEPS, version="0.1.0",
           attach="tp_btf")
         g("tcpstated_reconcile_dump_seconds", "0.05x%d" % STEPS)
+        g("tcpstated_kernel_info", "1x%d" % STEPS, release="6.1.0-28-cloud-amd64",
+          attach="tp_btf")
+        for reason in ("overload", "per_source", "timeout", "queue_full"):
+            g("tcpstated_http_connections_dropped_total", counter,
+              reason=reason)
+        for reason in ("invalid", "rate_limited", "busy"):
+            g("tcpstated_http_auth_refused_total", counter, reason=reason)
         g("up", "1x%d" % STEPS)
         for frm, to in LEGAL:
             g("tcpstated_transitions_total", counter, **{"from": frm,

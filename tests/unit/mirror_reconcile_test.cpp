@@ -1164,7 +1164,7 @@ TEST(MirrorSynackTest, RetransmitsAreCountedPerListener) {
   EXPECT_EQ(SynacksOf(m, kOtherNetns, 8080), 1u);
   EXPECT_EQ(m.synack_retransmits().size(), 3u);
   EXPECT_EQ(Mirror::ListenerKeyOf(kNetns, 8080),
-            (static_cast<uint64_t>(kNetns) << 16) | 8080);
+            (tcpstated::ListenerKey{kNetns, 8080}));
   EXPECT_NE(Mirror::ListenerKeyOf(kNetns, 8080),
             Mirror::ListenerKeyOf(kOtherNetns, 8080));
   EXPECT_EQ(m.stats().events[static_cast<size_t>(Source::kSynackRetrans)], 5u);

@@ -1,0 +1,125 @@
+// TIME_WAIT, which the tracepoint never reports: inferred from a
+// FIN_WAIT2/CLOSING -> CLOSE hand-off, promoted or killed through the
+// local peer of a FIN_WAIT2 orphan, ended when a new connection takes its
+// 4-tuple over, and aged out by Expire.
+#include "tcpstated/mirror.h"
+
+namespace tcpstated {
+
+void Mirror::Expire(uint64_t now_ns) {
+  while (!expiries_.empty() && expiries_.top().at_ns <= now_ns) {
+    Expiry x = expiries_.top();
+    expiries_.pop();
+    SocketEntry* entry = table_.Find(x.id);
+    // Stale items (the entry left TIME_WAIT) are dropped. The deadline is
+    // recomputed, since the entry may have re-entered TIME_WAIT or its
+    // namespace's tcp_fin_timeout may have changed since it was queued.
+    if (entry == nullptr || (entry->flags & kEntryTimewaitSock) == 0) continue;
+    uint64_t deadline = entry->entered_ns + TimeWaitLifetime(*entry);
+    if (deadline <= now_ns) {
+      Remove(entry, now_ns, /*observe=*/true);
+    } else {
+      expiries_.push({deadline, x.id});
+    }
+  }
+}
+
+uint64_t Mirror::TimeWaitLifetime(const SocketEntry& entry) const {
+  if (entry.flags & kEntryFinWait2Substate) {
+    auto it = namespaces_.find(entry.netns);
+    return it != namespaces_.end() ? it->second.fin_timeout_ns : 60 * kNsPerSec;
+  }
+  return kTimeWaitNs;
+}
+
+void Mirror::ScheduleExpiry(const SocketEntry& entry) {
+  expiries_.push({entry.entered_ns + TimeWaitLifetime(entry), entry.id});
+}
+
+void Mirror::EnterTimeWait(SocketEntry* entry, const Event& e) {
+  // At net.ipv4.tcp_max_tw_buckets the kernel makes no timewait socket: the
+  // hand-off looks the same, but the connection is simply gone.
+  auto book = namespaces_.find(entry->netns);
+  if (book != namespaces_.end() && book->second.have_max_timewait &&
+      book->second.timewait_sockets >= book->second.max_timewait) {
+    Remove(entry, e.ts_ns, /*observe=*/true);
+    return;
+  }
+  // CLOSING -> CLOSE means both FINs were exchanged, as does FIN_WAIT2 ->
+  // CLOSE after the peer's FIN: TIME_WAIT substate. FIN_WAIT2 -> CLOSE
+  // without it is an orphan that the kernel keeps as a timewait socket in
+  // the FIN_WAIT2 substate for at most tcp_fin_timeout from now.
+  if (e.oldstate == TcpState::kFinWait2 && !e.peer_fin) {
+    // Still FIN_WAIT2 for ss and for us; its clock restarts at the
+    // hand-off, which is when the kernel's timer starts.
+    entry->entered_ns = e.ts_ns;
+    MarkTimewait(entry, /*fin_wait2_substate=*/true);
+  } else {
+    SetState(entry, TcpState::kTimeWait, e.ts_ns);
+    MarkTimewait(entry, /*fin_wait2_substate=*/false);
+  }
+  ScheduleExpiry(*entry);
+}
+
+void Mirror::PromoteOrphan(const Event& peer, bool peer_reset) {
+  TupleKey key{peer.netns, peer.dport, peer.sport, peer.daddr, peer.saddr};
+  auto it = timewaits_.find(key);
+  if (it == timewaits_.end()) return;
+  SocketEntry* orphan = table_.Find(it->second);
+  if (orphan == nullptr) {
+    timewaits_.erase(it);
+    return;
+  }
+  if ((orphan->flags & kEntryFinWait2Substate) == 0) return;
+  if (peer_reset) {
+    // A timewait socket in FIN_WAIT2 dies on the peer's RST.
+    Remove(orphan, peer.ts_ns, /*observe=*/true);
+    return;
+  }
+  // Still a timewait socket (and indexed as one), now in TIME_WAIT.
+  orphan->flags &= static_cast<uint8_t>(~kEntryFinWait2Substate);
+  SetState(orphan, TcpState::kTimeWait, peer.ts_ns);
+  expiries_.push({orphan->entered_ns + kTimeWaitNs, orphan->id});
+}
+
+SocketEntry* Mirror::EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns) {
+  if (entry->sport == 0 || entry->dport == 0) return entry;
+  auto it = timewaits_.find(KeyOf(*entry));
+  if (it == timewaits_.end() || it->second == entry->id) return entry;
+  const uint64_t id = entry->id;
+  SocketEntry* timewait = table_.Find(it->second);
+  if (timewait == nullptr) {
+    timewaits_.erase(it);
+    return entry;
+  }
+  // connect() under tcp_tw_reuse (TcpExt TWRecycled), or a SYN that a
+  // TIME_WAIT socket accepted as a new connection: the kernel freed the
+  // timewait socket without an event, and the port is held once.
+  Remove(timewait, now_ns, /*observe=*/true);
+  return table_.Find(id);
+}
+
+void Mirror::MarkTimewait(SocketEntry* entry, bool fin_wait2_substate) {
+  if ((entry->flags & kEntryTimewaitSock) == 0) {
+    namespaces_[entry->netns].timewait_sockets++;
+  }
+  entry->flags |= kEntryTimewaitSock;
+  if (fin_wait2_substate) entry->flags |= kEntryFinWait2Substate;
+  if (entry->sport != 0 && entry->dport != 0) {
+    timewaits_[KeyOf(*entry)] = entry->id;
+  }
+}
+
+void Mirror::UnmarkTimewait(SocketEntry* entry) {
+  if ((entry->flags & kEntryTimewaitSock) == 0) return;
+  auto book = namespaces_.find(entry->netns);
+  if (book != namespaces_.end() && book->second.timewait_sockets > 0) {
+    book->second.timewait_sockets--;
+  }
+  auto it = timewaits_.find(KeyOf(*entry));
+  if (it != timewaits_.end() && it->second == entry->id) timewaits_.erase(it);
+  entry->flags &=
+      static_cast<uint8_t>(~(kEntryTimewaitSock | kEntryFinWait2Substate));
+}
+
+}  // namespace tcpstated
