@@ -224,6 +224,18 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
        [&config](const std::string& k, const YAML::Node& n) {
          config.detectors.reset_rate = GetNumber(k, n);
        }},
+      {"fin_wait2_stuck_after",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.detectors.fin_wait2_stuck_after = GetDuration(k, n);
+       }},
+      {"idle_after",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.detectors.idle_after = GetDuration(k, n);
+       }},
+      {"dead_peer_retries",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.detectors.dead_peer_retries = GetUint(k, n);
+       }},
   };
   auto section = [](const std::vector<YamlField>& fields) {
     return [&fields](const std::string& k, const YAML::Node& n) {
@@ -422,6 +434,12 @@ void ValidateConfig(const Config& config) {
                     FormatDouble(value));
     }
   }
+  ValidatePositiveDuration("detectors.fin_wait2_stuck_after",
+                           config.detectors.fin_wait2_stuck_after);
+  ValidatePositiveDuration("detectors.idle_after", config.detectors.idle_after);
+  // tcpi_probes and tcpi_retransmits are 8-bit counters.
+  ValidateRange("detectors.dead_peer_retries",
+                config.detectors.dead_peer_retries, 1, 255);
 }
 
 const char* AttachModeName(AttachMode mode) {

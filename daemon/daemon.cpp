@@ -36,6 +36,15 @@ KernelView::Options KernelViewOptions(const Config& config) {
   d.port_exhaustion_ratio = config.detectors.port_exhaustion_ratio;
   d.time_wait_buckets_ratio = config.detectors.time_wait_buckets_ratio;
   d.max_series_per_metric = config.tracking.max_series_per_metric;
+  o.fin_wait2.stuck_after_seconds =
+      static_cast<double>(config.detectors.fin_wait2_stuck_after.count()) /
+      1000.0;
+  o.fin_wait2.max_series_per_metric = d.max_series_per_metric;
+  o.peer_liveness.idle_after_seconds =
+      static_cast<double>(config.detectors.idle_after.count()) / 1000.0;
+  o.peer_liveness.dead_peer_retries =
+      static_cast<unsigned>(config.detectors.dead_peer_retries);
+  o.peer_liveness.max_series_per_metric = d.max_series_per_metric;
   // Detection should not lag the reconcile: at most every 5 s.
   o.detector_interval = std::min<std::chrono::milliseconds>(
       o.reconcile_interval, std::chrono::milliseconds(5000));

@@ -391,6 +391,7 @@ void KernelView::RunCycle(bool full, bool seeding) {
   if (full) {
     Reconcile(c);
     c.errors += AgeCloseWaitFromKernel();
+    c.errors += ReadPeerLiveness();
   }
   ResolveOwners(c);
   CopyFromMirror(c);
@@ -682,6 +683,7 @@ std::vector<MetricFamily> KernelView::Metrics() const {
   AddSample(out.back(), {}, static_cast<double>(diag_errors_));
   out.push_back(NewFamily(kDumpSeconds));
   AddSample(out.back(), {}, last_reconcile_seconds_);
+  AppendPeerLivenessMetrics(&out);
   return out;
 }
 

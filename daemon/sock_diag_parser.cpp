@@ -30,14 +30,38 @@ enum class AttrScan { kOk, kBroken };
 // that (a kernel's smaller struct, or garbage) does not carry it.
 constexpr size_t kLastAckRecvEnd =
     offsetof(tcp_info, tcpi_last_ack_recv) + sizeof(uint32_t);
+constexpr size_t kLastDataRecvEnd =
+    offsetof(tcp_info, tcpi_last_data_recv) + sizeof(uint32_t);
+static_assert(kLastDataRecvEnd < kLastAckRecvEnd);
+
+// What ScanAttributes takes from INET_DIAG_INFO.
+struct TcpInfoFields {
+  uint32_t last_ack_ms = kNoTcpInfo;
+  uint32_t last_data_recv_ms = kNoTcpInfo;
+  uint8_t probes = 0;
+  uint8_t retransmits = 0;
+  uint8_t backoff = 0;
+};
+
+void ReadTcpInfo(const uint8_t* info, size_t len, TcpInfoFields* out) {
+  if (len < kLastAckRecvEnd) return;
+  std::memcpy(&out->last_ack_ms, info + offsetof(tcp_info, tcpi_last_ack_recv),
+              sizeof(out->last_ack_ms));
+  std::memcpy(&out->last_data_recv_ms,
+              info + offsetof(tcp_info, tcpi_last_data_recv),
+              sizeof(out->last_data_recv_ms));
+  out->retransmits = info[offsetof(tcp_info, tcpi_retransmits)];
+  out->probes = info[offsetof(tcp_info, tcpi_probes)];
+  out->backoff = info[offsetof(tcp_info, tcpi_backoff)];
+}
 
 // Walks the rtattrs after the fixed message. INET_DIAG_SHUTDOWN tells full
 // sockets from request sockets; INET_DIAG_INFO (when asked for) gives
-// tcpi_last_ack_recv. A last attribute without its padding, or up to 3
-// stray bytes at the end, are tolerated as the kernel's own nla_parse does;
-// a length that points outside the message is not.
+// tcpi_last_ack_recv and the liveness fields. A last attribute without its
+// padding, or up to 3 stray bytes at the end, are tolerated as the kernel's own
+// nla_parse does; a length that points outside the message is not.
 AttrScan ScanAttributes(const uint8_t* p, size_t len, bool* has_shutdown,
-                        uint32_t* last_ack_ms) {
+                        TcpInfoFields* info) {
   while (len >= sizeof(nlattr)) {
     nlattr attr;
     std::memcpy(&attr, p, sizeof(attr));
@@ -47,11 +71,8 @@ AttrScan ScanAttributes(const uint8_t* p, size_t len, bool* has_shutdown,
     const uint16_t type = attr.nla_type & NLA_TYPE_MASK;
     if (type == INET_DIAG_SHUTDOWN) {
       *has_shutdown = true;
-    } else if (type == INET_DIAG_INFO &&
-               attr.nla_len - sizeof(nlattr) >= kLastAckRecvEnd) {
-      std::memcpy(last_ack_ms,
-                  p + sizeof(nlattr) + offsetof(tcp_info, tcpi_last_ack_recv),
-                  sizeof(*last_ack_ms));
+    } else if (type == INET_DIAG_INFO) {
+      ReadTcpInfo(p + sizeof(nlattr), attr.nla_len - sizeof(nlattr), info);
     }
     size_t step = Align4(attr.nla_len);
     if (step >= len) break;
@@ -73,11 +94,11 @@ bool DecodeSocket(const uint8_t* payload, size_t len, DiagSocket* out) {
   if (!state) return false;
 
   bool has_shutdown = false;
-  uint32_t last_ack_ms = kNoTcpInfo;
+  TcpInfoFields info;
   size_t attrs_at = Align4(sizeof(inet_diag_msg));
   if (len > attrs_at &&
       ScanAttributes(payload + attrs_at, len - attrs_at, &has_shutdown,
-                     &last_ack_ms) == AttrScan::kBroken) {
+                     &info) == AttrScan::kBroken) {
     return false;
   }
 
@@ -100,7 +121,11 @@ bool DecodeSocket(const uint8_t* payload, size_t len, DiagSocket* out) {
   s.rqueue = msg.idiag_rqueue;
   s.wqueue = msg.idiag_wqueue;
   s.expires_ms = msg.idiag_expires;
-  s.last_ack_ms = last_ack_ms;
+  s.last_ack_ms = info.last_ack_ms;
+  s.last_data_recv_ms = info.last_data_recv_ms;
+  s.probes = info.probes;
+  s.retransmits = info.retransmits;
+  s.backoff = info.backoff;
 
   s.state = *state;
   if (*state == TcpState::kSynRecv && msg.idiag_inode == 0 && !has_shutdown) {

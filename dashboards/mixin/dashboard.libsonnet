@@ -9,7 +9,12 @@ local lib = import 'lib.libsonnet';
 local p = import 'panels.libsonnet';
 
 {
-  tcpstatedRows+:: [],
+  // Rows added by other files of the mixin (outcomes.libsonnet,
+  // peer_liveness.libsonnet): functions of the panel builders plus this
+  // dashboard's selector helpers (see below), placed before the daemon's
+  // own health row.
+  dashboardExtraRows+:: [],
+
   grafanaDashboards+:: {
     local c = $._config,
     local runbook(alert) = lib.runbook(c, alert),
@@ -803,10 +808,12 @@ local p = import 'panels.libsonnet';
           options: [],
         },
       ] },
-      // Rows other mixin files add (tcpstatedRows: functions of these
-      // helpers), after the ones above.
+      // Rows from other files of the mixin (dashboardExtraRows, functions
+      // of these helpers) go before the daemon's health row.
       local helpers = p { sel: sel, rate: rate, links: links },
-      panels: p.layout(rows + [f(helpers) for f in $.tcpstatedRows]),
+      local extra = [f(helpers) for f in $.dashboardExtraRows],
+      panels: p.layout(rows[:std.length(rows) - 1] + extra
+                       + rows[std.length(rows) - 1:]),
     },
   },
 }

@@ -4,4 +4,5 @@
 (import 'rules.libsonnet') +
 (import 'alerts.libsonnet') +
 (import 'dashboard.libsonnet') +
-(import 'outcomes.libsonnet')
+(import 'outcomes.libsonnet') +
+(import 'peer_liveness.libsonnet')

@@ -60,8 +60,8 @@ local lib = import 'lib.libsonnet';
   },
 
   // A row for the dashboard (dashboard.libsonnet renders every entry of
-  // tcpstatedRows after its own rows, with its selector helpers).
-  tcpstatedRows+:: [
+  // dashboardExtraRows before its health row, with its selector helpers).
+  dashboardExtraRows+:: [
     function(h) h.row('Connect failures and resets', [
       h.timeseries(
         'Failed connects by destination and reason',

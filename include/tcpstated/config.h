@@ -60,6 +60,9 @@ struct Config {
     double time_wait_buckets_ratio = 0.8;
     double connect_failure_rate = 1;  // per second, per destination
     double reset_rate = 10;           // per second, per port
+    std::chrono::milliseconds fin_wait2_stuck_after{300000};
+    std::chrono::milliseconds idle_after{3600000};
+    uint64_t dead_peer_retries = 3;  // unanswered probes / retransmissions
   } detectors;
 };
 

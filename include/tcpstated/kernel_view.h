@@ -39,11 +39,13 @@
 
 #include "tcpstated/cgroup_units.h"
 #include "tcpstated/detectors.h"
+#include "tcpstated/fin_wait2_detector.h"
 #include "tcpstated/kernel_settings.h"
 #include "tcpstated/mirror.h"
 #include "tcpstated/namespace_reads.h"
 #include "tcpstated/netns.h"
 #include "tcpstated/owners.h"
+#include "tcpstated/peer_liveness.h"
 
 namespace tcpstated {
 
@@ -54,6 +56,9 @@ class KernelView {
     // Detectors, LISTEN/SYN_RECV dumps, counters and sysctls.
     std::chrono::milliseconds detector_interval{5000};
     DetectorConfig detectors;
+    // Judged at each full reconcile, from the peer-liveness dump.
+    FinWait2Config fin_wait2;
+    PeerLivenessConfig peer_liveness;
   };
 
   KernelView(Options options, Mirror* mirror, std::mutex* mirror_mutex);
@@ -161,6 +166,14 @@ class KernelView {
   // The systemd unit of a socket's owner: from its cgroup id where the
   // event captured one, else from /proc/<tgid>.
   std::string UnitOf(uint32_t tgid, uint64_t cgroup_id);
+  // The peer-liveness step (kernel_view_peers.cpp): a dump of ESTABLISHED
+  // and FIN_WAIT2 sockets with tcp_info in every namespace that has some,
+  // judged by the FIN_WAIT2 and peer-liveness detectors. Returns the number
+  // of failed reads.
+  uint64_t ReadPeerLiveness();
+  // Its families (caller holds report_mutex_).
+  void AppendPeerLivenessMetrics(
+      std::vector<prometheus::MetricFamily>* out) const;
 
   Options options_;
   Mirror* mirror_;
@@ -169,6 +182,8 @@ class KernelView {
   OwnerResolver owners_;
   CgroupUnits units_;  // worker thread only
   Detectors detectors_;
+  FinWait2Detector fin_wait2_;                // worker thread only
+  PeerLivenessDetector liveness_;             // worker thread only
   std::map<uint32_t, Namespace> namespaces_;  // worker thread only
   // Worker thread only: discover again at the next cycle (a visit found a
   // path stale), and namespaces with sockets that the last discovery did
@@ -179,6 +194,9 @@ class KernelView {
 
   mutable std::mutex report_mutex_;  // guards the fields below
   DetectionReport report_;
+  FinWait2Report fin_wait2_report_;
+  PeerLivenessReport liveness_report_;
+  double liveness_dump_seconds_ = 0;
   std::array<uint64_t, kStateSlots> corrections_{};
   uint64_t diag_errors_ = 0;
   uint64_t reconciles_ = 0;

@@ -67,6 +67,16 @@ struct DiagSocket {
   // the last segment to carry one unless the application sent data since:
   // a lower bound of the time in CLOSE_WAIT, exact for a silent one.
   uint32_t last_ack_ms = UINT32_MAX;
+  // Also from tcp_info, for the peer-liveness read (peer_sockets.h):
+  // milliseconds since data last arrived (tcpi_last_data_recv; kNoTcpInfo
+  // without tcp_info), and the counters behind a peer that does not answer:
+  // unanswered keepalive or zero-window probes (tcpi_probes), consecutive
+  // retransmission timeouts of unacknowledged data (tcpi_retransmits) and
+  // the timer's exponential backoff (tcpi_backoff).
+  uint32_t last_data_recv_ms = UINT32_MAX;
+  uint8_t probes = 0;
+  uint8_t retransmits = 0;
+  uint8_t backoff = 0;
 };
 inline constexpr uint32_t kNoTcpInfo = UINT32_MAX;
 

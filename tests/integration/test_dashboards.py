@@ -102,6 +102,18 @@ METRICS = {
     "tcpstated_http_connections_dropped_total": ("counter", ("reason",)),
     "tcpstated_http_auth_refused_total": ("counter", ("reason",)),
 }
+# Stuck FIN_WAIT2, idle connections and dead peers (issue 14, items 1-2).
+FIN_WAIT2 = ("netns", "comm", "unit", "daddr", "dport")
+METRICS.update({
+    "tcpstated_fin_wait2_sockets": ("gauge", FIN_WAIT2),
+    "tcpstated_fin_wait2_stuck_sockets": ("gauge", FIN_WAIT2),
+    "tcpstated_fin_wait2_oldest_seconds": ("gauge", FIN_WAIT2),
+    "tcpstated_fin_wait2_orphan_sockets": ("gauge", ("netns",)),
+    "tcpstated_idle_sockets": ("gauge", OWNER + ("keepalive",)),
+    "tcpstated_idle_longest_seconds": ("gauge", OWNER + ("keepalive",)),
+    "tcpstated_dead_peer_sockets": ("gauge", OWNER + ("reason",)),
+    "tcpstated_peer_liveness_dump_seconds": ("gauge", ()),
+})
 # Target labels Prometheus adds, and its own series.
 TARGET_LABELS = ("cluster", "job", "instance")
 PROMETHEUS_METRICS = {"up": ()}
@@ -137,7 +149,13 @@ METRICS.update({
     "tcpstated_resets_active": ("gauge", RESET_PORT),
 })
 REQUIRED_ALERTS += ("TcpstatedConnectFailures", "TcpstatedConnectionResets")
-REQUIRED_ROWS += ("Connect failures and resets",)
+# Rows from the mixin's dashboardExtraRows go before the health row, in the
+# order mixin.libsonnet imports their files.
+REQUIRED_ROWS = REQUIRED_ROWS[:-1] + (
+    "Connect failures and resets",
+    "Stuck FIN_WAIT2, idle and dead peers") + REQUIRED_ROWS[-1:]
+REQUIRED_ALERTS += ("TcpstatedFinWait2Stuck", "TcpstatedDeadPeers",
+                    "TcpstatedIdleConnectionsWithoutKeepalive")
 
 
 def series_names():
@@ -911,6 +929,26 @@ EVAL = "40m"
 RATE_INTERVAL = "4m"
 
 
+def peer_liveness_series(ns):
+    """(metric, values, labels) of the FIN_WAIT2 and peer-liveness
+    families in one namespace, for synthetic_series."""
+    gauge = "4x%d" % STEPS
+    peer = dict(netns=ns, comm="api", unit="api.service",
+                daddr="198.51.100.7", dport="5432")
+    owner = dict(netns=ns, comm="pool", unit="pool.service", role="client",
+                 port="5432")
+    return [
+        ("tcpstated_fin_wait2_sockets", gauge, peer),
+        ("tcpstated_fin_wait2_stuck_sockets", gauge, peer),
+        ("tcpstated_fin_wait2_oldest_seconds", "400+60x%d" % STEPS, peer),
+        ("tcpstated_fin_wait2_orphan_sockets", gauge, dict(netns=ns)),
+        ("tcpstated_idle_sockets", gauge, dict(owner, keepalive="off")),
+        ("tcpstated_idle_longest_seconds", "4000x%d" % STEPS,
+         dict(owner, keepalive="off")),
+        ("tcpstated_dead_peer_sockets", gauge, dict(owner, reason="keepalive")),
+    ]
+
+
 def synthetic_series():
     """Series shaped like a real scrape of two hosts, every value non-zero
     and every counter rising, so that filters like `> 0` keep them."""
@@ -957,6 +995,8 @@ def synthetic_series():
                        dport="5432")
             g("tcpstated_ephemeral_ports_used", "23000x%d" % STEPS, **dst)
             g("tcpstated_port_exhaustion_active", "1x%d" % STEPS, **dst)
+            for name, values, labels in peer_liveness_series(ns):
+                g(name, values, **labels)
         folded = dict(netns="other", comm="other", unit="other",
                       role="other", port="other")
         g("tcpstated_close_wait_sockets", "3x%d" % STEPS, **folded)

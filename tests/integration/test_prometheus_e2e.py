@@ -259,6 +259,58 @@ class PrometheusEndToEnd(unittest.TestCase):
             self.assertIn(resets["state"], ("pending", "firing"))
             self.assertEqual(resets["labels"]["port"], str(served))
 
+    def alert_named(self, name, netns):
+        for alert in self.api("alerts")["alerts"]:
+            if (alert["labels"].get("alertname") == name and
+                    alert["labels"].get("netns") == str(netns)):
+                return alert
+        return None
+
+    def test_fin_wait2_stuck_and_dead_peer_alerts(self):
+        """A half-closed connection whose peer never closes, and one whose
+        peer stops answering keepalive probes (dropped by nftables in the
+        namespace): both alerts go pending or firing with their labels."""
+        config = ("tracking:\n  reconcile_interval: 1s\n"
+                  "detectors:\n  fin_wait2_stuck_after: 2s\n"
+                  "  dead_peer_retries: 2\n")
+        with Daemon(extra_config=config) as daemon, \
+                Netns("prompeer") as ns, Workload(ns) as w:
+            port = int(w.do("listen", "l", "4", 0).split()[1])
+            for name in ("f", "k"):
+                w.do("connect", "c" + name, "4", port)
+                w.do("accept", "s" + name, "l")
+            w.do("shutdown", "cf")  # FIN_WAIT2; sf never closes
+            dead = int(w.do("listen", "d", "4", 0).split()[1])
+            w.do("connect", "cd", "4", dead)
+            w.do("accept", "sd", "d")
+            w.do("keepalive", "cd", 1, 1, 30)
+            ns.nft("table inet tcpstated_test {\n"
+                   " chain input { type filter hook input priority 0;\n"
+                   "  tcp dport %d drop\n  tcp sport %d drop\n }\n}\n"
+                   % (dead, dead))
+
+            self.start_prometheus(daemon.port)
+            self.addCleanup(self.stop_prometheus)
+            stuck = self.wait_for("TcpstatedFinWait2Stuck", lambda:
+                                  self.alert_named("TcpstatedFinWait2Stuck",
+                                                   ns.inode))
+            self.assertIn(stuck["state"], ("pending", "firing"))
+            self.assertEqual(stuck["labels"].get("daddr"), "127.0.0.1")
+            self.assertEqual(stuck["labels"].get("dport"), str(port))
+            self.assertRegex(stuck["annotations"]["runbook_url"],
+                             r"^https?://\S+#tcpstatedfinwait2stuck$")
+            peers = self.wait_for("TcpstatedDeadPeers", lambda:
+                                  self.alert_named("TcpstatedDeadPeers",
+                                                   ns.inode))
+            self.assertIn(peers["state"], ("pending", "firing"))
+            self.assertEqual(peers["labels"].get("role"), "client")
+            self.assertEqual(peers["labels"].get("port"), str(dead))
+            pid = w.do("pid").split()[1]
+            with open("/proc/%s/comm" % pid) as f:
+                comm = f.read().strip()
+            self.assertEqual(stuck["labels"].get("comm"), comm)
+            self.assertEqual(peers["labels"].get("comm"), comm)
+
 
 if __name__ == "__main__":
     unittest.main()

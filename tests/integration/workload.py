@@ -412,6 +412,34 @@ def cmd_leakports(prefix, fam, count):
     return str(n)
 
 
+# ---- Peer liveness (test_peer_liveness.py) ----
+
+def cmd_keepalive(name, idle, interval, count):
+    """SO_KEEPALIVE with TCP_KEEPIDLE/KEEPINTVL (seconds) and KEEPCNT."""
+    s = socks[name]
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(idle))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, int(interval))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, int(count))
+    return "set"
+
+
+def cmd_send(name, nbytes):
+    """Queues nbytes (at most 64 KiB) without waiting for them to leave."""
+    n = int(nbytes)
+    if not 0 < n <= 65536:
+        raise ValueError("nbytes out of range")
+    return str(socks[name].send(b"x" * n, socket.MSG_DONTWAIT))
+
+
+def cmd_recv(name):
+    """Reads what has arrived, without blocking."""
+    try:
+        return str(len(socks[name].recv(65536, socket.MSG_DONTWAIT)))
+    except BlockingIOError:
+        return "0"
+
+
 COMMANDS = {name[4:]: fn for name, fn in globals().items()
             if name.startswith("cmd_")}
 

@@ -24,6 +24,8 @@ Two kinds of sockets:
       count each measurement actually saw.
 
 At each step: 10 scrapes of each exporter, alternating, medians reported;
+the durations of the full reconcile dump and of the peer-liveness dump
+(ESTABLISHED and FIN_WAIT2 sockets with tcp_info) over three reconciles;
 tcpstated's RSS and tcpstated_tracked_sockets; then a restart of tcpstated
 with the sockets present: the time until /healthz answers and the daemon's
 "seeded the mirror" line. The daemon runs with
@@ -272,6 +274,41 @@ def measure_step(args, step, ns, daemon, ne, base, state):
     return r
 
 
+# ---- The peer-liveness dump (ESTABLISHED and FIN_WAIT2 with tcp_info) ----
+# Once per full reconcile (tracking.reconcile_interval, 30 s here), beside
+# the full dump without tcp_info. Both last durations are gauges; they are
+# read over a few reconciles after the step's sockets exist.
+LIVENESS_RECONCILES = 3
+RECONCILE_SECONDS = 30
+
+
+def measure_liveness(daemon, deadline):
+    full, liveness = [], []
+    for _ in range(LIVENESS_RECONCILES):
+        deadline.check()
+        time.sleep(RECONCILE_SECONDS + 1)
+        m = daemon.metrics()
+        full.append(loadlib.metric_sum(m, "tcpstated_reconcile_dump_seconds"))
+        liveness.append(loadlib.metric_sum(
+            m, "tcpstated_peer_liveness_dump_seconds"))
+    return {"full_dump_s": median(full), "liveness_dump_s": median(liveness),
+            "liveness_range": (min(liveness), max(liveness))}
+
+
+def liveness_summary(results):
+    print()
+    print("| sockets | full dump s (no tcp_info) | peer-liveness dump s "
+          "(median; min-max) | liveness / full |")
+    print("|---|---|---|---|")
+    for r in results:
+        if "liveness_dump_s" not in r:
+            continue
+        print("| %d | %.3f | %.3f; %.3f-%.3f | %.2f |" % (
+            r["step"], r["full_dump_s"], r["liveness_dump_s"],
+            r["liveness_range"][0], r["liveness_range"][1],
+            r["liveness_dump_s"] / max(r["full_dump_s"], 1e-9)))
+
+
 def parts(p):
     mib = 2**20
     return ("heap %.1f, anon %.1f (largest %s), files %.1f, other (ring "
@@ -353,6 +390,9 @@ def run_steps(args, binary, ns, daemon, ne, holders, state, results):
               (step, made, time.monotonic() - t0), flush=True)
         r = measure_step(args, step, ns, daemon, ne, base, state)
         deadline.check()
+        r.update(measure_liveness(daemon, deadline))
+        print("step %d: peer-liveness dump %.3f s, full dump %.3f s" %
+              (step, r["liveness_dump_s"], r["full_dump_s"]), flush=True)
         results.append(r)
         print_step(r, args.kind)
 
@@ -389,6 +429,7 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     summary(results, args.kind)
+    liveness_summary(results)
     print("load average at the end: %s; %.0f s in all" %
           (loadlib.loadavg(), time.monotonic() - t_start))
     return 0

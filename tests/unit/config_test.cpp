@@ -500,5 +500,32 @@ TEST(ParseConfigYamlTest, WebExposureKeys) {
       std::string::npos);
 }
 
+// The peer-liveness keys (issue 14): SPEC defaults, parsing, and one clear
+// error naming the key for a bad value.
+TEST(ParseConfigYamlTest, PeerLivenessKeys) {
+  Config d;
+  EXPECT_EQ(d.detectors.fin_wait2_stuck_after, milliseconds(300000));
+  EXPECT_EQ(d.detectors.idle_after, milliseconds(3600000));
+  EXPECT_EQ(d.detectors.dead_peer_retries, 3u);
+  Config c = ParseConfigYaml(
+      "detectors:\n  fin_wait2_stuck_after: 2s\n  idle_after: 90m\n"
+      "  dead_peer_retries: 255\n");
+  EXPECT_EQ(c.detectors.fin_wait2_stuck_after, milliseconds(2000));
+  EXPECT_EQ(c.detectors.idle_after, milliseconds(90 * 60000));
+  EXPECT_EQ(c.detectors.dead_peer_retries, 255u);
+  EXPECT_NE(YamlError("detectors:\n  fin_wait2_stuck_after: 0s\n")
+                .find("detectors.fin_wait2_stuck_after:"),
+            std::string::npos);
+  EXPECT_NE(
+      YamlError("detectors:\n  idle_after: 10\n").find("detectors.idle_after:"),
+      std::string::npos);
+  EXPECT_NE(YamlError("detectors:\n  dead_peer_retries: 0\n")
+                .find("detectors.dead_peer_retries:"),
+            std::string::npos);
+  EXPECT_NE(YamlError("detectors:\n  dead_peer_retries: 256\n")
+                .find("detectors.dead_peer_retries:"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace tcpstated

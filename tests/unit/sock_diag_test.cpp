@@ -279,6 +279,35 @@ TEST(SockDiagParserTest, LastAckRecvFromTcpInfo) {
   EXPECT_EQ(out[0].last_ack_ms, tcpstated::kNoTcpInfo);
 }
 
+// The peer-liveness read takes tcpi_last_data_recv and the probe,
+// retransmission and backoff counts from the same attribute, all or none.
+TEST(SockDiagParserTest, LivenessFieldsFromTcpInfo) {
+  Spec spec = Ipv4Established();
+  tcp_info info{};
+  info.tcpi_last_ack_recv = 5000;
+  info.tcpi_last_data_recv = 7000;
+  info.tcpi_probes = 3;
+  info.tcpi_retransmits = 4;
+  info.tcpi_backoff = 5;
+  const auto* p = reinterpret_cast<const uint8_t*>(&info);
+  const size_t needed = offsetof(tcp_info, tcpi_last_ack_recv) + 4;
+  for (size_t len : {sizeof(info), needed, needed - 1}) {
+    Bytes payload = DiagPayload(spec);
+    AppendAttr(&payload, INET_DIAG_INFO, Bytes(p, p + len), true);
+    Bytes buffer;
+    AppendMessage(&buffer, SOCK_DIAG_BY_FAMILY, payload);
+    std::vector<DiagSocket> out;
+    Parse(buffer, &out);
+    ASSERT_EQ(out.size(), 1u) << len;
+    const bool full = len >= needed;
+    EXPECT_EQ(out[0].last_data_recv_ms, full ? 7000u : tcpstated::kNoTcpInfo)
+        << len;
+    EXPECT_EQ(out[0].probes, full ? 3 : 0) << len;
+    EXPECT_EQ(out[0].retransmits, full ? 4 : 0) << len;
+    EXPECT_EQ(out[0].backoff, full ? 5 : 0) << len;
+  }
+}
+
 TEST(SockDiagParserTest, Ipv4AddressIgnoresBytesBeyondTheFirstFour) {
   Spec spec = Ipv4Established();
   spec.src = {10, 0, 0, 1, 0xaa, 0xbb};
