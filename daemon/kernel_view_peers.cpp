@@ -13,8 +13,8 @@
 
 #include "tcpstated/kernel_view.h"
 #include "tcpstated/metric_family.h"
+#include "tcpstated/monotonic_clock.h"
 #include "tcpstated/peer_sockets.h"
-#include "tcpstated/ring_consumer.h"
 
 namespace tcpstated {
 namespace {
