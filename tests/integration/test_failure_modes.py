@@ -826,18 +826,15 @@ class BoundedResources(Base):
             self.assertEqual(s.get("/healthz").strip(), "ok", ctx)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class ForeignBpf(Base):
     """bpftrace printing from the same TCP tracepoints while connections
     open and close. For classic tracepoints the kernel's recursion guard
     (bpf_prog_active) is shared by every kprobe and tracepoint program on a
     CPU: when an interrupt fires inet_sock_set_state while another tool's
     program runs, tcpstated's run is skipped. Measured here: 168 skipped
-    runs in 1,500 connections in tracepoint mode, none in tp_btf mode,
-    whose guard is per program."""
+    runs in 1,500 connections in tracepoint mode. tp_btf's guard is per
+    program: only tcpstated's own run, interrupted by the same tracepoint,
+    is skipped (0-4 in 2,500 connections)."""
 
     SCRIPT = ("tracepoint:sock:inet_sock_set_state "
               "{ printf(\"%d %d\\n\", args->oldstate, args->newstate); }\n"
@@ -886,9 +883,12 @@ class ForeignBpf(Base):
             port = w.do("listen", "l", "4", 0).split()[1]
             deadline = time.monotonic() + self.MAX_SECONDS
             rounds, misses = 0, recursion_misses(ids)
+            # Classic tracepoint: until the first skipped run. tp_btf: the
+            # whole budget, to bound how often it skips.
             while (rounds < self.MAX_ROUNDS and
                    time.monotonic() < deadline and
-                   misses["inet_sock_set_state"] == 0):
+                   (d.attach == "tp_btf" or
+                    misses["inet_sock_set_state"] == 0)):
                 w.do("connectmany", "c", "4", port, 5)
                 w.do("acceptmany", "s", "l", 5)
                 w.do("closemany", "c", 5)
@@ -898,17 +898,21 @@ class ForeignBpf(Base):
                     misses = recursion_misses(ids)
             stop_bpftrace()
             # What the README says of each mode: the classic tracepoint's
-            # guard, shared with bpftrace's program, skips tcpstated's runs;
-            # tp_btf's guard is per program and skips none.
+            # guard, shared with bpftrace's program, skips tcpstated's runs
+            # (11 % of connections measured); tp_btf's guard is per program,
+            # so bpftrace cannot make it skip: only tcpstated's own program,
+            # interrupted on its CPU by a softirq that hits the same
+            # tracepoint, is skipped (0-4 in 2,500 connections on a loaded
+            # 2-core CI machine). Bound it at 1 % of the connections.
             skipped = recursion_misses(ids)["inet_sock_set_state"]
             if d.attach == "tracepoint":
                 self.assertGreater(skipped, 0,
                                    "no run skipped in %d connections with "
                                    "bpftrace alongside" % (5 * rounds))
             else:
-                self.assertEqual(skipped, 0,
-                                 "tp_btf runs skipped in %d connections" %
-                                 (5 * rounds))
+                self.assertLessEqual(skipped, max(1, 5 * rounds // 100),
+                                     "tp_btf runs skipped in %d connections"
+                                     % (5 * rounds))
 
             # Leave sockets whose last events matter: CLOSE_WAIT on the
             # servers, FIN_WAIT2 orphans on the clients.
@@ -936,3 +940,7 @@ class ForeignBpf(Base):
             m = d.wait_sockets(ns.inode, truth, timeout=15)
             self.assertEqual(m.sockets(ns.inode), truth,
                              "not repaired by the reconciles" + ctx)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -60,6 +60,8 @@ DEFAULTS = {
     "detectors.synack_retransmit_rate": "100",
     "detectors.port_exhaustion_ratio": "0.8",
     "detectors.time_wait_buckets_ratio": "0.8",
+    "detectors.connect_failure_rate": "1",
+    "detectors.reset_rate": "10",
     "detectors.fin_wait2_stuck_after": "300s",
     "detectors.idle_after": "1h",
     "detectors.dead_peer_retries": "3",
