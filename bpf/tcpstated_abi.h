@@ -100,8 +100,8 @@ enum tcpstated_event_flags {
 	__u8 oldstate;	/* STATE: old state; resets: socket state */                               \
 	__u8 newstate;	/* STATE: new state */                                                     \
 	__u8 flags;	/* enum tcpstated_event_flags */                                           \
-	/* X->CLOSE: sk_err, an errno (ECONNREFUSED, ETIMEDOUT,                                  \
-	 * EHOSTUNREACH, ...) capped at 255; 0 when the close was no error. */                    \
+	/* X->CLOSE: sk_err, an errno (ECONNREFUSED, ETIMEDOUT,                                    \
+	 * EHOSTUNREACH, ...) capped at 255; 0 when the close was no error. */                     \
 	__u8 sk_err;                                                                               \
 	__u8 spare[3]; /* zero; room for a small field */
 
