@@ -2,7 +2,7 @@
 // FIN_WAIT2/CLOSING -> CLOSE hand-off, promoted or killed through the
 // local peer of a FIN_WAIT2 orphan, ended when a new connection takes its
 // 4-tuple over, and aged out by Expire.
-#include "daemon/mirror_table_inl.h"
+#include "daemon/core/mirror/mirror_table_inl.h"
 #include "tcpstated/mirror.h"
 
 namespace tcpstated {

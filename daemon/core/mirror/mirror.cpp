@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "daemon/mirror_reconcile_job.h"
-#include "daemon/mirror_table_inl.h"
+#include "daemon/core/mirror/mirror_reconcile_job.h"
+#include "daemon/core/mirror/mirror_table_inl.h"
 #include "tcpstated/transition_table.h"
 
 namespace tcpstated {

@@ -7,7 +7,7 @@
 #include <tuple>
 #include <utility>
 
-#include "daemon/detectors_internal.h"
+#include "daemon/core/detectors/detectors_internal.h"
 #include "tcpstated/keep_top.h"
 #include "tcpstated/metric_family.h"
 

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "daemon/mirror_table_inl.h"
+#include "daemon/core/mirror/mirror_table_inl.h"
 #include "tcpstated/mirror.h"
 
 namespace tcpstated {

@@ -1,7 +1,7 @@
 // Per namespace: TIME_WAIT bucket exhaustion against tcp_max_tw_buckets,
 // the TcpExt counters and sysctls as series, and the namespace's name.
 
-#include "daemon/detectors_internal.h"
+#include "daemon/core/detectors/detectors_internal.h"
 
 namespace tcpstated::detectors_internal {
 namespace {

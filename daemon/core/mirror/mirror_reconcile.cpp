@@ -4,8 +4,8 @@
 // can let go of its lock between slices.
 #include <algorithm>
 
-#include "daemon/mirror_reconcile_job.h"
-#include "daemon/mirror_table_inl.h"
+#include "daemon/core/mirror/mirror_reconcile_job.h"
+#include "daemon/core/mirror/mirror_table_inl.h"
 #include "tcpstated/mirror.h"
 
 namespace tcpstated {

@@ -4,7 +4,7 @@
 #include <memory>
 #include <utility>
 
-#include "daemon/detectors_internal.h"
+#include "daemon/core/detectors/detectors_internal.h"
 
 namespace tcpstated {
 

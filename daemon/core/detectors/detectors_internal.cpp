@@ -1,4 +1,4 @@
-#include "daemon/detectors_internal.h"
+#include "daemon/core/detectors/detectors_internal.h"
 
 #include <cstdio>
 #include <limits>

@@ -2,7 +2,7 @@
 // how its sockets are counted and aged, timewait sockets against
 // tcp_max_tw_buckets, and the namespace cookie that tells a reused inode
 // number from the namespace it used to name.
-#include "daemon/mirror_table_inl.h"
+#include "daemon/core/mirror/mirror_table_inl.h"
 #include "tcpstated/mirror.h"
 
 namespace tcpstated {

@@ -2,7 +2,7 @@
 // SYN cookies sent while the listener is under pressure.
 #include <set>
 
-#include "daemon/detectors_internal.h"
+#include "daemon/core/detectors/detectors_internal.h"
 #include "tcpstated/keep_top.h"
 
 namespace tcpstated::detectors_internal {

@@ -4,7 +4,7 @@
 // removal and state change goes through here (or through
 // mirror_table_inl.h, its per-event part), so the books never drift from
 // the table.
-#include "daemon/mirror_table_inl.h"
+#include "daemon/core/mirror/mirror_table_inl.h"
 #include "tcpstated/mirror.h"
 
 namespace tcpstated {

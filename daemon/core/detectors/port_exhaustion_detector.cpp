@@ -2,7 +2,7 @@
 // one (source, destination, port) against the namespace's range.
 #include <algorithm>
 
-#include "daemon/detectors_internal.h"
+#include "daemon/core/detectors/detectors_internal.h"
 #include "tcpstated/keep_top.h"
 
 namespace tcpstated::detectors_internal {

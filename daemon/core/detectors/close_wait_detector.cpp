@@ -4,7 +4,7 @@
 #include <cmath>
 #include <tuple>
 
-#include "daemon/detectors_internal.h"
+#include "daemon/core/detectors/detectors_internal.h"
 #include "tcpstated/keep_top.h"
 
 namespace tcpstated::detectors_internal {
