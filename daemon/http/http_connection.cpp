@@ -53,20 +53,22 @@ bool HttpServer::Advance(Connection* c) {
   return progress != Progress::kGone;
 }
 
+HttpServer::Progress HttpServer::AwaitSsl(Connection* c, int ret) {
+  const uint32_t wants = SslWants(c->ssl, ret);
+  if (wants == 0) {
+    CloseConnection(c);
+    return Progress::kGone;
+  }
+  Watch(c, wants);
+  return Progress::kWaiting;
+}
+
 HttpServer::Progress HttpServer::Handshake(Connection* c) {
   ERR_clear_error();
   const int ret = SSL_accept(c->ssl);
-  if (ret != 1) {
-    const uint32_t wants = SslWants(c->ssl, ret);
-    // Plain HTTP to the TLS port, an old protocol version, a client
-    // certificate refused: nothing to answer.
-    if (wants == 0) {
-      CloseConnection(c);
-      return Progress::kGone;
-    }
-    Watch(c, wants);
-    return Progress::kWaiting;
-  }
+  // Plain HTTP to the TLS port, an old protocol version, a client
+  // certificate refused: nothing to answer, AwaitSsl closes.
+  if (ret != 1) return AwaitSsl(c, ret);
   c->phase = Connection::Phase::kHead;
   return Progress::kPhaseDone;
 }
@@ -117,13 +119,7 @@ HttpServer::Progress HttpServer::WriteResponse(Connection* c) {
         c->sent += written;
         continue;
       }
-      const uint32_t wants = SslWants(c->ssl, ret);
-      if (wants == 0) {
-        CloseConnection(c);
-        return Progress::kGone;
-      }
-      Watch(c, wants);
-      return Progress::kWaiting;
+      return AwaitSsl(c, ret);
     }
     // MSG_NOSIGNAL: a client gone away must not raise SIGPIPE.
     const ssize_t n = send(c->fd, data, size, MSG_NOSIGNAL);

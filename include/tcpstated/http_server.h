@@ -165,6 +165,9 @@ class HttpServer {
   Progress ReadRequest(Connection* c);
   Progress WriteResponse(Connection* c);
   Progress Drain(Connection* c);
+  // After an OpenSSL call on `c` returned `ret` (not success): watches for
+  // what OpenSSL wants next, or closes `c` when the call failed.
+  Progress AwaitSsl(Connection* c, int ret);
   void OnRequest(Connection* c, const HttpParseResult& parsed);
   void Answer(Connection* c, const HttpResponse& response, bool head_only);
   void Watch(Connection* c, uint32_t events);
