@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +72,8 @@ void CheckLogFormat(const std::string& key, const std::string& text) {
   ParseLogFormat(key, text);
 }
 
+// The flags' values, and their options to ask whether they were given (a
+// flag given overrides the config file, even with the default's value).
 struct Flags {
   std::string config_file;
   std::string listen_address;
@@ -80,11 +83,120 @@ struct Flags {
   std::string log_format;
   bool config_check = false;
   bool version = false;
+  CLI::Option* config_file_option = nullptr;
+  CLI::Option* listen_address_option = nullptr;
+  CLI::Option* telemetry_path_option = nullptr;
+  CLI::Option* web_config_file_option = nullptr;
+  CLI::Option* log_level_option = nullptr;
+  CLI::Option* log_format_option = nullptr;
+  CLI::Option* version_option = nullptr;
 };
 
+// The flag table: each flag with its help text and the same check as its
+// YAML key.
+void AddFlags(CLI::App& app, Flags& flags) {
+  flags.config_file_option =
+      app.add_option("--config.file", flags.config_file,
+                     "YAML configuration file; flags override its values.")
+          ->type_name("FILE")
+          ->check(CLI::ExistingFile);
+  app.add_flag("--config.check", flags.config_check,
+               "Validate the configuration, print it and exit.");
+  flags.listen_address_option =
+      app.add_option("--web.listen-address", flags.listen_address,
+                     "Address to listen on for the web interface and "
+                     "telemetry (default \":9640\").")
+          ->type_name("ADDRESS")
+          ->check(FieldCheck(ValidateListenAddress, ""));
+  flags.telemetry_path_option =
+      app.add_option("--web.telemetry-path", flags.telemetry_path,
+                     "Path under which to expose metrics (default "
+                     "\"/metrics\").")
+          ->type_name("PATH")
+          ->check(FieldCheck(ValidateTelemetryPath, ""));
+  flags.web_config_file_option =
+      app.add_option("--web.config.file", flags.web_config_file,
+                     "Exporter-toolkit web configuration file (TLS, basic "
+                     "authentication).")
+          ->type_name("FILE");
+  flags.log_level_option =
+      app.add_option("--log.level", flags.log_level,
+                     "Only log messages with the given severity or above: "
+                     "trace, debug, info, warn, error (default info).")
+          ->type_name("LEVEL")
+          ->check(FieldCheck(ValidateLogLevel, ""));
+  flags.log_format_option =
+      app.add_option("--log.format", flags.log_format,
+                     "Output format of log messages: text or json (default "
+                     "text).")
+          ->type_name("FORMAT")
+          ->check(FieldCheck(CheckLogFormat, ""));
+  flags.version_option = app.add_flag("--version", flags.version,
+                                      "Print version information and exit.");
+}
+
+// Parses argv into `flags`; the answer when it is --help or --version,
+// nothing when the configuration is to be built.
+std::optional<CommandLine> ParseFlags(CLI::App& app, const Flags& flags,
+                                      int argc, const char* const* argv) {
+  CommandLine answer;
+  try {
+    std::vector<std::string> args = CollectArgs(argc, argv);
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    // Help wins over unknown flags, bad values and the config file: someone
+    // asking for it is likely to have got the rest wrong.
+    answer.show_help = true;
+    answer.help_text = app.help();
+    return answer;
+  } catch (const CLI::ParseError& e) {
+    // CLI11 validates values before it looks at --help and --version; both
+    // still win, as promised.
+    if (app.get_help_ptr()->count() > 0) {
+      answer.show_help = true;
+      answer.help_text = app.help();
+      return answer;
+    }
+    if (flags.version_option->count() > 0) {
+      answer.show_version = true;
+      return answer;
+    }
+    throw ConfigError(OneLine(e.what()));
+  }
+  if (flags.version) {
+    answer.show_version = true;
+    return answer;
+  }
+  return std::nullopt;
+}
+
+// The config file's settings (or the defaults), the flags given on top,
+// validated as a whole.
+Config BuildConfig(const Flags& flags) {
+  Config config;
+  if (flags.config_file_option->count() > 0) {
+    config = LoadConfigFile(flags.config_file);
+  }
+  if (flags.listen_address_option->count() > 0) {
+    config.web.listen_address = flags.listen_address;
+  }
+  if (flags.telemetry_path_option->count() > 0) {
+    config.web.telemetry_path = flags.telemetry_path;
+  }
+  if (flags.web_config_file_option->count() > 0) {
+    config.web.config_file = flags.web_config_file;
+  }
+  if (flags.log_level_option->count() > 0) {
+    config.log.level = flags.log_level;
+  }
+  if (flags.log_format_option->count() > 0) {
+    config.log.format = ParseLogFormat("--log.format", flags.log_format);
+  }
+  ValidateConfig(config);
+  return config;
+}
+
 CommandLine ParseCommandLineOrThrow(int argc, const char* const* argv) {
-  CommandLine result;
-  Flags flags;
   CLI::App app(
       "Watches every TCP connection through eBPF and exports connection-state "
       "pathologies (CLOSE_WAIT leaks, SYN floods, TIME_WAIT port exhaustion) "
@@ -92,92 +204,14 @@ CommandLine ParseCommandLineOrThrow(int argc, const char* const* argv) {
       "tcpstated");
   // Extras are reported by RejectExtras in a shorter form than CLI11's.
   app.allow_extras();
-  CLI::Option* config_file =
-      app.add_option("--config.file", flags.config_file,
-                     "YAML configuration file; flags override its values.")
-          ->type_name("FILE")
-          ->check(CLI::ExistingFile);
-  app.add_flag("--config.check", flags.config_check,
-               "Validate the configuration, print it and exit.");
-  CLI::Option* listen_address =
-      app.add_option("--web.listen-address", flags.listen_address,
-                     "Address to listen on for the web interface and "
-                     "telemetry (default \":9640\").")
-          ->type_name("ADDRESS")
-          ->check(FieldCheck(ValidateListenAddress, ""));
-  CLI::Option* telemetry_path =
-      app.add_option("--web.telemetry-path", flags.telemetry_path,
-                     "Path under which to expose metrics (default "
-                     "\"/metrics\").")
-          ->type_name("PATH")
-          ->check(FieldCheck(ValidateTelemetryPath, ""));
-  CLI::Option* web_config_file =
-      app.add_option("--web.config.file", flags.web_config_file,
-                     "Exporter-toolkit web configuration file (TLS, basic "
-                     "authentication).")
-          ->type_name("FILE");
-  CLI::Option* log_level =
-      app.add_option("--log.level", flags.log_level,
-                     "Only log messages with the given severity or above: "
-                     "trace, debug, info, warn, error (default info).")
-          ->type_name("LEVEL")
-          ->check(FieldCheck(ValidateLogLevel, ""));
-  CLI::Option* log_format =
-      app.add_option("--log.format", flags.log_format,
-                     "Output format of log messages: text or json (default "
-                     "text).")
-          ->type_name("FORMAT")
-          ->check(FieldCheck(CheckLogFormat, ""));
-  CLI::Option* version = app.add_flag("--version", flags.version,
-                                      "Print version information and exit.");
-
-  try {
-    std::vector<std::string> args = CollectArgs(argc, argv);
-    app.parse(args);
-  } catch (const CLI::CallForHelp&) {
-    // Help wins over unknown flags, bad values and the config file: someone
-    // asking for it is likely to have got the rest wrong.
-    result.show_help = true;
-    result.help_text = app.help();
-    return result;
-  } catch (const CLI::ParseError& e) {
-    // CLI11 validates values before it looks at --help and --version; both
-    // still win, as promised.
-    if (app.get_help_ptr()->count() > 0) {
-      result.show_help = true;
-      result.help_text = app.help();
-      return result;
-    }
-    if (version->count() > 0) {
-      result.show_version = true;
-      return result;
-    }
-    throw ConfigError(OneLine(e.what()));
-  }
-  if (flags.version) {
-    result.show_version = true;
-    return result;
+  Flags flags;
+  AddFlags(app, flags);
+  if (std::optional<CommandLine> answer = ParseFlags(app, flags, argc, argv)) {
+    return std::move(*answer);
   }
   RejectExtras(app.remaining());
-
-  Config config;
-  if (config_file->count() > 0) config = LoadConfigFile(flags.config_file);
-  if (listen_address->count() > 0) {
-    config.web.listen_address = flags.listen_address;
-  }
-  if (telemetry_path->count() > 0) {
-    config.web.telemetry_path = flags.telemetry_path;
-  }
-  if (web_config_file->count() > 0) {
-    config.web.config_file = flags.web_config_file;
-  }
-  if (log_level->count() > 0) config.log.level = flags.log_level;
-  if (log_format->count() > 0) {
-    config.log.format = ParseLogFormat("--log.format", flags.log_format);
-  }
-  ValidateConfig(config);
-
-  result.config = std::move(config);
+  CommandLine result;
+  result.config = BuildConfig(flags);
   result.config_check = flags.config_check;
   return result;
 }

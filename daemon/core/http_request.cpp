@@ -33,6 +33,10 @@ bool IsFieldValueChar(char ch) {
   return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
+bool AllOf(std::string_view s, bool (*is)(char)) {
+  return std::all_of(s.begin(), s.end(), is);
+}
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -69,9 +73,7 @@ std::string ParseRequestLine(std::string_view line, HttpRequest* request) {
   if (sp1 == kNpos) return "request line without a target";
   const std::string_view method = line.substr(0, sp1);
   if (method.empty()) return "request line without a method";
-  for (char c : method) {
-    if (!IsTchar(c)) return "bad character in the method";
-  }
+  if (!AllOf(method, IsTchar)) return "bad character in the method";
   const std::string_view rest = line.substr(sp1 + 1);
   const size_t sp2 = rest.find(' ');
   if (sp2 == kNpos) return "request line without an HTTP version";
@@ -82,8 +84,8 @@ std::string ParseRequestLine(std::string_view line, HttpRequest* request) {
   if (target.empty() || target.front() != '/') {
     return "request target does not start with '/'";
   }
-  for (char c : target) {
-    if (!IsTargetChar(c)) return "bad character in the request target";
+  if (!AllOf(target, IsTargetChar)) {
+    return "bad character in the request target";
   }
   static constexpr std::string_view kVersionPrefix = "HTTP/1.";
   if (version.size() != kVersionPrefix.size() + 1 ||
@@ -104,8 +106,8 @@ std::string ParseRequestLine(std::string_view line, HttpRequest* request) {
 std::string CheckRequestLinePrefix(std::string_view partial) {
   if (!partial.empty() && partial.back() == '\r') partial.remove_suffix(1);
   const size_t sp1 = partial.find(' ');
-  for (char c : partial.substr(0, sp1)) {
-    if (!IsTchar(c)) return "request line does not start with a method";
+  if (!AllOf(partial.substr(0, sp1), IsTchar)) {
+    return "request line does not start with a method";
   }
   if (sp1 == kNpos) return "";
   const std::string_view rest = partial.substr(sp1 + 1);
@@ -114,8 +116,8 @@ std::string CheckRequestLinePrefix(std::string_view partial) {
   if (!target.empty() && target.front() != '/') {
     return "request target does not start with '/'";
   }
-  for (char c : target) {
-    if (!IsTargetChar(c)) return "bad character in the request target";
+  if (!AllOf(target, IsTargetChar)) {
+    return "bad character in the request target";
   }
   if (sp2 == kNpos) return "";
   if (target.empty()) return "request target does not start with '/'";
@@ -128,6 +130,58 @@ std::string CheckRequestLinePrefix(std::string_view partial) {
        (version.back() < '0' || version.back() > '9'))) {
     return "not an HTTP/1.x request line";
   }
+  return "";
+}
+
+// Refuses the start of a line whose end has not arrived yet when it can no
+// longer become valid: a stray CR, a bad request line, a head over the
+// limit (`data_size` bytes have arrived). Returns the error, empty if more
+// bytes may still make it valid.
+std::string CheckIncompleteLine(std::string_view partial,
+                                bool have_request_line, size_t data_size,
+                                size_t max_head_bytes) {
+  const size_t cr = partial.find('\r');
+  if (cr != kNpos && cr + 1 < partial.size()) return "CR not followed by LF";
+  if (!have_request_line) {
+    std::string error = CheckRequestLinePrefix(partial);
+    if (!error.empty()) return error;
+  }
+  if (data_size >= max_head_bytes) {
+    return "request head longer than " + std::to_string(max_head_bytes) +
+           " bytes";
+  }
+  return "";
+}
+
+// One "name: value" line of the head, appended to request->headers.
+// Returns an error message, empty on success.
+std::string ParseHeaderField(std::string_view line, HttpRequest* request) {
+  if (line.front() == ' ' || line.front() == '\t') {
+    return "obsolete line folding in a header field";
+  }
+  if (request->headers.size() >= kMaxRequestHeaderFields) {
+    return "more than " + std::to_string(kMaxRequestHeaderFields) +
+           " header fields";
+  }
+  const size_t colon = line.find(':');
+  if (colon == kNpos) return "header line without ':'";
+  // No whitespace is allowed before the colon (RFC 9112 5.1): the field
+  // name must be a token right up to it.
+  const std::string_view name = line.substr(0, colon);
+  if (name.empty()) return "empty header field name";
+  if (!AllOf(name, IsTchar)) return "bad character in a header field name";
+  const std::string_view value = TrimSpaces(line.substr(colon + 1));
+  if (!AllOf(value, IsFieldValueChar)) {
+    return "control character in a header field value";
+  }
+  // Two of these would leave the choice to us, and a front end might
+  // have chosen the other one.
+  for (std::string_view single : {"Host", "Authorization"}) {
+    if (EqualsIgnoreCase(name, single) && request->Header(single) != nullptr) {
+      return "repeated " + std::string(single) + " header field";
+    }
+  }
+  request->headers.emplace_back(std::string(name), std::string(value));
   return "";
 }
 
@@ -154,20 +208,9 @@ HttpParseResult ParseHttpRequest(std::string_view data, size_t max_head_bytes) {
   for (;;) {
     const size_t lf = view.find('\n', pos);
     if (lf == kNpos) {
-      // The line is incomplete; refuse now what can no longer become valid.
-      const std::string_view partial = view.substr(pos);
-      const size_t cr = partial.find('\r');
-      if (cr != kNpos && cr + 1 < partial.size()) {
-        return Bad("CR not followed by LF");
-      }
-      if (!have_request_line) {
-        std::string error = CheckRequestLinePrefix(partial);
-        if (!error.empty()) return Bad(std::move(error));
-      }
-      if (data.size() >= max_head_bytes) {
-        return Bad("request head longer than " +
-                   std::to_string(max_head_bytes) + " bytes");
-      }
+      std::string error = CheckIncompleteLine(
+          view.substr(pos), have_request_line, data.size(), max_head_bytes);
+      if (!error.empty()) return Bad(std::move(error));
       return HttpParseResult();  // kIncomplete, nothing half-filled
     }
     // Bare LF line ends are refused: different parsers disagreeing on them
@@ -178,44 +221,11 @@ HttpParseResult ParseHttpRequest(std::string_view data, size_t max_head_bytes) {
     const std::string_view line = view.substr(pos, lf - 1 - pos);
     pos = lf + 1;
     if (line.find('\r') != kNpos) return Bad("CR not followed by LF");
-
-    if (!have_request_line) {
-      std::string error = ParseRequestLine(line, &request);
-      if (!error.empty()) return Bad(std::move(error));
-      have_request_line = true;
-      continue;
-    }
-    if (line.empty()) break;  // end of the head
-    if (line.front() == ' ' || line.front() == '\t') {
-      return Bad("obsolete line folding in a header field");
-    }
-    if (request.headers.size() >= kMaxRequestHeaderFields) {
-      return Bad("more than " + std::to_string(kMaxRequestHeaderFields) +
-                 " header fields");
-    }
-    const size_t colon = line.find(':');
-    if (colon == kNpos) return Bad("header line without ':'");
-    // No whitespace is allowed before the colon (RFC 9112 5.1): the field
-    // name must be a token right up to it.
-    const std::string_view name = line.substr(0, colon);
-    if (name.empty()) return Bad("empty header field name");
-    for (char c : name) {
-      if (!IsTchar(c)) return Bad("bad character in a header field name");
-    }
-    const std::string_view value = TrimSpaces(line.substr(colon + 1));
-    for (char c : value) {
-      if (!IsFieldValueChar(c)) {
-        return Bad("control character in a header field value");
-      }
-    }
-    // Two of these would leave the choice to us, and a front end might
-    // have chosen the other one.
-    for (std::string_view single : {"Host", "Authorization"}) {
-      if (EqualsIgnoreCase(name, single) && request.Header(single) != nullptr) {
-        return Bad("repeated " + std::string(single) + " header field");
-      }
-    }
-    request.headers.emplace_back(std::string(name), std::string(value));
+    if (have_request_line && line.empty()) break;  // end of the head
+    std::string error = have_request_line ? ParseHeaderField(line, &request)
+                                          : ParseRequestLine(line, &request);
+    if (!error.empty()) return Bad(std::move(error));
+    have_request_line = true;
   }
   if (request.minor_version >= 1 && request.Header("Host") == nullptr) {
     return Bad("HTTP/1.1 request without a Host header field");

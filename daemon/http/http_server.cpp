@@ -20,6 +20,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "daemon/http/http_connection.h"
 #include "tcpstated/listen_socket.h"
 #include "tcpstated/privileges.h"
 
@@ -28,10 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How long, and how much, to read after answering before closing (see
-// the drain phase in Advance).
-constexpr auto kLingerTimeout = std::chrono::seconds(1);
-constexpr size_t kLingerBytes = 64 * 1024;
 constexpr auto kWarningInterval = std::chrono::minutes(1);
 
 constexpr char kUnauthorizedHeaders[] =
@@ -171,30 +168,6 @@ std::atomic<int64_t> last_drop_warning{0};
 std::atomic<int64_t> last_accept_warning{0};
 
 }  // namespace
-
-// One accepted socket, owned by the loop thread from accept to close.
-struct HttpServer::Connection {
-  enum class Phase {
-    kHandshake,  // TLS handshake
-    kHead,       // reading the request head
-    kWaiting,    // with the auth thread or a worker; not watched
-    kWrite,      // sending the response
-    kDrain,      // response sent: reading until the client closes
-  };
-  int fd = -1;
-  SSL* ssl = nullptr;
-  std::string source;
-  bool loopback = false;
-  std::shared_ptr<const Settings> settings;
-  Phase phase = Phase::kHead;
-  Clock::time_point accepted;
-  Clock::time_point deadline;
-  uint32_t watched = 0;  // epoll events registered; 0: not registered
-  std::string in;
-  std::string out;
-  size_t sent = 0;
-  size_t drained = 0;
-};
 
 const char* HttpServer::DropName(Drop drop) {
   switch (drop) {
@@ -522,131 +495,6 @@ void HttpServer::ExpireConnections() {
     }
     CloseConnection(c);
   }
-}
-
-bool HttpServer::Advance(Connection* c) {
-  using Phase = Connection::Phase;
-  // What OpenSSL asks for after a call returned `ret`; 0 for a failure.
-  auto ssl_wants = [c](int ret) -> uint32_t {
-    const int error = SSL_get_error(c->ssl, ret);
-    ERR_clear_error();
-    if (error == SSL_ERROR_WANT_READ) return EPOLLIN;
-    if (error == SSL_ERROR_WANT_WRITE) return EPOLLOUT;
-    return 0;
-  };
-  if (c->phase == Phase::kHandshake) {
-    ERR_clear_error();
-    const int ret = SSL_accept(c->ssl);
-    if (ret != 1) {
-      const uint32_t wants = ssl_wants(ret);
-      // Plain HTTP to the TLS port, an old protocol version, a client
-      // certificate refused: nothing to answer.
-      if (wants == 0) {
-        CloseConnection(c);
-        return false;
-      }
-      Watch(c, wants);
-      return true;
-    }
-    c->phase = Phase::kHead;
-  }
-  if (c->phase == Phase::kHead) {
-    for (;;) {
-      char buf[4096];
-      ssize_t n = 0;
-      uint32_t wants = EPOLLIN;
-      if (c->ssl != nullptr) {
-        ERR_clear_error();
-        size_t got = 0;
-        const int ret = SSL_read_ex(c->ssl, buf, sizeof(buf), &got);
-        n = ret == 1 ? static_cast<ssize_t>(got) : -1;
-        if (ret != 1) wants = ssl_wants(ret);
-      } else {
-        n = recv(c->fd, buf, sizeof(buf), 0);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-            errno != EINTR) {
-          wants = 0;
-        }
-      }
-      if (n == 0 || (n < 0 && wants == 0)) {
-        CloseConnection(c);  // gone before asking anything: nobody to answer
-        return false;
-      }
-      if (n < 0) {
-        Watch(c, wants);
-        return true;
-      }
-      c->in.append(buf, static_cast<size_t>(n));
-      const HttpParseResult parsed = ParseHttpRequest(c->in);
-      if (parsed.status != HttpParseResult::Status::kIncomplete) {
-        OnRequest(c, parsed);  // may close c
-        return false;
-      }
-    }
-  }
-  if (c->phase == Phase::kWrite) {
-    while (c->sent < c->out.size()) {
-      const char* data = c->out.data() + c->sent;
-      const size_t size = c->out.size() - c->sent;
-      if (c->ssl != nullptr) {
-        ERR_clear_error();
-        size_t written = 0;
-        const int ret = SSL_write_ex(c->ssl, data, size, &written);
-        if (ret == 1) {
-          c->sent += written;
-          continue;
-        }
-        const uint32_t wants = ssl_wants(ret);
-        if (wants == 0) {
-          CloseConnection(c);
-          return false;
-        }
-        Watch(c, wants);
-        return true;
-      }
-      // MSG_NOSIGNAL: a client gone away must not raise SIGPIPE.
-      const ssize_t n = send(c->fd, data, size, MSG_NOSIGNAL);
-      if (n >= 0) {
-        c->sent += static_cast<size_t>(n);
-      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        Watch(c, EPOLLOUT);
-        return true;
-      } else if (errno != EINTR) {
-        CloseConnection(c);
-        return false;
-      }
-    }
-    // Closing a socket with unread input (a request body, a pipelined
-    // request) makes the kernel send a reset, which can destroy the
-    // response before the client has read it; so send our end of stream
-    // and read until the client closes too, for a short while.
-    if (c->ssl != nullptr) {
-      ERR_clear_error();
-      SSL_shutdown(c->ssl);  // sends close_notify; no wait for the client's
-      ERR_clear_error();
-    }
-    shutdown(c->fd, SHUT_WR);
-    c->phase = Phase::kDrain;
-    c->deadline = Clock::now() + kLingerTimeout;
-  }
-  if (c->phase == Phase::kDrain) {
-    for (;;) {
-      char buf[4096];
-      const ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-      if (n > 0) {
-        c->drained += static_cast<size_t>(n);
-        if (c->drained < kLingerBytes) continue;
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        Watch(c, EPOLLIN);
-        return true;
-      }
-      CloseConnection(c);  // end of stream, an error or enough: done
-      return false;
-    }
-  }
-  return true;
 }
 
 void HttpServer::OnRequest(Connection* c, const HttpParseResult& parsed) {

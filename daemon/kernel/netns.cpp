@@ -326,6 +326,104 @@ void SortHostFirst(std::vector<NetnsHandle>* handles, uint32_t host_inode) {
                         });
 }
 
+// Every namespace the sources can name, each under the best name found.
+// Returns the host's inode, 0 if it could not be told.
+uint32_t CollectCandidates(const std::string& proc_root,
+                           const std::string& run_netns,
+                           std::map<uint32_t, Candidate>* candidates,
+                           DiscoverStats* stats) {
+  std::string host_path;
+  uint32_t host_inode = 0;
+  if (FindHost(proc_root, &host_inode, &host_path)) {
+    Offer(candidates, host_inode, Candidate{Source::kHost, "host", host_path});
+  }
+  ScanRunNetns(run_netns, candidates);
+  ScanMounts(proc_root, candidates);
+  stats->pids_scanned =
+      ScanPids(proc_root, candidates, &stats->pid_limit_reached);
+  // Linux 6.18 gives the initial namespace a fixed inode: recognise it even
+  // when neither pid 1 nor pid 2 could tell (then it keeps the path that
+  // found it).
+  if (host_inode == 0) {
+    auto it = candidates->find(kInitialNetnsInode);
+    if (it != candidates->end()) {
+      host_inode = kInitialNetnsInode;
+      it->second.source = Source::kHost;
+      it->second.name = "host";
+    }
+  }
+  return host_inode;
+}
+
+NetnsHandle TakeHandle(uint32_t inode, Candidate& candidate) {
+  NetnsHandle handle;
+  handle.inode = inode;
+  handle.name = std::move(candidate.name);
+  handle.path = std::move(candidate.path);
+  return handle;
+}
+
+// Every candidate was checked when it was found (opened or stat()ed):
+// nothing more to open, and no thread to start.
+std::vector<NetnsHandle> TakeHandles(
+    std::map<uint32_t, Candidate>* candidates) {
+  std::vector<NetnsHandle> handles;
+  handles.reserve(candidates->size());
+  for (auto& [inode, candidate] : *candidates) {
+    handles.push_back(TakeHandle(inode, candidate));
+  }
+  return handles;
+}
+
+// Sets handle->cookie from inside its namespace (the calling thread moves
+// into it). False when the namespace is gone since it was seen (the process
+// exited, the mount was removed, the pid was reused): useless as a handle.
+// A namespace that is there but whose cookie cannot be read is kept with
+// cookie 0, and counted.
+bool ReadCookie(NetnsHandle* handle, DiscoverStats* stats) {
+  ScopedFd fd(OpenNetns(*handle));
+  if (fd.get() < 0) {
+    if (errno == ENOENT || errno == ESRCH || errno == ESTALE ||
+        errno == EINVAL) {
+      return false;
+    }
+    ++stats->cookie_failures;  // e.g. EACCES: kept, cookie 0
+  } else if (setns(fd.get(), CLONE_NEWNET) != 0) {
+    ++stats->cookie_failures;  // no CAP_SYS_ADMIN over it
+  } else {
+    try {
+      handle->cookie = CurrentNetnsCookie();
+    } catch (const std::system_error&) {
+      ++stats->cookie_failures;  // no socket could be made in there
+    }
+  }
+  return true;
+}
+
+// One helper thread enters each namespace in turn to read its cookie:
+// one thread for all of them rather than one each, and the caller's
+// threads never move. Descriptors are opened one at a time so that a host
+// with thousands of namespaces does not run into RLIMIT_NOFILE.
+std::vector<NetnsHandle> TakeHandlesWithCookies(
+    std::map<uint32_t, Candidate>* candidates, DiscoverStats* stats) {
+  std::vector<NetnsHandle> handles;
+  handles.reserve(candidates->size());
+  std::exception_ptr failure;
+  std::thread helper([&] {
+    try {
+      for (auto& [inode, candidate] : *candidates) {
+        NetnsHandle handle = TakeHandle(inode, candidate);
+        if (ReadCookie(&handle, stats)) handles.push_back(std::move(handle));
+      }
+    } catch (...) {
+      failure = std::current_exception();  // std::bad_alloc
+    }
+  });
+  helper.join();
+  if (failure) std::rethrow_exception(failure);
+  return handles;
+}
+
 }  // namespace
 
 NetnsRegistry::NetnsRegistry(std::string proc_root, std::string run_netns)
@@ -334,84 +432,12 @@ NetnsRegistry::NetnsRegistry(std::string proc_root, std::string run_netns)
 std::vector<NetnsHandle> NetnsRegistry::Discover(DiscoverStats* stats,
                                                  bool read_cookies) const {
   std::map<uint32_t, Candidate> candidates;
-  std::string host_path;
-  uint32_t host_inode = 0;
-  if (FindHost(proc_root_, &host_inode, &host_path)) {
-    Offer(&candidates, host_inode, Candidate{Source::kHost, "host", host_path});
-  }
-  ScanRunNetns(run_netns_, &candidates);
-  ScanMounts(proc_root_, &candidates);
   DiscoverStats local;
-  local.pids_scanned =
-      ScanPids(proc_root_, &candidates, &local.pid_limit_reached);
-  // Linux 6.18 gives the initial namespace a fixed inode: recognise it even
-  // when neither pid 1 nor pid 2 could tell (then it keeps the path that
-  // found it).
-  if (host_inode == 0) {
-    auto it = candidates.find(kInitialNetnsInode);
-    if (it != candidates.end()) {
-      host_inode = kInitialNetnsInode;
-      it->second.source = Source::kHost;
-      it->second.name = "host";
-    }
-  }
-
-  std::vector<NetnsHandle> handles;
-  handles.reserve(candidates.size());
-  if (!read_cookies) {
-    // Every candidate was checked when it was found (opened or stat()ed):
-    // nothing more to open, and no thread to start.
-    for (auto& [inode, candidate] : candidates) {
-      NetnsHandle handle;
-      handle.inode = inode;
-      handle.name = std::move(candidate.name);
-      handle.path = std::move(candidate.path);
-      handles.push_back(std::move(handle));
-    }
-    SortHostFirst(&handles, host_inode);
-    if (stats != nullptr) *stats = local;
-    return handles;
-  }
-
-  // One helper thread enters each namespace in turn to read its cookie:
-  // one thread for all of them rather than one each, and the caller's
-  // threads never move. Descriptors are opened one at a time so that a host
-  // with thousands of namespaces does not run into RLIMIT_NOFILE.
-  std::exception_ptr failure;
-  std::thread helper([&] {
-    try {
-      for (auto& [inode, candidate] : candidates) {
-        NetnsHandle handle;
-        handle.inode = inode;
-        handle.name = std::move(candidate.name);
-        handle.path = std::move(candidate.path);
-        ScopedFd fd(OpenNetns(handle));
-        if (fd.get() < 0) {
-          // Gone since it was seen (the process exited, the mount was
-          // removed, the pid was reused): useless as a handle.
-          if (errno == ENOENT || errno == ESRCH || errno == ESTALE ||
-              errno == EINVAL) {
-            continue;
-          }
-          ++local.cookie_failures;  // e.g. EACCES: kept, cookie 0
-        } else if (setns(fd.get(), CLONE_NEWNET) != 0) {
-          ++local.cookie_failures;  // no CAP_SYS_ADMIN over it
-        } else {
-          try {
-            handle.cookie = CurrentNetnsCookie();
-          } catch (const std::system_error&) {
-            ++local.cookie_failures;  // no socket could be made in there
-          }
-        }
-        handles.push_back(std::move(handle));
-      }
-    } catch (...) {
-      failure = std::current_exception();  // std::bad_alloc
-    }
-  });
-  helper.join();
-  if (failure) std::rethrow_exception(failure);
-
+  const uint32_t host_inode =
+      CollectCandidates(proc_root_, run_netns_, &candidates, &local);
+  std::vector<NetnsHandle> handles =
+      read_cookies ? TakeHandlesWithCookies(&candidates, &local)
+                   : TakeHandles(&candidates);
   SortHostFirst(&handles, host_inode);
   if (stats != nullptr) *stats = local;
   return handles;

@@ -155,6 +155,97 @@ std::string UnitFromCgroupFile(std::string_view contents) {
   return have_v1 ? UnitFromCgroupPath(v1_systemd_path) : std::string();
 }
 
+using Clock = std::chrono::steady_clock;
+
+// The bounds of one ResolveInodes scan, spent across every process it reads.
+class ScanBudget {
+ public:
+  ScanBudget(size_t max_fds, std::chrono::milliseconds time)
+      : max_fds_(max_fds), deadline_(Clock::now() + time) {}
+
+  // Before the next process: false once the time is up.
+  bool StartProcess() {
+    if (Clock::now() >= deadline_) hit_ = true;
+    return !hit_;
+  }
+  // Before the next descriptor: false once either bound is reached.
+  bool TakeDescriptor() {
+    if (fds_seen_ == max_fds_) {
+      hit_ = true;
+      return false;
+    }
+    ++fds_seen_;
+    if (fds_seen_ % kClockCheckInterval == 0 && Clock::now() >= deadline_) {
+      hit_ = true;
+    }
+    return !hit_;
+  }
+  bool hit() const { return hit_; }
+
+ private:
+  const size_t max_fds_;
+  const Clock::time_point deadline_;
+  size_t fds_seen_ = 0;
+  bool hit_ = false;
+};
+
+// The thread-group leaders listed in `proc`, in ascending order. /proc lists
+// only those at its top level (tids are reachable by name but not listed),
+// which is what we want: threads share the leader's descriptor table.
+// Sorting lets the first holder found be the lowest tgid, so the scan can
+// stop as soon as every inode has one. The kernel already lists in pid
+// order; a fake tree in tests does not.
+std::vector<uint32_t> ListTgids(DIR* proc) {
+  std::vector<uint32_t> tgids;
+  while (const dirent* entry = readdir(proc)) {
+    if (std::optional<uint32_t> tgid = ParseU32(entry->d_name)) {
+      if (*tgid != 0) tgids.push_back(*tgid);
+    }
+  }
+  std::sort(tgids.begin(), tgids.end());
+  return tgids;
+}
+
+// Adds to `owner_of` (inode -> tgid) each of `inodes` that process `tgid`
+// holds and that has no owner yet. A process that exited meanwhile or denies
+// access adds nothing.
+void ScanProcessFds(int proc_fd, uint32_t tgid,
+                    const std::unordered_set<uint32_t>& inodes,
+                    std::unordered_map<uint32_t, uint32_t>& owner_of,
+                    ScanBudget& budget) {
+  char fd_dir_name[32];
+  std::snprintf(fd_dir_name, sizeof(fd_dir_name), "%u/fd", tgid);
+  // One openat per process instead of building absolute paths: the
+  // directory descriptor also makes each readlinkat a single-component
+  // lookup.
+  const int fd_dir_fd =
+      openat(proc_fd, fd_dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd_dir_fd < 0) return;  // exited meanwhile, or EACCES
+  ScopedDir fd_dir(fdopendir(fd_dir_fd));
+  if (fd_dir.get() == nullptr) {
+    close(fd_dir_fd);
+    return;
+  }
+  while (const dirent* entry = readdir(fd_dir.get())) {
+    // Skips "." and ".."; descriptor names are all digits.
+    if (entry->d_name[0] == '.') continue;
+    if (entry->d_type != DT_LNK && entry->d_type != DT_UNKNOWN) continue;
+    if (!budget.TakeDescriptor()) return;
+    // "socket:[4294967295]" is 19 bytes; a longer target (a file path) is
+    // truncated and then fails the parse, which is what we want.
+    char target[64];
+    const ssize_t n =
+        readlinkat(fd_dir_fd, entry->d_name, target, sizeof(target));
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof(target)) continue;
+    const std::optional<uint32_t> inode =
+        SocketInodeFromLink(std::string_view(target, static_cast<size_t>(n)));
+    if (!inode || inodes.count(*inode) == 0) continue;
+    // emplace keeps the first holder: the lowest tgid.
+    owner_of.emplace(*inode, tgid);
+    if (owner_of.size() == inodes.size()) return;
+  }
+}
+
 }  // namespace
 
 std::string UnitFromCgroupPath(std::string_view path) {
@@ -200,86 +291,32 @@ OwnerResolver::OwnerResolver(std::string proc_root)
 std::unordered_map<uint32_t, ProcessInfo> OwnerResolver::ResolveInodes(
     const std::unordered_set<uint32_t>& inodes, bool* complete, size_t max_fds,
     std::chrono::milliseconds budget) {
-  using Clock = std::chrono::steady_clock;
-  const Clock::time_point deadline = Clock::now() + budget;
-  std::unordered_map<uint32_t, ProcessInfo> result;
+  ScanBudget scan_budget(max_fds, budget);
   if (complete != nullptr) *complete = false;
   if (inodes.empty()) {
     if (complete != nullptr) *complete = true;
-    return result;
+    return {};
   }
-
   ScopedDir proc(opendir(proc_root_.c_str()));
-  if (proc.get() == nullptr) return result;
-
-  // /proc lists only thread-group leaders at its top level (tids are
-  // reachable by name but not listed), which is what we want: threads share
-  // the leader's descriptor table. Sorting lets the first holder found be the
-  // lowest tgid, so the scan can stop as soon as every inode has one. The
-  // kernel already lists in pid order; a fake tree in tests does not.
-  std::vector<uint32_t> tgids;
-  while (const dirent* entry = readdir(proc.get())) {
-    if (std::optional<uint32_t> tgid = ParseU32(entry->d_name)) {
-      if (*tgid != 0) tgids.push_back(*tgid);
-    }
-  }
-  std::sort(tgids.begin(), tgids.end());
+  if (proc.get() == nullptr) return {};
 
   std::unordered_map<uint32_t, uint32_t> owner_of;  // inode -> tgid
   const int proc_fd = dirfd(proc.get());
-  size_t fds_seen = 0;
-  bool bound_hit = false;
-  for (uint32_t tgid : tgids) {
+  for (uint32_t tgid : ListTgids(proc.get())) {
     if (owner_of.size() == inodes.size()) break;
-    if (Clock::now() >= deadline) {
-      bound_hit = true;
-      break;
-    }
-    char fd_dir_name[32];
-    std::snprintf(fd_dir_name, sizeof(fd_dir_name), "%u/fd", tgid);
-    // One openat per process instead of building absolute paths: the
-    // directory descriptor also makes each readlinkat a single-component
-    // lookup.
-    const int fd_dir_fd =
-        openat(proc_fd, fd_dir_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_dir_fd < 0) continue;  // exited meanwhile, or EACCES
-    ScopedDir fd_dir(fdopendir(fd_dir_fd));
-    if (fd_dir.get() == nullptr) {
-      close(fd_dir_fd);
-      continue;
-    }
-    while (const dirent* entry = readdir(fd_dir.get())) {
-      // Skips "." and ".."; descriptor names are all digits.
-      if (entry->d_name[0] == '.') continue;
-      if (entry->d_type != DT_LNK && entry->d_type != DT_UNKNOWN) continue;
-      if (fds_seen == max_fds) {
-        bound_hit = true;
-        break;
-      }
-      ++fds_seen;
-      if (fds_seen % kClockCheckInterval == 0 && Clock::now() >= deadline) {
-        bound_hit = true;
-        break;
-      }
-      // "socket:[4294967295]" is 19 bytes; a longer target (a file path) is
-      // truncated and then fails the parse, which is what we want.
-      char target[64];
-      const ssize_t n =
-          readlinkat(fd_dir_fd, entry->d_name, target, sizeof(target));
-      if (n <= 0 || static_cast<size_t>(n) >= sizeof(target)) continue;
-      const std::optional<uint32_t> inode =
-          SocketInodeFromLink(std::string_view(target, static_cast<size_t>(n)));
-      if (!inode || inodes.count(*inode) == 0) continue;
-      // emplace keeps the first holder: the lowest tgid.
-      owner_of.emplace(*inode, tgid);
-      if (owner_of.size() == inodes.size()) break;
-    }
-    if (bound_hit) break;
+    if (!scan_budget.StartProcess()) break;
+    ScanProcessFds(proc_fd, tgid, inodes, owner_of, scan_budget);
+    if (scan_budget.hit()) break;
   }
   if (complete != nullptr) {
-    *complete = !bound_hit || owner_of.size() == inodes.size();
+    *complete = !scan_budget.hit() || owner_of.size() == inodes.size();
   }
+  return DescribeOwners(owner_of);
+}
 
+std::unordered_map<uint32_t, ProcessInfo> OwnerResolver::DescribeOwners(
+    const std::unordered_map<uint32_t, uint32_t>& owner_of) {
+  std::unordered_map<uint32_t, ProcessInfo> result;
   // Described once per process: one owner often holds many leaked sockets.
   std::unordered_map<uint32_t, ProcessInfo> described;
   for (const auto& [inode, tgid] : owner_of) {

@@ -155,6 +155,19 @@ class HttpServer {
   // Moves `c` forward as far as its socket allows; false once `c` is
   // closed or handed on (do not touch it then).
   bool Advance(Connection* c);
+  // Advance's steps, one a phase of a connection.
+  enum class Progress {
+    kPhaseDone,  // on to the next phase
+    kWaiting,    // watched for what the socket needs next
+    kGone,       // closed or handed on: do not touch it
+  };
+  Progress Handshake(Connection* c);
+  Progress ReadRequest(Connection* c);
+  Progress WriteResponse(Connection* c);
+  Progress Drain(Connection* c);
+  // After an OpenSSL call on `c` returned `ret` (not success): watches for
+  // what OpenSSL wants next, or closes `c` when the call failed.
+  Progress AwaitSsl(Connection* c, int ret);
   void OnRequest(Connection* c, const HttpParseResult& parsed);
   void Answer(Connection* c, const HttpResponse& response, bool head_only);
   void Watch(Connection* c, uint32_t events);

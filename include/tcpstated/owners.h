@@ -89,6 +89,11 @@ class OwnerResolver {
   std::optional<ProcessInfo> Describe(uint32_t tgid);
 
  private:
+  // ResolveInodes' last step: each inode of `owner_of` (inode -> tgid) with
+  // its owner described.
+  std::unordered_map<uint32_t, ProcessInfo> DescribeOwners(
+      const std::unordered_map<uint32_t, uint32_t>& owner_of);
+
   struct CacheEntry {
     uint64_t start_time = 0;  // clock ticks after boot
     ProcessInfo info;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,6 +14,7 @@
 
 #include "http_test_support.h"
 #include "tcpstated/http_auth.h"
+#include "tcpstated/http_metrics.h"
 
 namespace tcpstated {
 namespace {
@@ -99,6 +101,26 @@ TEST(HttpAttackTest, HalfSentRequestsNeitherBlockNorLinger) {
   EXPECT_TRUE(WaitFor(
       [&] { return server.dropped(HttpServer::Drop::kTimeout) >= 12; }));
   EXPECT_EQ(server.dropped(HttpServer::Drop::kTimeout), 12u);
+  // Exposed as one counter sample per reason, the reasons not seen at 0.
+  const std::vector<prometheus::MetricFamily> families =
+      HttpServerMetrics(server);
+  ASSERT_EQ(families.size(), 2u);
+  const prometheus::MetricFamily& dropped = families[0];
+  EXPECT_EQ(dropped.name, "tcpstated_http_connections_dropped_total");
+  EXPECT_EQ(dropped.type, prometheus::MetricType::Counter);
+  std::map<std::string, double> by_reason;
+  for (const prometheus::ClientMetric& m : dropped.metric) {
+    ASSERT_EQ(m.label.size(), 1u);
+    EXPECT_EQ(m.label[0].name, "reason");
+    by_reason[m.label[0].value] = m.counter.value;
+  }
+  EXPECT_EQ(by_reason, (std::map<std::string, double>{{"overload", 0},
+                                                      {"per_source", 0},
+                                                      {"queue_full", 0},
+                                                      {"timeout", 12}}));
+  EXPECT_EQ(families[1].name, "tcpstated_http_auth_refused_total");
+  EXPECT_EQ(families[1].metric.size(),
+            static_cast<size_t>(HttpServer::AuthRefusal::kCount));
   for (int fd : stalled) {
     EXPECT_TRUE(ClosedByServer(fd));
     close(fd);
