@@ -5,10 +5,11 @@
 // ring-buffer records (struct tcpstated_event, exactly as the BPF side
 // writes them) through what RingConsumer::HandleRecord does for each record:
 // DecodeEvent + Mirror::Apply (which maintains every aggregate the metrics
-// are built from), with the consumer's lock released and retaken every 4096
-// records and Mirror::Expire run after each batch, as Daemon::Tick would.
-// One benchmark iteration is one batch of 4096 records; items_per_second is
-// events per second on one core.
+// are built from, and feeds the daemon's observer, ConnectionOutcomes, the
+// connects and resets per destination and port), with the consumer's lock
+// released and retaken every 4096 records and Mirror::Expire run after each
+// batch, as Daemon::Tick would. One benchmark iteration is one batch of 4096
+// records; items_per_second is events per second on one core.
 //
 // The table is at steady state before timing starts: it holds the given
 // number of live sockets (long-lived ESTABLISHED connections, plus, in the
@@ -44,6 +45,7 @@
 #include <vector>
 
 #include "bpf/tcpstated_abi.h"
+#include "tcpstated/connection_outcomes.h"
 #include "tcpstated/event.h"
 #include "tcpstated/metrics.h"
 #include "tcpstated/mirror.h"
@@ -341,6 +343,9 @@ Stream Generate(Scenario scenario, uint64_t ns_per_connection) {
 struct Setup {
   Scenario scenario;
   size_t live;
+  // The observer the daemon gives its mirror (default series bound);
+  // declared first so that it outlives the mirror that points to it.
+  std::unique_ptr<tcpstated::ConnectionOutcomes> outcomes;
   std::unique_ptr<Mirror> mirror;
   Stream stream;
   uint64_t pass = 0;  // passes applied so far (the rewrite offset)
@@ -435,6 +440,8 @@ std::unique_ptr<Setup> Build(Scenario scenario, size_t live) {
   for (tcpstated_event& r : s->stream.records) r.ts_ns += kT0;
   // Room for the live sockets and the connections in flight, no evictions.
   s->mirror = std::make_unique<Mirror>(std::max<size_t>(2 * live, 1000000));
+  s->outcomes = std::make_unique<tcpstated::ConnectionOutcomes>(50);
+  s->mirror->set_observer(s->outcomes.get());
   Prefill(s->mirror.get(), established, kT0 - kSec);
   // Warm up to steady state: one whole pass, and where TIME_WAIT entries
   // are left behind, more than 60 s of stream (their turnover).

@@ -365,6 +365,16 @@ static __always_inline void socket_event(__u8 source, const void *skaddr,
 
 /* ---- tp_btf mode: the socket cookie is the identity ---- */
 
+/* The cookie is generated once, by the first bpf_get_socket_cookie() (or
+ * sock_diag) that asks; after that it is a plain load of skc_cookie, which
+ * saves a helper call on every later event of the socket. */
+static __always_inline __u64 btf_cookie(const struct sock *sk)
+{
+	__u64 cookie = sk->__sk_common.skc_cookie.counter;
+
+	return cookie ? cookie : bpf_get_socket_cookie((void *)sk);
+}
+
 /* A direct read of sk may not go past struct sock, and inet_sport lies
  * beyond it: the tcp_sock this returns covers it. NULL for timewait and
  * request sockets, which have neither a cookie nor these fields. */
@@ -391,8 +401,7 @@ int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int
 	} else {
 		sport = sk->__sk_common.skc_num;
 	}
-	state_event(sk, bpf_get_socket_cookie((void *)sk), TCPSTATED_F_COOKIE, sport, oldstate,
-		    newstate, true);
+	state_event(sk, btf_cookie(sk), TCPSTATED_F_COOKIE, sport, oldstate, newstate, true);
 	return 0;
 }
 
@@ -405,9 +414,8 @@ static __always_inline int btf_sock_event(const struct sock *sk, __u8 source)
 	tp = btf_tcp_sock(sk);
 	if (!tp)
 		return 0;
-	socket_event(source, sk, &sk->__sk_common, bpf_get_socket_cookie((void *)sk),
-		     TCPSTATED_F_COOKIE, local_port(&tp->inet_conn.icsk_inet, true),
-		     sk->__sk_common.skc_state, true);
+	socket_event(source, sk, &sk->__sk_common, btf_cookie(sk), TCPSTATED_F_COOKIE,
+		     local_port(&tp->inet_conn.icsk_inet, true), sk->__sk_common.skc_state, true);
 	return 0;
 }
 

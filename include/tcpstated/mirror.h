@@ -300,8 +300,8 @@ class Mirror {
   void ApplyTransition(const Event& e);
   // The entry an event is about, after dropping what cannot be it (a
   // timewait id reused by a full socket, an entry the event says was
-  // closed); nullptr if the mirror has none.
-  SocketEntry* EntryForTransition(const Event& e);
+  // closed); nullptr if the mirror has none. `found`: table_.Find(e.id).
+  SocketEntry* EntryForTransition(const Event& e, SocketEntry* found);
   // ->CLOSE: the end of the socket, or its hand-off to a timewait socket.
   void ApplyClose(SocketEntry* entry, const Event& e);
   // A socket the mirror has not seen: a new one, or one that predates us.
@@ -359,7 +359,8 @@ class Mirror {
   std::array<uint64_t, kSourceCount> events_{};
   std::function<void(const Event&)> invalid_hook_;
   MirrorObserver* observer_ = nullptr;
-  void NotifyObserver(const Event& e);
+  // `before`: the entry tracked under e.id (nullptr if none).
+  void NotifyObserver(const Event& e, const SocketEntry* before);
 
   // ---- TIME_WAIT inference and expiry (mirror_timewait.cpp) ----
   void EnterTimeWait(SocketEntry* entry, const Event& e);

@@ -30,7 +30,8 @@ class MirrorObserver {
 
   // `before`: the entry tracked under e.id before `e` is applied (nullptr
   // if none); `local_port_listens`: a listener is known on (e.netns,
-  // e.sport). Must not throw.
+  // e.sport), looked up only when `before` does not know the socket's role
+  // (nullptr or Role::kUnknown), false otherwise. Must not throw.
   virtual void BeforeApply(const Event& e, const SocketEntry* before,
                            bool local_port_listens) = 0;
   // The namespace's sockets were dropped (it died, and its inode may come

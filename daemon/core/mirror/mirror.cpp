@@ -60,7 +60,6 @@ void Mirror::Apply(const Event& e) {
   if (e.netns_cookie != cookie_cache_ || e.netns != cookie_cache_netns_) {
     CheckNamespace(e);
   }
-  if (observer_ != nullptr && MirrorObserver::Wants(e)) NotifyObserver(e);
   switch (e.source) {
     case Source::kStateChange:
       ApplyStateChange(e);
@@ -79,9 +78,12 @@ void Mirror::Apply(const Event& e) {
   }
 }
 
-void Mirror::NotifyObserver(const Event& e) {
-  observer_->BeforeApply(e, table_.Find(e.id),
-                         listeners_.HasPort(e.netns, e.sport));
+void Mirror::NotifyObserver(const Event& e, const SocketEntry* before) {
+  // The listener index is a hash lookup: asked only when the entry cannot
+  // tell the socket's role (mirror_observer.h).
+  const bool role_unknown = before == nullptr || before->role == Role::kUnknown;
+  observer_->BeforeApply(e, before,
+                         role_unknown && listeners_.HasPort(e.netns, e.sport));
 }
 
 void Mirror::ApplyBatch(const Event* events, size_t n) {
@@ -137,6 +139,11 @@ SocketEntry* Mirror::ClaimChild(const Event& e) {
 void Mirror::ApplyTransition(const Event& e) {
   const TcpState from = e.oldstate;
   const TcpState to = e.newstate;
+  // One probe of the table for the observer and the transition.
+  SocketEntry* const found = table_.Find(e.id);
+  if (observer_ != nullptr && MirrorObserver::Wants(e)) {
+    NotifyObserver(e, found);
+  }
   if ((legal_[StateIndex(from)] & (1u << StateIndex(to))) == 0) {
     invalid_[StateIndex(from)][StateIndex(to)]++;
     if (invalid_hook_) invalid_hook_(e);
@@ -144,7 +151,7 @@ void Mirror::ApplyTransition(const Event& e) {
   // Make sure the namespace is listed even if nothing is tracked in it yet.
   CountsOf(e.netns);
 
-  SocketEntry* entry = EntryForTransition(e);
+  SocketEntry* entry = EntryForTransition(e, found);
   // A local peer sending its FIN moves the FIN_WAIT2 orphan on the other
   // end of the connection to TIME_WAIT, as the kernel silently does.
   if (to == TcpState::kLastAck && !timewaits_.empty()) {
@@ -163,8 +170,10 @@ void Mirror::ApplyTransition(const Event& e) {
   ApplyChange(entry, e);
 }
 
-SocketEntry* Mirror::EntryForTransition(const Event& e) {
-  SocketEntry* entry = table_.Find(e.id);
+SocketEntry* Mirror::EntryForTransition(const Event& e, SocketEntry* found) {
+  SocketEntry* entry = found;
+  // Also for a socket leaving CLOSE: a provisional child whose next events
+  // were lost, at an address a new socket now reuses, is dropped here.
   if (entry == nullptr) entry = ClaimChild(e);
   if (entry == nullptr) return nullptr;
   if (entry->flags & kEntryTimewaitSock) {
@@ -286,11 +295,16 @@ void Mirror::TakeOwner(SocketEntry* entry, const Event& e) {
 }
 
 void Mirror::ApplyReset(const Event& e) {
+  // One probe of the table for the observer and the reset.
+  SocketEntry* entry = table_.Find(e.id);
+  if (observer_ != nullptr) NotifyObserver(e, entry);
   // A local peer's RST kills the FIN_WAIT2 orphan it was connected to.
   if (e.source == Source::kSendReset && !timewaits_.empty()) {
+    const size_t tracked = table_.size();
     PromoteOrphan(e, /*peer_reset=*/true);
+    // Removing the orphan may have moved this socket's slot.
+    if (table_.size() != tracked) entry = table_.Find(e.id);
   }
-  SocketEntry* entry = table_.Find(e.id);
   if (entry == nullptr) entry = ClaimChild(e);
   if (entry == nullptr) return;
   if (entry->flags & kEntryTimewaitSock) {
