@@ -286,10 +286,14 @@ void Mirror::TakeOwner(SocketEntry* entry, const Event& e) {
 }
 
 void Mirror::ApplyReset(const Event& e) {
-  // A local peer's RST kills the FIN_WAIT2 orphan it was connected to.
-  if (e.source == Source::kSendReset && !timewaits_.empty()) {
-    PromoteOrphan(e, /*peer_reset=*/true);
+  if (e.oldstate == TcpState::kTimeWait) {
+    EndResetTimewait(e);
+    return;
   }
+  // A local peer's RST kills the FIN_WAIT2 orphan it was connected to; a
+  // RST the local peer received on that 4-tuple came from the orphan
+  // (TCP_TW_RST), which the kernel freed.
+  if (!timewaits_.empty()) PromoteOrphan(e, /*peer_reset=*/true);
   SocketEntry* entry = table_.Find(e.id);
   if (entry == nullptr) entry = ClaimChild(e);
   if (entry == nullptr) return;
