@@ -289,16 +289,52 @@ static __always_inline void fill_state(struct tcpstated_event_head *h, const str
 	}
 }
 
+/* An orphan's lifetime is tcp_fin_time(): the socket's TCP_LINGER2 if it
+ * set one, else the namespace's tcp_fin_timeout (which userspace reads),
+ * never less than 3.5 RTO. Only a socket with a linger2 of its own needs
+ * the long record: *fin_time gets tcp_fin_time() in jiffies, 0 for a
+ * negative linger2 (tcp_rcv_state_process and tcp_close then end the
+ * orphan at once, with no timewait socket), and *fin_timeout the
+ * namespace's tcp_fin_timeout in jiffies. Returns whether it had one. */
+static __always_inline bool own_linger2(const struct sock *sk, const struct tcp_sock *tp,
+					int oldstate, int newstate, bool direct, __u32 *fin_time,
+					__u32 *fin_timeout)
+{
+	struct net *net;
+	int linger2, rto, floor;
+
+	if (oldstate != TCPSTATED_TCP_FIN_WAIT2 || newstate != TCPSTATED_TCP_CLOSE || !tp)
+		return false;
+	linger2 = FIELD_READ(direct, tp, linger2);
+	if (!linger2)
+		return false;
+	rto = FIELD_READ(direct, tp, inet_conn.icsk_rto);
+	net = FIELD_READ(direct, sk, __sk_common.skc_net.net);
+	*fin_timeout = FIELD_READ(direct, net, ipv4.sysctl_tcp_fin_timeout);
+	if (linger2 < 0) {
+		*fin_time = 0;
+		return true;
+	}
+	floor = (rto << 2) - (rto >> 1);
+	*fin_time = linger2 > floor ? linger2 : floor;
+	return true;
+}
+
 /* One state change, in the short or the long record. `id` and `sport` are
- * the attach mode's; the rest is read from the socket. */
-static __always_inline void state_event(const struct sock *sk, __u64 id, __u8 flags, __u16 sport,
-					int oldstate, int newstate, bool direct)
+ * the attach mode's; the rest is read from the socket. `tp` is the socket
+ * as a tcp_sock for the fields past struct sock: in tp_btf mode the
+ * helper's, only looked up on X->CLOSE (NULL otherwise). */
+static __always_inline void state_event(const struct sock *sk, const struct tcp_sock *tp, __u64 id,
+					__u8 flags, __u16 sport, int oldstate, int newstate,
+					bool direct)
 {
 	const struct sock_common *skc = &sk->__sk_common;
 	bool ipv6 = ipv6_socket(skc, direct);
 	bool owner = process_context(oldstate, newstate);
+	__u32 fin_time = 0, fin_timeout = 0;
+	bool linger = own_linger2(sk, tp, oldstate, newstate, direct, &fin_time, &fin_timeout);
 
-	if (ipv6 || owner) {
+	if (ipv6 || owner || linger) {
 		struct tcpstated_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 
 		if (!e) {
@@ -311,6 +347,10 @@ static __always_inline void state_event(const struct sock *sk, __u64 id, __u8 fl
 		e->flags = flags;
 		fill_state((struct tcpstated_event_head *)e, sk, oldstate, newstate, direct);
 		fill_long(e, skc, direct, ipv6, owner);
+		if (linger)
+			e->flags |= TCPSTATED_F_LINGER2;
+		e->fin_time = fin_time;
+		e->fin_timeout = fin_timeout;
 		submit_long(e);
 	} else {
 		struct tcpstated_event_head *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
@@ -347,6 +387,8 @@ static __always_inline void socket_event(__u8 source, const void *skaddr,
 		e->oldstate = state;
 		e->flags = flags;
 		fill_long(e, skc, direct, true, false);
+		e->fin_time = 0;
+		e->fin_timeout = 0;
 		submit_long(e);
 	} else {
 		struct tcpstated_event_head *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
@@ -386,6 +428,7 @@ static __always_inline struct tcp_sock *btf_tcp_sock(const struct sock *sk)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int newstate)
 {
+	struct tcp_sock *tp = NULL;
 	__u16 sport;
 
 	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
@@ -395,13 +438,12 @@ int BPF_PROG(btf_set_state, const struct sock *sk, const int oldstate, const int
 	 * except on X->CLOSE, which has already released it (see local_port):
 	 * only then is the tcp_sock helper called. */
 	if (newstate == TCPSTATED_TCP_CLOSE) {
-		struct tcp_sock *tp = btf_tcp_sock(sk);
-
+		tp = btf_tcp_sock(sk);
 		sport = tp ? local_port(&tp->inet_conn.icsk_inet, true) : 0;
 	} else {
 		sport = sk->__sk_common.skc_num;
 	}
-	state_event(sk, btf_cookie(sk), TCPSTATED_F_COOKIE, sport, oldstate, newstate, true);
+	state_event(sk, tp, btf_cookie(sk), TCPSTATED_F_COOKIE, sport, oldstate, newstate, true);
 	return 0;
 }
 
@@ -425,9 +467,24 @@ int BPF_PROG(btf_receive_reset, struct sock *sk)
 	return btf_sock_event(sk, TCPSTATED_SRC_RECV_RESET);
 }
 
+/* Since Linux 6.10 tcp_send_reset also fires for a timewait socket that
+ * answers with a reset (TCP_TW_RST: data or a SYN reaching an orphan in the
+ * FIN_WAIT2 substate), which the kernel then frees. Its 4-tuple, in state
+ * TIME_WAIT, tells the mirror which one. Its cookie is the full socket's. */
+static __always_inline int timewait_reset_event(const struct sock *sk, bool direct)
+{
+	const struct sock_common *skc = &sk->__sk_common;
+
+	socket_event(TCPSTATED_SRC_SEND_RESET, sk, skc, FIELD_READ(direct, skc, skc_cookie.counter),
+		     0, FIELD_READ(direct, skc, skc_num), TCPSTATED_TCP_TIME_WAIT, direct);
+	return 0;
+}
+
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(btf_send_reset, const struct sock *sk)
 {
+	if (sk && sk->__sk_common.skc_state == TCPSTATED_TCP_TIME_WAIT)
+		return timewait_reset_event(sk, true);
 	return btf_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
 }
 
@@ -520,7 +577,7 @@ int tp_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		id = adopt_incarnation(sk, skaddr);
 	/* The socket has the addresses the tracepoint copied; the ports are
 	 * taken from the tracepoint as it formats them. */
-	state_event(sk, id, 0, ctx->sport, oldstate, newstate, false);
+	state_event(sk, (const struct tcp_sock *)sk, id, 0, ctx->sport, oldstate, newstate, false);
 	return 0;
 }
 
@@ -585,6 +642,8 @@ int tp_send_reset(void *ctx)
 		sk = BPF_CORE_READ((struct trace_event_raw_tcp_send_reset___new *)ctx, skaddr);
 	else
 		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
+	if (sk && BPF_CORE_READ(sk, __sk_common.skc_state) == TCPSTATED_TCP_TIME_WAIT)
+		return timewait_reset_event(sk, false);
 	return tp_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
 }
 

@@ -64,6 +64,9 @@ enum tcpstated_event_flags {
 	 * TCP_USER_TIMEOUT exhausted) or tcp_abort closed the socket, which
 	 * tcp_time_wait() never does: no timewait socket was made. */
 	TCPSTATED_F_SOCK_ERR = 1 << 4,
+	/* FIN_WAIT2->CLOSE of a socket with TCP_LINGER2 of its own: the long
+	 * record's fin_time and fin_timeout are set. */
+	TCPSTATED_F_LINGER2 = 1 << 5,
 };
 
 /*
@@ -117,9 +120,16 @@ struct tcpstated_event {
 	__u32 tgid;		       /* only with TCPSTATED_F_PROCESS_CTX */
 	__u32 pid;		       /* only with TCPSTATED_F_PROCESS_CTX */
 	char comm[TCPSTATED_COMM_LEN]; /* only with TCPSTATED_F_PROCESS_CTX */
+	/* Only with TCPSTATED_F_LINGER2: tcp_fin_time() in jiffies (how long
+	 * the orphan lives), 0 when linger2 is negative (no timewait socket
+	 * is made); and the namespace's tcp_fin_timeout in jiffies, which
+	 * userspace knows in seconds: their ratio converts jiffies, since HZ
+	 * is in no BTF type and the kernel's config is often not on disk. */
+	__u32 fin_time;
+	__u32 fin_timeout;
 };
 
 #define TCPSTATED_EVENT_HEAD_SIZE 56
-#define TCPSTATED_EVENT_SIZE 120
+#define TCPSTATED_EVENT_SIZE 128
 
 #endif /* TCPSTATED_ABI_H */

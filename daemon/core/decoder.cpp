@@ -100,6 +100,9 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.peer_fin = raw.flags & TCPSTATED_F_PEER_FIN;
   e.id_is_cookie = raw.flags & TCPSTATED_F_COOKIE;
   e.sock_error = raw.flags & TCPSTATED_F_SOCK_ERR;
+  e.own_linger2 = long_form && (raw.flags & TCPSTATED_F_LINGER2) != 0;
+  e.fin_time_jiffies = e.own_linger2 ? raw.fin_time : 0;
+  e.fin_timeout_jiffies = e.own_linger2 ? raw.fin_timeout : 0;
   if (long_form) {
     std::memcpy(e.saddr.data(), raw.saddr, e.saddr.size());
     std::memcpy(e.daddr.data(), raw.daddr, e.daddr.size());

@@ -61,6 +61,12 @@ struct Event {
   // 255 for anything larger. 0 otherwise.
   uint8_t sk_err = 0;
   std::array<char, 16> comm{};  // NUL-terminated when process_context
+  // FIN_WAIT2->CLOSE of a socket with a TCP_LINGER2 of its own: its
+  // tcp_fin_time() (0: negative linger2, no timewait socket follows) and
+  // the namespace's tcp_fin_timeout, both in the kernel's jiffies.
+  bool own_linger2 = false;
+  uint32_t fin_time_jiffies = 0;
+  uint32_t fin_timeout_jiffies = 0;
 };
 
 enum class DecodeError {

@@ -16,6 +16,7 @@
 //   mirror_table.cpp       the socket table and the books every entry is in
 //                          (counts, CLOSE_WAIT index, destinations, histogram)
 //   mirror_timewait.cpp    TIME_WAIT inference, orphans, take-overs, expiry
+//   mirror_orphans.cpp     orphaned FIN_WAIT2: TCP_LINGER2, resets
 //   mirror_namespaces.cpp  per-namespace books: sysctls, cookies, purges
 //   mirror_reconcile.cpp   reconcile with the kernel's socket dump
 //   mirror_close_wait_ages.cpp  CLOSE_WAIT ages from the kernel's tcp_info
@@ -47,6 +48,13 @@ namespace tcpstated {
 inline constexpr uint64_t kNsPerSec = 1000000000ULL;
 // TCP_TIMEWAIT_LEN: fixed in the kernel.
 inline constexpr uint64_t kTimeWaitNs = 60 * kNsPerSec;
+// How long the timewait socket of an orphan whose tcp_fin_time() is
+// fin_time_ns lives: above TCP_TIMEWAIT_LEN the kernel first keeps the full
+// socket for fin_time - 60 s, then hands off for fin_time - 60 s again
+// (tcp_keepalive_timer passes that to tcp_time_wait).
+inline constexpr uint64_t OrphanTimewaitNs(uint64_t fin_time_ns) {
+  return fin_time_ns > kTimeWaitNs ? fin_time_ns - kTimeWaitNs : fin_time_ns;
+}
 
 struct SocketEntry {
   uint64_t id = 0;          // identity; 0 = empty slot
@@ -77,8 +85,8 @@ inline constexpr uint8_t kEntryAgeUnknown = 1 << 2;
 // in the FIN_WAIT2 substate (an orphan still waiting for the peer's FIN).
 inline constexpr uint8_t kEntryTimewaitSock = 1 << 3;
 // Timewait socket in the FIN_WAIT2 substate: reported as fin_wait2 (as `ss`
-// does), aged by the namespace's tcp_fin_timeout, and promoted to TIME_WAIT
-// when a local peer is seen sending its FIN.
+// does), aged by its TCP_LINGER2 or the namespace's tcp_fin_timeout (see
+// mirror_orphans.cpp), promoted to TIME_WAIT by a local peer's FIN.
 inline constexpr uint8_t kEntryFinWait2Substate = 1 << 4;
 // Counted in the per-destination ephemeral-port books (see destinations()).
 inline constexpr uint8_t kEntryDestCounted = 1 << 5;
@@ -375,6 +383,17 @@ class Mirror {
   // socket was taken over (tcp_tw_reuse, TCP_TW_SYN) and is gone. Returns
   // `entry` again (removing moves entries).
   SocketEntry* EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns);
+
+  // ---- Orphaned FIN_WAIT2 lifetimes and resets (mirror_orphans.cpp) ----
+  uint64_t OrphanLifetime(const SocketEntry& entry) const;
+  // An orphan's own TCP_LINGER2 from its hand-off event; false when it is
+  // negative (the kernel made no timewait socket).
+  bool NoteOwnLinger(const SocketEntry& entry, const Event& e);
+  void ForgetOrphan(uint64_t id);
+  // A reset sent by a timewait socket, which the kernel then freed.
+  void EndResetTimewait(const Event& e);
+  // tcp_fin_time() of orphans with a TCP_LINGER2 of their own, by id.
+  std::unordered_map<uint64_t, uint64_t> orphan_fin_times_;
 
   struct Expiry {
     uint64_t at_ns;

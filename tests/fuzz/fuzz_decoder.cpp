@@ -3,13 +3,13 @@
 // TIME_WAIT ageing and the metric families a scrape builds from it.
 //
 // Input layout:
-//   - the whole input is handed to DecodeEvent once (only 120 bytes, the
+//   - the whole input is handed to DecodeEvent once (only 128 bytes, the
 //     long record, and 56, the short one, decode);
-//   - the input is also cut into records of TCPSTATED_EVENT_SIZE (120)
+//   - the input is also cut into records of TCPSTATED_EVENT_SIZE (128)
 //     bytes, each decoded and, if valid, applied to one Mirror in order;
 //     after each event the mirror is expired at the latest timestamp seen
 //     (a monotonic "now", as the daemon does) and checked;
-//   - the size % 120 bytes left at the end, if any, tune the run:
+//   - the size % 128 bytes left at the end, if any, tune the run:
 //       tail[0]  the mirror's table bound, tail[0] % 65 (0..64); 64 without
 //                a tail, so small bounds exercise eviction with few records
 //       tail[1]  tcp_fin_timeout in seconds of the first record's netns

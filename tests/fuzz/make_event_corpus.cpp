@@ -1,7 +1,7 @@
 // Writes the seed corpus of fuzz-decoder: ring-buffer records
 // (struct tcpstated_event, bpf/tcpstated_abi.h) for whole socket lifecycles
 // as the BPF programs report them, laid end to end, one scenario per file.
-// A file may end with a tail of fewer than 120 bytes that tunes the run
+// A file may end with a tail of fewer than 128 bytes that tunes the run
 // (see fuzz_decoder.cpp): [table bound % 65, tcp_fin_timeout seconds].
 //
 //   c++ -std=c++17 -I. tests/fuzz/make_event_corpus.cpp -o /tmp/mkcorpus
@@ -102,6 +102,19 @@ class Recorder {
   void State(const Sock& s, uint8_t from, uint8_t to,
              const Owner* owner = nullptr, bool peer_fin = false) {
     Emit(s, TCPSTATED_SRC_STATE, from, to, owner, peer_fin);
+  }
+  // FIN_WAIT2->CLOSE of a socket with a TCP_LINGER2 of its own (jiffies;
+  // fin_time 0: negative linger2).
+  void OwnLingerHandOff(const Sock& s, uint32_t fin_time,
+                        uint32_t fin_timeout) {
+    State(s, TCPSTATED_TCP_FIN_WAIT2, TCPSTATED_TCP_CLOSE);
+    tcpstated_event e;
+    uint8_t* last = out_.data() + out_.size() - sizeof(e);
+    std::memcpy(&e, last, sizeof(e));
+    e.flags |= TCPSTATED_F_LINGER2;
+    e.fin_time = fin_time;
+    e.fin_timeout = fin_timeout;
+    std::memcpy(last, &e, sizeof(e));
   }
   void Tail(std::vector<uint8_t> bytes) {
     out_.insert(out_.end(), bytes.begin(), bytes.end());
@@ -279,6 +292,31 @@ void FinTimeoutAndReuse(Recorder& r) {
   r.Tail({64, 1});
 }
 
+// Orphans on the paths no state change reports: TCP_LINGER2 of 3 s and of
+// -1 (HZ 250, tcp_fin_timeout 60 s), and one killed by its peer's data (the
+// timewait socket's reset, Linux 6.10+).
+void OrphanLingerAndReset(Recorder& r) {
+  for (uint16_t i = 0; i < 3; ++i) {
+    Sock c{0xe001u + i,     0xffff88810000e000 + 0x400u * i,  V4("192.0.2.1"),
+           V4("192.0.2.9"), static_cast<uint16_t>(48000 + i), 80};
+    r.State(c, TCPSTATED_TCP_CLOSE, TCPSTATED_TCP_SYN_SENT, &kCurl);
+    r.State(c, TCPSTATED_TCP_SYN_SENT, TCPSTATED_TCP_ESTABLISHED);
+    r.State(c, TCPSTATED_TCP_ESTABLISHED, TCPSTATED_TCP_FIN_WAIT1, &kCurl);
+    r.State(c, TCPSTATED_TCP_FIN_WAIT1, TCPSTATED_TCP_FIN_WAIT2);
+    if (i == 0) r.OwnLingerHandOff(c, 3 * 250, 60 * 250);
+    if (i == 1) r.OwnLingerHandOff(c, 0, 60 * 250);
+    if (i == 2) {
+      r.State(c, TCPSTATED_TCP_FIN_WAIT2, TCPSTATED_TCP_CLOSE);
+      r.Advance(500 * kMs);
+      Sock tw = c;
+      tw.id = 0;
+      r.Emit(tw, TCPSTATED_SRC_SEND_RESET, TCPSTATED_TCP_TIME_WAIT,
+             TCPSTATED_TCP_TIME_WAIT);
+    }
+  }
+  r.Advance(4000 * kMs);
+}
+
 bool Write(const std::string& dir, const char* name,
            const std::vector<uint8_t>& bytes) {
   const std::string path = dir + "/" + name;
@@ -318,6 +356,7 @@ int main(int argc, char** argv) {
   ok &= Scenario(dir, "close_wait_leak.bin", CloseWaitLeak);
   ok &= Scenario(dir, "eviction_small_table.bin", EvictionSmallTable);
   ok &= Scenario(dir, "fin_timeout_and_reuse.bin", FinTimeoutAndReuse);
+  ok &= Scenario(dir, "orphan_linger_and_reset.bin", OrphanLingerAndReset);
   // Single records: the one-event path of the target.
   ok &= Scenario(dir, "single_connect.bin", [](Recorder& r) {
     Sock c{0xb001, 0xffff88810000b000, V4("10.0.0.1"), V4("10.0.0.2"), 0, 80};

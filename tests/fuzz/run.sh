@@ -40,7 +40,7 @@ CORPUS_ROOT="$ROOT/tests/fuzz/corpus"
 TARGETS=(
   "fuzz-config     config     8192"
   "fuzz-sock-diag  sock_diag  8192"
-  "fuzz-decoder    decoder    7920"  # 66 event records of 120 bytes
+  "fuzz-decoder    decoder    8448"  # 66 event records of 128 bytes
   "fuzz-netstat    netstat    8192"
   "fuzz-cgroup     cgroup     2048"
   "fuzz-http-request http_request 8192"

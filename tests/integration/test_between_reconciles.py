@@ -101,6 +101,11 @@ class Cgroup:
         os.rmdir(self.path)
 
 
+def kernel_at_least(major, minor):
+    release = os.uname().release.split("-")[0].split(".")
+    return (int(release[0]), int(release[1])) >= (major, minor)
+
+
 def ss_count(ns, *filters):
     out = ns.exec(["ss", "-tanH"] + list(filters)).stdout
     return len([l for l in out.splitlines() if l.strip()])
@@ -255,6 +260,67 @@ class BetweenReconciles(unittest.TestCase):
             reply = w.do("synburst", "q", "4", port, 3, 5).split()
             self.assertEqual(reply[1:], ["2", "errno", "EADDRNOTAVAIL"],
                              reply)
+
+    def test_orphans_end_by_peer_data_and_by_linger2(self):
+        """Orphaned FIN_WAIT2 sockets (closed first, the peer's FIN never
+        comes) on the paths no state change reports: one with TCP_LINGER2
+        -1 is ended at once (its peer is reset), with no timewait socket;
+        one in the kernel's timewait FIN_WAIT2 substate is killed by data from its peer (it
+        answers with a reset, TCP_TW_RST); one with TCP_LINGER2 3 lives 3 s,
+        not the namespace's 60 s. After each, the mirror equals `ss` within
+        2 s."""
+        d = self.daemon
+        with Netns("orphans", {}) as ns, Workload(ns) as w:
+            port = int(w.do("listen", "l", "4", 0).split()[1])
+            for name, linger in (("a", None), ("b", 3), ("c", -1)):
+                w.do("connect", name, "4", port)
+                w.do("accept", "s" + name, "l")
+                if linger is not None:
+                    w.do("linger2", name, linger)
+
+            def settled(want, ctx):
+                truth = poll(ns.ss_counts,
+                             lambda t: all(t[k] == v for k, v in want.items()),
+                             timeout=5, interval=0.05)
+                for k, v in want.items():
+                    self.assertEqual(truth[k], v, "ss, %s: %r" % (ctx, truth))
+                m = poll(d.metrics, lambda m: m.sockets(ns.inode) == truth,
+                         timeout=2, interval=0.1)
+                where = "\n%s: ss %r\n%s" % (ctx, truth, d.get(
+                    "/debug/sockets?state=all&netns=%d" % ns.inode))
+                self.assertEqual(m.sockets(ns.inode), truth,
+                                 "mirror != ss" + where)
+                self.assert_no_reconcile(m, where)
+
+            w.do("close", "a")
+            w.do("close", "c")
+            # c's end resets its peer: sc is gone too.
+            settled({"fin_wait2": 1, "close_wait": 1, "established": 2},
+                    "a orphaned, c ended by linger2 -1")
+            self.assertEqual(nstat(ns, "TcpExtTCPAbortOnData"), 1)
+
+            w.do("send", "sa", 100)
+            settled({"fin_wait2": 0, "close_wait": 0, "established": 2},
+                    "a killed by data")
+            if kernel_at_least(6, 10):
+                # The orphan's own reset is traced from 6.10 (before, only
+                # its local peer's received reset tells).
+                def tw_resets(m):
+                    return sum(v for labels, v in m.family(
+                        "tcpstated_resets_total", ns.inode)
+                        if labels.get("state") == "time_wait" and
+                        labels.get("direction") == "sent")
+                m = poll(d.metrics, lambda m: tw_resets(m) == 1, timeout=12)
+                self.assertEqual(tw_resets(m), 1,
+                                 "the timewait socket's reset")
+            w.do("close", "sa")
+            w.do("close", "sc")
+
+            w.do("close", "b")
+            settled({"fin_wait2": 1, "close_wait": 1, "established": 0,
+                     "last_ack": 0}, "b orphaned")
+            settled({"fin_wait2": 0, "close_wait": 1, "established": 0,
+                     "last_ack": 0}, "b expired after its TCP_LINGER2")
 
     def test_owners_are_the_process_its_listener_and_its_cgroup(self):
         """The owner of a socket is the process (its thread-group leader's

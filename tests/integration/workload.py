@@ -111,6 +111,14 @@ def cmd_usertimeout(name, ms):
     return "set"
 
 
+def cmd_linger2(name, seconds):
+    """TCP_LINGER2: how long the socket, once orphaned in FIN_WAIT2, waits
+    for the peer's FIN (negative: not at all)."""
+    socks[name].setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2,
+                           int(seconds))
+    return "set"
+
+
 def cmd_abort(name):
     """close() with SO_LINGER 0: the kernel sends a RST."""
     s = socks.pop(name)

@@ -326,3 +326,46 @@ TEST(DecoderTest, Names) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(DecoderTest, OwnLinger2OnlyFromTheLongRecordWithItsFlag) {
+  tcpstated_event raw = SampleRecord();
+  raw.oldstate = TCPSTATED_TCP_FIN_WAIT2;
+  raw.newstate = TCPSTATED_TCP_CLOSE;
+  raw.flags = TCPSTATED_F_COOKIE | TCPSTATED_F_LINGER2;
+  raw.fin_time = 3 * 250;
+  raw.fin_timeout = 60 * 250;
+  Event e;
+  ASSERT_EQ(Decode(raw, &e), DecodeError::kNone);
+  EXPECT_TRUE(e.own_linger2);
+  EXPECT_EQ(e.fin_time_jiffies, 750u);
+  EXPECT_EQ(e.fin_timeout_jiffies, 15000u);
+
+  // Without the flag the fields are not the socket's: left at 0.
+  raw.flags = TCPSTATED_F_COOKIE;
+  ASSERT_EQ(Decode(raw, &e), DecodeError::kNone);
+  EXPECT_FALSE(e.own_linger2);
+  EXPECT_EQ(e.fin_time_jiffies, 0u);
+  EXPECT_EQ(e.fin_timeout_jiffies, 0u);
+
+  // A short record has no such fields, whatever its flags say.
+  raw.flags = TCPSTATED_F_COOKIE | TCPSTATED_F_LINGER2;
+  ASSERT_EQ(DecodeEvent(&raw, sizeof(tcpstated_event_head), &e),
+            DecodeError::kNone);
+  EXPECT_FALSE(e.own_linger2);
+}
+
+TEST(DecoderTest, ResetOfATimewaitSocketDecodes) {
+  tcpstated_event raw = SampleRecord();
+  raw.source = TCPSTATED_SRC_SEND_RESET;
+  raw.oldstate = TCPSTATED_TCP_TIME_WAIT;
+  raw.newstate = 0;
+  raw.flags = TCPSTATED_F_IPV6;
+  Event e;
+  ASSERT_EQ(Decode(raw, &e), DecodeError::kNone);
+  EXPECT_EQ(e.source, Source::kSendReset);
+  EXPECT_EQ(e.oldstate, S::kTimeWait);
+}
+
+}  // namespace

@@ -298,8 +298,14 @@ void Mirror::ApplyReset(const Event& e) {
   // One probe of the table for the observer and the reset.
   SocketEntry* entry = table_.Find(e.id);
   if (observer_ != nullptr) NotifyObserver(e, entry);
-  // A local peer's RST kills the FIN_WAIT2 orphan it was connected to.
-  if (e.source == Source::kSendReset && !timewaits_.empty()) {
+  if (e.oldstate == TcpState::kTimeWait) {
+    EndResetTimewait(e);
+    return;
+  }
+  // A local peer's RST kills the FIN_WAIT2 orphan it was connected to; a
+  // RST the local peer received on that 4-tuple came from the orphan
+  // (TCP_TW_RST), which the kernel freed.
+  if (!timewaits_.empty()) {
     const size_t tracked = table_.size();
     PromoteOrphan(e, /*peer_reset=*/true);
     // Removing the orphan may have moved this socket's slot.
@@ -309,8 +315,8 @@ void Mirror::ApplyReset(const Event& e) {
   if (entry == nullptr) return;
   if (entry->flags & kEntryTimewaitSock) {
     // tcp_send_reset after CLOSE (close() with unread data, disconnect): the
-    // FIN_WAIT2/CLOSING -> CLOSE we took for a hand-off was an abort. The
-    // BPF side never reports resets of real timewait sockets.
+    // FIN_WAIT2/CLOSING -> CLOSE we took for a hand-off was an abort. Resets
+    // of real timewait sockets arrive with oldstate TIME_WAIT (above).
     if (e.source == Source::kSendReset && e.oldstate == TcpState::kClose) {
       Remove(entry, e.ts_ns, /*observe=*/false);
     }

@@ -26,7 +26,8 @@ namespace {
 // The timewait lifetime a dump's socket is in: its substate decides.
 uint64_t DumpLifetimeNs(const DiagSocket& d, uint32_t fin_timeout_s) {
   return d.state == TcpState::kFinWait2
-             ? static_cast<uint64_t>(fin_timeout_s) * kNsPerSec
+             ? OrphanTimewaitNs(static_cast<uint64_t>(fin_timeout_s) *
+                                kNsPerSec)
              : kTimeWaitNs;
 }
 

@@ -26,10 +26,7 @@ void Mirror::Expire(uint64_t now_ns) {
 }
 
 uint64_t Mirror::TimeWaitLifetime(const SocketEntry& entry) const {
-  if (entry.flags & kEntryFinWait2Substate) {
-    auto it = namespaces_.find(entry.netns);
-    return it != namespaces_.end() ? it->second.fin_timeout_ns : 60 * kNsPerSec;
-  }
+  if (entry.flags & kEntryFinWait2Substate) return OrphanLifetime(entry);
   return kTimeWaitNs;
 }
 
@@ -49,8 +46,13 @@ void Mirror::EnterTimeWait(SocketEntry* entry, const Event& e) {
   // CLOSING -> CLOSE means both FINs were exchanged, as does FIN_WAIT2 ->
   // CLOSE after the peer's FIN: TIME_WAIT substate. FIN_WAIT2 -> CLOSE
   // without it is an orphan that the kernel keeps as a timewait socket in
-  // the FIN_WAIT2 substate for at most tcp_fin_timeout from now.
+  // the FIN_WAIT2 substate for tcp_fin_time() (its own TCP_LINGER2 or the
+  // namespace's tcp_fin_timeout: mirror_orphans.cpp) from now.
   if (e.oldstate == TcpState::kFinWait2 && !e.peer_fin) {
+    if (e.own_linger2 && !NoteOwnLinger(*entry, e)) {
+      Remove(entry, e.ts_ns, /*observe=*/true);
+      return;
+    }
     // Still FIN_WAIT2 for ss and for us; its clock restarts at the
     // hand-off, which is when the kernel's timer starts.
     entry->entered_ns = e.ts_ns;
@@ -119,6 +121,7 @@ void Mirror::UnmarkTimewait(SocketEntry* entry) {
   }
   auto it = timewaits_.find(KeyOf(*entry));
   if (it != timewaits_.end() && it->second == entry->id) timewaits_.erase(it);
+  ForgetOrphan(entry->id);
   entry->flags &=
       static_cast<uint8_t>(~(kEntryTimewaitSock | kEntryFinWait2Substate));
 }
