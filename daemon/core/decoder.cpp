@@ -94,6 +94,8 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.peer_fin = raw.flags & TCPSTATED_F_PEER_FIN;
   e.id_is_cookie = raw.flags & TCPSTATED_F_COOKIE;
   e.sock_error = raw.flags & TCPSTATED_F_SOCK_ERR;
+  e.no_socket = (raw.flags & TCPSTATED_F_NO_SOCKET) != 0 &&
+                raw.source == TCPSTATED_SRC_SEND_RESET;
   if (long_form) {
     std::memcpy(e.saddr.data(), raw.saddr, e.saddr.size());
     std::memcpy(e.daddr.data(), raw.daddr, e.daddr.size());

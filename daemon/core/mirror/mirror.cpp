@@ -286,6 +286,8 @@ void Mirror::TakeOwner(SocketEntry* entry, const Event& e) {
 }
 
 void Mirror::ApplyReset(const Event& e) {
+  // A reset for a segment that reached no socket: no entry of ours.
+  if (e.no_socket) return;
   // A local peer's RST kills the FIN_WAIT2 orphan it was connected to.
   if (e.source == Source::kSendReset && !timewaits_.empty()) {
     PromoteOrphan(e, /*peer_reset=*/true);
