@@ -282,6 +282,14 @@ static __always_inline void fill_state(struct tcpstated_event_head *h, const str
 	{
 		int err = FIELD_READ(direct, sk, sk_err);
 
+		/* A connect the application closed itself (its own timeout)
+		 * after an ICMP error that tcp_v4_err/tcp_v6_err could only
+		 * keep as soft, because the socket was owned by a syscall then
+		 * (on loopback, the first SYN's ICMP comes back inside
+		 * connect()): the errno waits in sk_err_soft until the SYN
+		 * retries run out, and close() came first. */
+		if (!err && oldstate == TCPSTATED_TCP_SYN_SENT)
+			err = FIELD_READ(direct, sk, sk_err_soft);
 		if (err) {
 			h->flags |= TCPSTATED_F_SOCK_ERR;
 			h->sk_err = err > 0 && err < 255 ? (__u8)err : 255;
@@ -461,6 +469,55 @@ static __always_inline int btf_sock_event(const struct sock *sk, __u8 source)
 	return 0;
 }
 
+/* A reset answering a segment that reached no socket: only kernels >= 6.10
+ * fire tcp_send_reset for it (before, tcp_v4_send_reset and
+ * tcp_v6_send_reset traced full sockets only), with the incoming segment as
+ * skb. Its namespace is its device's; its TCP header names this host's port
+ * (dest) and the sender's (source). Read with BPF_CORE_READ in both modes:
+ * the header is packet data either way. */
+static __always_inline int no_socket_reset_event(const struct sk_buff *skb)
+{
+	struct tcpstated_event_head *h;
+	unsigned char *head;
+	struct tcphdr th;
+	struct net *net;
+	__u16 offset;
+
+	if (!skb)
+		return 0;
+	net = BPF_CORE_READ(skb, dev, nd_net.net);
+	head = BPF_CORE_READ(skb, head);
+	offset = BPF_CORE_READ(skb, transport_header);
+	if (!net || !head || bpf_probe_read_kernel(&th, sizeof(th), head + offset))
+		return 0;
+	h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+	if (!h) {
+		lost(TCPSTATED_SRC_SEND_RESET);
+		return 0;
+	}
+	h->ts_ns = bpf_ktime_get_ns();
+	h->id = 0;
+	h->skaddr = 0;
+	h->netns_cookie = 0;
+	if (bpf_core_field_exists(net->net_cookie))
+		h->netns_cookie = BPF_CORE_READ(net, net_cookie);
+	h->netns = BPF_CORE_READ(net, ns.inum);
+	h->sport = bpf_ntohs(th.dest);
+	h->dport = bpf_ntohs(th.source);
+	*(__u32 *)h->saddr4 = 0;
+	*(__u32 *)h->daddr4 = 0;
+	h->source = TCPSTATED_SRC_SEND_RESET;
+	h->oldstate = TCPSTATED_TCP_CLOSE;
+	h->newstate = 0;
+	h->flags = TCPSTATED_F_NO_SOCKET;
+	h->sk_err = 0;
+	h->spare[0] = 0;
+	h->spare[1] = 0;
+	h->spare[2] = 0;
+	submit_short(h);
+	return 0;
+}
+
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(btf_receive_reset, struct sock *sk)
 {
@@ -481,9 +538,11 @@ static __always_inline int timewait_reset_event(const struct sock *sk, bool dire
 }
 
 SEC("tp_btf/tcp_send_reset")
-int BPF_PROG(btf_send_reset, const struct sock *sk)
+int BPF_PROG(btf_send_reset, const struct sock *sk, const struct sk_buff *skb)
 {
-	if (sk && sk->__sk_common.skc_state == TCPSTATED_TCP_TIME_WAIT)
+	if (!sk)
+		return no_socket_reset_event(skb);
+	if (sk->__sk_common.skc_state == TCPSTATED_TCP_TIME_WAIT)
 		return timewait_reset_event(sk, true);
 	return btf_sock_event(sk, TCPSTATED_SRC_SEND_RESET);
 }
@@ -623,9 +682,11 @@ int tp_destroy_sock(struct trace_event_raw_tcp_event_sk *ctx)
 	return 0;
 }
 
-/* tcp_send_reset has had two layouts; skaddr is all we read, so CO-RE finds
- * it in either. */
+/* tcp_send_reset has had two layouts; skaddr and skbaddr are all we read, so
+ * CO-RE finds them in either. Only the new one (6.10) fires without a
+ * socket. */
 struct trace_event_raw_tcp_send_reset___new {
+	const void *skbaddr;
 	const void *skaddr;
 } __attribute__((preserve_access_index));
 
@@ -638,10 +699,15 @@ int tp_send_reset(void *ctx)
 {
 	const struct sock *sk;
 
-	if (bpf_core_type_exists(struct trace_event_raw_tcp_send_reset___new))
-		sk = BPF_CORE_READ((struct trace_event_raw_tcp_send_reset___new *)ctx, skaddr);
-	else
+	if (bpf_core_type_exists(struct trace_event_raw_tcp_send_reset___new)) {
+		struct trace_event_raw_tcp_send_reset___new *args = ctx;
+
+		sk = BPF_CORE_READ(args, skaddr);
+		if (!sk)
+			return no_socket_reset_event(BPF_CORE_READ(args, skbaddr));
+	} else {
 		sk = BPF_CORE_READ((struct trace_event_raw_tcp_event_sk_skb___old *)ctx, skaddr);
+	}
 	if (sk && BPF_CORE_READ(sk, __sk_common.skc_state) == TCPSTATED_TCP_TIME_WAIT)
 		return timewait_reset_event(sk, false);
 	return tp_sock_event(sk, TCPSTATED_SRC_SEND_RESET);

@@ -62,11 +62,19 @@ enum tcpstated_event_flags {
 	TCPSTATED_F_IPV6 = 1 << 3,
 	/* X->CLOSE with sk_err set: tcp_write_err (retransmits or
 	 * TCP_USER_TIMEOUT exhausted) or tcp_abort closed the socket, which
-	 * tcp_time_wait() never does: no timewait socket was made. */
+	 * tcp_time_wait() never does: no timewait socket was made. From
+	 * SYN_SENT, also a soft error the application's close() overtook
+	 * (see sk_err). */
 	TCPSTATED_F_SOCK_ERR = 1 << 4,
 	/* FIN_WAIT2->CLOSE of a socket with TCP_LINGER2 of its own: the long
 	 * record's fin_time and fin_timeout are set. */
 	TCPSTATED_F_LINGER2 = 1 << 5,
+	/* SEND_RESET answering a segment that reached no socket (a closed
+	 * port, a port scan, a peer of a connection this host forgot): id
+	 * and skaddr are 0, oldstate is CLOSE, sport/dport the segment's
+	 * destination (this host's port) and source; no addresses. Only
+	 * kernels >= 6.10 fire tcp_send_reset without a socket. */
+	TCPSTATED_F_NO_SOCKET = 1 << 6,
 };
 
 /*
@@ -104,7 +112,9 @@ enum tcpstated_event_flags {
 	__u8 newstate;	/* STATE: new state */                                                     \
 	__u8 flags;	/* enum tcpstated_event_flags */                                           \
 	/* X->CLOSE: sk_err, an errno (ECONNREFUSED, ETIMEDOUT,                                    \
-	 * EHOSTUNREACH, ...) capped at 255; 0 when the close was no error. */                     \
+	 * EHOSTUNREACH, ...) capped at 255; 0 when the close was no error.                        \
+	 * SYN_SENT->CLOSE without sk_err: sk_err_soft (an ICMP error kept                         \
+	 * as soft, then the application closed the connecting socket). */                         \
 	__u8 sk_err;                                                                               \
 	__u8 spare[3]; /* zero; room for a small field */
 

@@ -103,6 +103,8 @@ DecodeError DecodeEvent(const void* data, size_t size, Event* out) {
   e.own_linger2 = long_form && (raw.flags & TCPSTATED_F_LINGER2) != 0;
   e.fin_time_jiffies = e.own_linger2 ? raw.fin_time : 0;
   e.fin_timeout_jiffies = e.own_linger2 ? raw.fin_timeout : 0;
+  e.no_socket = (raw.flags & TCPSTATED_F_NO_SOCKET) != 0 &&
+                raw.source == TCPSTATED_SRC_SEND_RESET;
   if (long_form) {
     std::memcpy(e.saddr.data(), raw.saddr, e.saddr.size());
     std::memcpy(e.daddr.data(), raw.daddr, e.daddr.size());

@@ -60,6 +60,9 @@ struct Event {
   // With sock_error: the errno in sk_err (ECONNREFUSED, ETIMEDOUT, ...),
   // 255 for anything larger. 0 otherwise.
   uint8_t sk_err = 0;
+  // kSendReset answering a segment that reached no socket (kernels >=
+  // 6.10): id and skaddr are 0, sport is this host's port, no addresses.
+  bool no_socket = false;
   std::array<char, 16> comm{};  // NUL-terminated when process_context
   // FIN_WAIT2->CLOSE of a socket with a TCP_LINGER2 of its own: its
   // tcp_fin_time() (0: negative linger2, no timewait socket follows) and

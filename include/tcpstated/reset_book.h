@@ -35,6 +35,24 @@ struct ResetKeyHash {
   size_t operator()(const ResetKey& k) const;
 };
 
+// Resets sent for segments that reached no socket, per (netns, local
+// port): a port scan, connects to a closed port, a peer still talking to
+// a connection this host forgot. Folding keeps the count.
+struct NoSocketKey {
+  uint32_t netns = 0;
+  uint16_t port = 0;
+  bool operator==(const NoSocketKey& o) const {
+    return netns == o.netns && port == o.port;
+  }
+};
+struct NoSocketKeyHash {
+  size_t operator()(const NoSocketKey& k) const;
+};
+struct NoSocketTally {
+  uint64_t resets = 0;
+  void Add(const NoSocketTally& o) { resets += o.resets; }
+};
+
 // Resets by direction and by the state the socket was in: folding keeps
 // both, only the service is lost.
 struct ResetTally {
@@ -49,7 +67,7 @@ struct ResetTally {
 
 class ResetBook {
  public:
-  explicit ResetBook(size_t max_keys) : book_(max_keys) {}
+  explicit ResetBook(size_t max_keys) : book_(max_keys), no_socket_(max_keys) {}
 
   // `before`: the mirror's entry for e.id before `e` is applied, or
   // nullptr; `local_port_listens`: a listener is known on (e.netns,
@@ -59,6 +77,8 @@ class ResetBook {
   // Forgets the ports of a namespace that is gone.
   void DropNamespace(uint32_t netns) {
     book_.EraseIf([netns](const ResetKey& k) { return k.netns == netns; });
+    no_socket_.EraseIf(
+        [netns](const NoSocketKey& k) { return k.netns == netns; });
     for (Close& c : closes_) {
       if (c.netns == netns) c = Close{};
     }
@@ -66,6 +86,11 @@ class ResetBook {
 
   const BoundedBook<ResetKey, ResetTally, ResetKeyHash>& book() const {
     return book_;
+  }
+  // Resets for segments that reached no socket (Event::no_socket).
+  const BoundedBook<NoSocketKey, NoSocketTally, NoSocketKeyHash>& no_socket()
+      const {
+    return no_socket_;
   }
 
  private:
@@ -85,6 +110,7 @@ class ResetBook {
              bool sent);
 
   BoundedBook<ResetKey, ResetTally, ResetKeyHash> book_;
+  BoundedBook<NoSocketKey, NoSocketTally, NoSocketKeyHash> no_socket_;
   std::array<Close, kRecentCloses> closes_{};
   size_t next_close_ = 0;
 };

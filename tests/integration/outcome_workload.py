@@ -92,6 +92,31 @@ def aborted(port, count, _):
     return ["in_syn_sent"] * still
 
 
+def gave_up(port, count, seconds, read_error=False):
+    """count connects the application abandons after its own connect
+    timeout of `seconds`, closing each in SYN_SENT. With read_error it
+    first reads SO_ERROR, as many applications do, and reports what it
+    read: that also clears a soft error the kernel kept (sk_err_soft).
+    Reports "<errno or no_error> in_syn_sent" for each socket."""
+    sockets = [start_connect(port) for _ in range(count)]
+    try:
+        select.select([], sockets, [], seconds)
+        seen = []
+        for s in sockets:
+            code = so_error(s) if read_error else 0
+            seen.append("%s %s" % (
+                errno.errorcode.get(code, str(code)) if code else "no_error",
+                "in_syn_sent" if tcp_state(s) == TCP_SYN_SENT else "closed"))
+        return seen
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def gave_up_after_reading(port, count, seconds):
+    return gave_up(port, count, seconds, read_error=True)
+
+
 def served(port, count, _):
     """count connections to a listener of ours, closed gracefully."""
     listener = socket.socket()
@@ -175,6 +200,8 @@ SCENARIOS = {
     "refused": refused,
     "dropped": dropped,
     "aborted": aborted,
+    "gave_up": gave_up,
+    "gave_up_after_reading": gave_up_after_reading,
     "served": served,
     "linger": linger,
     "unread": unread,

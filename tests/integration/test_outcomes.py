@@ -15,6 +15,7 @@ TCPSTATED_ATTACH selects the attach mode (tp_btf or tracepoint).
 
 import json
 import os
+import re
 import sys
 import time
 import unittest
@@ -79,6 +80,19 @@ def resets(d, ns):
                                             ns.inode)}
 
 
+def no_socket_resets(d, ns):
+    """{local port: count} of tcpstated_resets_no_socket_total."""
+    return {int(l["port"]): v for l, v in d.metrics().family(
+        "tcpstated_resets_no_socket_total", ns.inode)}
+
+
+def kernel_traces_no_socket_resets():
+    """tcp_send_reset fires for a segment that reached no socket since
+    Linux 6.10; before, only for full sockets."""
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(m.group(1)), int(m.group(2))) >= (6, 10)
+
+
 def logged(d, text):
     return [l for l in d.log_text().splitlines() if text in l]
 
@@ -121,6 +135,11 @@ class OutcomeTest(unittest.TestCase):
         self.assertEqual(nstat(ns, "TcpAttemptFails"), 20)
         # The closed port answered each SYN with a socketless reset.
         self.assertEqual(nstat(ns, "TcpOutRsts"), 20)
+        # Counted apart per local port where the kernel traces them;
+        # nothing where it does not (and never as a connection's reset).
+        want = {port: 20} if kernel_traces_no_socket_resets() else {}
+        self.assertEventually(lambda: no_socket_resets(self.daemon, ns),
+                              want, "resets sent without a socket")
         self.assertEventually(lambda: failures(self.daemon, ns, port),
                               {"refused": 20}, "refused connects")
         # Each refusal is also a reset received in SYN_SENT, charged to
@@ -168,6 +187,36 @@ class OutcomeTest(unittest.TestCase):
                               {"unreachable": 3}, "unreachable")
         self.assertEventually(lambda: failures(self.daemon, ns, abort),
                               {"aborted": 4}, "aborted")
+
+    def test_unreachable_then_closed_by_the_application(self):
+        """The first SYN's ICMP host-unreachable comes back inside
+        connect() (loopback), while the syscall owns the socket: the kernel
+        keeps it as a soft error (sk_err_soft; TcpExtLockDroppedIcmps) and
+        retransmits. An application whose own connect timeout is shorter
+        closes the socket in SYN_SENT. If it did not read SO_ERROR, the
+        soft error is still there at the close: unreachable. If it did,
+        SO_ERROR returned and cleared it (sock_getsockopt's xchg), nothing
+        in the socket remembers: aborted, the limit the README states."""
+        ns = self.ns("gaveup")
+        quiet, read = free_port(), free_port()
+        ns.nft("""table inet tcpstated_test {
+  chain out {
+    type filter hook output priority 0;
+    tcp dport { %d, %d } tcp flags & (syn | ack) == syn reject with icmp type host-unreachable
+  }
+}
+""" % (quiet, read))
+        seen = workload(ns, "gave_up", quiet, 4, seconds=0.3)
+        self.assertEqual(seen, ["no_error in_syn_sent"] * 4)
+        seen = workload(ns, "gave_up_after_reading", read, 3, seconds=0.3)
+        self.assertEqual(seen, ["EHOSTUNREACH in_syn_sent"] * 3)
+        self.assertEqual(nstat(ns, "TcpExtLockDroppedIcmps"), 7)
+        # close() in SYN_SENT: no attempt failure for the kernel either.
+        self.assertEqual(nstat(ns, "TcpAttemptFails"), 0)
+        self.assertEventually(lambda: failures(self.daemon, ns, quiet),
+                              {"unreachable": 4}, "soft unreachable kept")
+        self.assertEventually(lambda: failures(self.daemon, ns, read),
+                              {"aborted": 3}, "soft unreachable read")
 
     def test_handshake_times(self):
         ns = self.ns("served")

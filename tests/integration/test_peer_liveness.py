@@ -19,6 +19,9 @@ from harness import Daemon, Netns, Workload, require_root
 
 DEADLINE = 15.0
 THRESHOLD = 2.0  # detectors.fin_wait2_stuck_after here
+# A detection follows the kernel's view within one reconcile (1 s here)
+# plus a cycle's work and the poll; the rest is margin for a loaded host.
+CADENCE = 4.0
 # detectors.idle_after in the idle test: long enough that a connection that
 # just received data stays not idle for a few reconciles.
 IDLE_AFTER = 4.0
@@ -153,7 +156,7 @@ class PeerLiveness(unittest.TestCase):
             self.assertEqual(stuck, n_full, d.log_text())
             self.assertGreaterEqual(flagged_after, THRESHOLD - 0.5)
             # Threshold + one reconcile + a cycle's work and the poll.
-            self.assertLess(flagged_after, THRESHOLD + 4, flagged_after)
+            self.assertLess(flagged_after, THRESHOLD + CADENCE, flagged_after)
             oldest = total(d, "tcpstated_fin_wait2_oldest_seconds",
                            ns.inode, **group)
             self.assertGreater(oldest, THRESHOLD)
@@ -179,11 +182,13 @@ class PeerLiveness(unittest.TestCase):
                 Daemon(extra_config=CONFIG % ("%ds" % IDLE_AFTER)) as d, \
                 Workload(ns) as w:
             port = int(w.do("listen", "l", "4", 0).split()[1])
+            first = time.monotonic()  # nothing received before this
             for name in ("a", "b"):
                 w.do("connect", "c" + name, "4", port)
                 w.do("accept", "s" + name, "l")
             # Keepalive armed on one client, far from its first probe.
             w.do("keepalive", "ca", 600, 60, 9)
+            last = time.monotonic()  # nor after this
 
             def truth():
                 out = {}
@@ -208,6 +213,11 @@ class PeerLiveness(unittest.TestCase):
             self.assertEqual(poll(truth, lambda v: v == want), want)
             self.assertEqual(poll(seen, lambda v: v == want), want,
                              d.log_text())
+            # Idle from detectors.idle_after on, within the cadence.
+            flagged = time.monotonic()
+            self.assertGreaterEqual(flagged - first, IDLE_AFTER)
+            self.assertLess(flagged - last, IDLE_AFTER + CADENCE,
+                            flagged - last)
             self.assertEqual(truth(), want)
             self.assertIn("idle connections started",
                           self.wait_log(d, "idle connections started"))
@@ -218,8 +228,10 @@ class PeerLiveness(unittest.TestCase):
             # Data both ways on b: those two are no longer idle.
             w.do("send", "cb", 100)
             w.do("send", "sb", 100)
+            sent = time.monotonic()
             want = {("client", "on"): 1, ("server", "off"): 1}
             self.assertEqual(poll(seen, lambda v: v == want), want)
+            self.assertLess(time.monotonic() - sent, CADENCE)
             self.assertEqual(truth(), want)
             for name in ("a", "b"):
                 w.do("close", "c" + name)
@@ -265,15 +277,21 @@ class PeerLiveness(unittest.TestCase):
 
             want = {"keepalive": 1, "retransmit": 1}
             self.assertEqual(poll(truth, lambda v: v == want), want)
+            dead_in_kernel = time.monotonic()
             self.assertEqual(poll(seen, lambda v: v == want), want,
                              d.log_text())
+            # The kernel's retry count crossed dead_peer_retries (3) just
+            # now: flagged within the cadence.
+            self.assertLess(time.monotonic() - dead_in_kernel, CADENCE)
             self.assertIn("dead peers started",
                           self.wait_log(d, "dead peers started"))
             # q, silent without keepalive, is not a dead peer: nothing is
             # asked of its peer.
             ns.exec(["nft", "delete", "table", "inet", "tcpstated_test"])
             self.assertEqual(poll(truth, lambda v: v == {}), {})
+            answered = time.monotonic()
             self.assertEqual(poll(seen, lambda v: v == {}), {})
+            self.assertLess(time.monotonic() - answered, CADENCE)
             self.assert_cleared_line(d, "tcpstated_dead_peer_sockets",
                                      "dead peers cleared")
 

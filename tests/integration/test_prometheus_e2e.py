@@ -272,12 +272,14 @@ class PrometheusEndToEnd(unittest.TestCase):
         return None
 
     def test_fin_wait2_stuck_and_dead_peer_alerts(self):
-        """A half-closed connection whose peer never closes, and one whose
+        """A half-closed connection whose peer never closes, one whose
         peer stops answering keepalive probes (dropped by nftables in the
-        namespace): both alerts go pending or firing with their labels."""
+        namespace), and 100 idle connections without keepalive (the idle
+        alert's threshold): the three alerts go pending or firing with
+        their labels."""
         config = ("tracking:\n  reconcile_interval: 1s\n"
                   "detectors:\n  fin_wait2_stuck_after: 2s\n"
-                  "  dead_peer_retries: 2\n")
+                  "  dead_peer_retries: 2\n  idle_after: 2s\n")
         with Daemon(extra_config=config) as daemon, \
                 Netns("prompeer") as ns, Workload(ns) as w:
             port = int(w.do("listen", "l", "4", 0).split()[1])
@@ -289,6 +291,10 @@ class PrometheusEndToEnd(unittest.TestCase):
             w.do("connect", "cd", "4", dead)
             w.do("accept", "sd", "d")
             w.do("keepalive", "cd", 1, 1, 30)
+            idle = int(w.do("listen", "i", "4", 0, 256).split()[1])
+            self.assertEqual(w.do("connectmany", "ci", "4", idle, 100),
+                             "ok 100")
+            self.assertEqual(w.do("acceptmany", "si", "i", 100), "ok 100")
             ns.nft("table inet tcpstated_test {\n"
                    " chain input { type filter hook input priority 0;\n"
                    "  tcp dport %d drop\n  tcp sport %d drop\n }\n}\n"
@@ -315,6 +321,24 @@ class PrometheusEndToEnd(unittest.TestCase):
                 comm = f.read().strip()
             self.assertEqual(stuck["labels"].get("comm"), comm)
             self.assertEqual(peers["labels"].get("comm"), comm)
+            # One alert per side of the 100 connections: the clients by the
+            # port they talk to, the server by its own.
+            def idle_sides():
+                found = sorted(
+                    (a["labels"].get("role"), a["labels"].get("port"),
+                     a["labels"].get("comm"), a["state"])
+                    for a in self.api("alerts")["alerts"]
+                    if a["labels"].get("alertname") ==
+                    "TcpstatedIdleConnectionsWithoutKeepalive" and
+                    a["labels"].get("netns") == str(ns.inode))
+                return found if len(found) == 2 else None
+            idle_alerts = self.wait_for(
+                "TcpstatedIdleConnectionsWithoutKeepalive", idle_sides)
+            self.assertEqual([a[:3] for a in idle_alerts],
+                             [("client", str(idle), comm),
+                              ("server", str(idle), comm)])
+            for a in idle_alerts:
+                self.assertIn(a[3], ("pending", "firing"))
 
 
 if __name__ == "__main__":

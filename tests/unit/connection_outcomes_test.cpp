@@ -367,6 +367,51 @@ TEST(OutcomeDetectorsTest, ResetStormPerPort) {
             1);
 }
 
+// A reset for a segment that reached no socket, as the BPF side sends it.
+Event NoSocketReset(uint16_t local_port, uint64_t ts) {
+  Event e;
+  e.source = Source::kSendReset;
+  e.ts_ns = ts;
+  e.netns = kNetns;
+  e.sport = local_port;
+  e.dport = kEphemeral;
+  e.oldstate = TcpState::kClose;
+  e.newstate = TcpState::kClose;
+  e.no_socket = true;
+  return e;
+}
+
+TEST(OutcomeDetectorsTest, NoSocketResetsPerLocalPortApartAndFolded) {
+  Fixture f;
+  // Port 9000 + i is probed i + 1 times; nothing listens on any of them.
+  for (uint16_t i = 0; i < 4; ++i) {
+    for (uint16_t j = 0; j <= i; ++j) {
+      f.mirror.Apply(
+          NoSocketReset(static_cast<uint16_t>(9000 + i), kT0 + i * 10 + j));
+    }
+  }
+  OutcomeConfig config;
+  config.max_series_per_metric = 2;
+  OutcomeDetectors detectors(config);
+  OutcomeReport r =
+      detectors.Evaluate(f.outcomes.connects(), f.outcomes.resets(), 1);
+  const std::string ns = std::to_string(kNetns);
+  auto no_socket = Samples(r, "tcpstated_resets_no_socket_total");
+  EXPECT_EQ(no_socket.size(), 3u);
+  EXPECT_EQ((no_socket["netns=" + ns + ",port=9003,"]), 4);
+  EXPECT_EQ((no_socket["netns=" + ns + ",port=9002,"]), 3);
+  EXPECT_EQ(no_socket["netns=other,port=other,"], 2 + 1);
+  // Not a connection's reset: tcpstated_resets_total and the mirror's
+  // table are untouched.
+  EXPECT_TRUE(Samples(r, "tcpstated_resets_total").empty());
+  EXPECT_EQ(f.mirror.stats().tracked, 0u);
+
+  // The namespace's ports go with it (the book itself folded none).
+  f.outcomes.NamespaceGone(kNetns);
+  r = detectors.Evaluate(f.outcomes.connects(), f.outcomes.resets(), 2);
+  EXPECT_TRUE(Samples(r, "tcpstated_resets_no_socket_total").empty());
+}
+
 TEST(OutcomeConfigTest, ThresholdsParsedAndValidated) {
   const Config c = ParseConfigYaml(
       "detectors:\n  connect_failure_rate: 0.5\n  reset_rate: 20\n");

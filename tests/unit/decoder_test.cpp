@@ -110,6 +110,26 @@ TEST(DecoderTest, SocketErrorCarriesItsErrno) {
   EXPECT_EQ(e.sk_err, 0);
 }
 
+TEST(DecoderTest, NoSocketOnlyForASentReset) {
+  tcpstated_event raw = SampleRecord();
+  raw.source = TCPSTATED_SRC_SEND_RESET;
+  raw.oldstate = TCPSTATED_TCP_CLOSE;
+  raw.newstate = 0;
+  raw.flags = TCPSTATED_F_NO_SOCKET;
+  raw.id = 0;
+  raw.skaddr = 0;
+  Event e;
+  ASSERT_EQ(DecodeEvent(&raw, sizeof(tcpstated_event_head), &e),
+            DecodeError::kNone);
+  EXPECT_TRUE(e.no_socket);
+  EXPECT_EQ(e.source, Source::kSendReset);
+  EXPECT_EQ(e.sport, 40000);
+  // The flag means nothing on another source.
+  raw.source = TCPSTATED_SRC_RECV_RESET;
+  ASSERT_EQ(Decode(raw, &e), DecodeError::kNone);
+  EXPECT_FALSE(e.no_socket);
+}
+
 TEST(DecoderTest, Ipv4AddressesAreTheFirstFourBytes) {
   tcpstated_event raw = SampleRecord();
   raw.flags = 0;

@@ -137,6 +137,18 @@ const FamilySpec kResetsActive = {
     "\"other\").",
     MetricType::Gauge};
 
+const FamilySpec kResetsNoSocketTotal = {
+    "tcpstated_resets_no_socket_total",
+    "Resets this host sent for segments that reached no socket, per local "
+    "port: connects to a port nothing listens on, a port scan, a peer "
+    "still sending on a connection this host has forgotten. nstat's "
+    "TcpOutRsts counts these together with the resets of "
+    "tcpstated_resets_total. Only kernels 6.10 and later report them (the "
+    "tcp_send_reset tracepoint fires without a socket since 6.10); older "
+    "kernels leave this family empty. The largest series are kept, the "
+    "rest summed under \"other\".",
+    MetricType::Counter};
+
 Labels ToLabels(const LabelMap& labels) {
   Labels out;
   out.reserve(labels.size());
@@ -433,6 +445,31 @@ OutcomeReport OutcomeDetectors::Evaluate(const ConnectBook& connects,
                      other);
     }
     report.families.push_back(std::move(reset_family));
+
+    MetricFamily no_socket = NewFamily(kResetsNoSocketTotal);
+    {
+      using NoSocketPort = std::pair<uint32_t, uint16_t>;  // netns, port
+      std::map<NoSocketPort, uint64_t> counts;
+      resets.no_socket().ForEach(
+          [&](const NoSocketKey& k, const NoSocketTally& t) {
+            counts[{k.netns, k.port}] = t.resets;
+          });
+      std::vector<NoSocketPort> folded;
+      auto kept = TopKeys(counts, max_series, &folded);
+      std::sort(kept.begin(), kept.end());
+      for (const NoSocketPort& k : kept) {
+        AddCounter(no_socket,
+                   {{"netns", std::to_string(k.first)},
+                    {"port", std::to_string(k.second)}},
+                   D(counts[k]));
+      }
+      uint64_t other = resets.no_socket().other().resets;
+      for (const NoSocketPort& k : folded) other += counts[k];
+      if (other > 0) {
+        AddCounter(no_socket, {{"netns", kOther}, {"port", kOther}}, D(other));
+      }
+    }
+    report.families.push_back(std::move(no_socket));
 
     MetricFamily resetting = NewFamily(kResetsActive);
     {

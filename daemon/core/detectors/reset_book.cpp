@@ -9,6 +9,11 @@ size_t ResetKeyHash::operator()(const ResetKey& k) const {
   return static_cast<size_t>(h * 0x9E3779B97F4A7C15ULL);
 }
 
+size_t NoSocketKeyHash::operator()(const NoSocketKey& k) const {
+  const uint64_t h = (static_cast<uint64_t>(k.netns) << 16) ^ k.port;
+  return static_cast<size_t>(h * 0x9E3779B97F4A7C15ULL);
+}
+
 uint64_t ResetTally::total() const {
   uint64_t n = 0;
   for (uint64_t c : counts) n += c;
@@ -36,6 +41,10 @@ void ResetBook::Count(const Event& e, TcpState state, Role role, uint16_t port,
 
 void ResetBook::Observe(const Event& e, const SocketEntry* before,
                         bool local_port_listens) {
+  if (e.no_socket) {
+    no_socket_.At(NoSocketKey{e.netns, e.sport}, e.ts_ns).resets++;
+    return;
+  }
   const Role role = RoleOf(before, local_port_listens);
   // A client is named by the service it talks to, a server or listener by
   // its own port.

@@ -296,8 +296,10 @@ void Mirror::TakeOwner(SocketEntry* entry, const Event& e) {
 
 void Mirror::ApplyReset(const Event& e) {
   // One probe of the table for the observer and the reset.
-  SocketEntry* entry = table_.Find(e.id);
+  SocketEntry* entry = e.no_socket ? nullptr : table_.Find(e.id);
   if (observer_ != nullptr) NotifyObserver(e, entry);
+  // A reset for a segment that reached no socket: no entry of ours.
+  if (e.no_socket) return;
   if (e.oldstate == TcpState::kTimeWait) {
     EndResetTimewait(e);
     return;
