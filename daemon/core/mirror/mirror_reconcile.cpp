@@ -355,6 +355,15 @@ bool Mirror::ReconcileSweep(ReconcileJob& job, size_t* budget) {
 }
 
 void Mirror::SweepOut(ReconcileJob& job, SocketEntry* entry) {
+  // A timewait socket whose time is up: the kernel's timer fired before the
+  // dump, and the mirror's own expiry (the daemon's next tick) had not run
+  // yet. What Expire does, not a correction: the stray removal of a quiet
+  // guest, whose earlier runs left TIME_WAIT sockets behind.
+  if ((entry->flags & kEntryTimewaitSock) != 0 &&
+      entry->entered_ns + TimeWaitLifetime(*entry) <= job.now_ns) {
+    Remove(entry, job.now_ns, /*observe=*/true);
+    return;
+  }
   job.Correct(entry->state);
   job.stats.removed++;
   if (correction_hook_ && !job.seeding) {

@@ -1,10 +1,15 @@
+// Reconciles that "correct" a mirror that was right: the stray removals
+// of a quiet, loss-free host (issue 13).
+//
 // A reconcile in slices lets events in between (the lock is released): an
 // event that removes a socket shifts later entries of its probe run back,
 // and one that adds a socket may put it anywhere. An entry that lands in
 // the slots the paused walk has already passed must still be indexed by
-// its 4-tuple (classic-tracepoint ids are not cookies) and swept, or the
-// reconcile "corrects" a mirror that was right: the stray removals of a
-// quiet, loss-free host (issue 13).
+// its 4-tuple (classic-tracepoint ids are not cookies) and swept.
+//
+// A TIME_WAIT socket whose time is up when the dump is taken is gone from
+// the kernel (its timer fired) before the daemon's next tick expires it
+// from the mirror: not a correction.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
@@ -55,7 +60,7 @@ DiagSocket Diag(const Sock& s, uint64_t cookie, S state) {
 // Between every few one-unit slices an event closes one of them, and one
 // new connection opens: each close shifts entries back, possibly over the
 // walk's position, and each open may land behind it.
-TEST(MirrorReconcileMovesTest, EntriesThatJumpBehindAPausedWalkAreKept) {
+TEST(MirrorReconcileStrayTest, EntriesThatJumpBehindAPausedWalkAreKept) {
   constexpr int kSockets = 850;
   constexpr int kClosed = 250;
   Mirror m(100000);
@@ -98,6 +103,41 @@ TEST(MirrorReconcileMovesTest, EntriesThatJumpBehindAPausedWalkAreKept) {
   EXPECT_EQ(stats.removed, 0u);
   EXPECT_EQ(m.stats().tracked,
             static_cast<uint64_t>(kSockets - closed + opened));
+}
+
+DiagSocket Timewait(const Sock& s, uint64_t cookie, uint32_t expires_ms) {
+  DiagSocket d = Diag(s, cookie, S::kTimeWait);
+  d.timewait = true;
+  d.timer = 3;
+  d.inode = 0;
+  d.expires_ms = expires_ms;
+  return d;
+}
+
+TEST(MirrorReconcileStrayTest, TimewaitWhoseTimeIsUpIsExpiredNotCorrected) {
+  Mirror m(1000);
+  Sock due(1, 40001), young(2, 40002);
+  // Seeded with 1 s and 30 s left on their timers.
+  std::vector<DiagSocket> seed = {Timewait(due, 11, 1000),
+                                  Timewait(young, 12, 30000)};
+  Mirror::NamespaceDump d;
+  d.netns = kNetns;
+  d.sockets = &seed;
+  m.Reconcile({d}, kDumpStart - kSec, kDumpStart, /*seeding=*/true);
+  ASSERT_EQ(m.stats().tracked, 2u);
+
+  // 1.5 s later neither is in the dump; no tick expired the first yet.
+  std::vector<DiagSocket> none;
+  d.sockets = &none;
+  m.BeginReconcile();
+  Mirror::ReconcileStats stats =
+      m.Reconcile({d}, kDumpStart + kSec, kDumpStart + 1500 * kSec / 1000,
+                  /*seeding=*/false);
+  EXPECT_EQ(stats.removed, 1u);  // only the one with 28.5 s to go
+  EXPECT_EQ(stats.corrections[static_cast<size_t>(S::kTimeWait)], 1u);
+  EXPECT_EQ(m.Find(11), nullptr);
+  EXPECT_EQ(m.Find(12), nullptr);
+  EXPECT_EQ(m.stats().tracked, 0u);
 }
 
 }  // namespace
