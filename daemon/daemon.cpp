@@ -94,6 +94,30 @@ Daemon::Daemon(const Config& config)
         e.dport);
     (void)e;
   });
+  mirror_.set_correction_hook([](const Mirror::Correction& c) {
+    const SocketEntry& s = *c.entry;
+    const bool v6 = (s.flags & kEntryIpv6) != 0;
+    SPDLOG_DEBUG(
+        "reconcile {} socket id={:#x} netns={} {}:{} -> {}:{}: mirror {}{}, "
+        "kernel {} (entered {} ns before now)",
+        c.kind, s.id, s.netns, FormatAddress(s.saddr, v6), s.sport,
+        FormatAddress(s.daddr, v6), s.dport, StateKernelName(c.mirror_state),
+        (s.flags & kEntryTimewaitSock) ? " (timewait)" : "",
+        StateKernelName(c.kernel_state),
+        MonotonicNowNs() - std::min(MonotonicNowNs(), s.entered_ns));
+    (void)s;
+    (void)v6;
+  });
+  mirror_.set_resync_hook([](const Event& e, TcpState had) {
+    SPDLOG_DEBUG(
+        "resync socket id={:#x} netns={} {}:{} -> {}:{}: event {} -> {}, "
+        "mirror had {}",
+        e.id, e.netns, FormatAddress(e.saddr, e.ipv6), e.sport,
+        FormatAddress(e.daddr, e.ipv6), e.dport, StateKernelName(e.oldstate),
+        StateKernelName(e.newstate), StateKernelName(had));
+    (void)e;
+    (void)had;
+  });
   BpfProbe::Options options;
   options.attach = config.bpf.attach;
   options.ring_buffer_bytes = config.bpf.ring_buffer_bytes;
@@ -118,7 +142,10 @@ Daemon::Daemon(const Config& config)
                                               &mirror_, &mirror_mutex_);
   kernel_view_->set_event_drain(
       [this] { consumer_->Flush(std::chrono::seconds(1)); });
+  state_store_ = std::make_unique<StateStore>(config.state.directory);
+  kernel_view_->set_saved_sockets(state_store_->Load());
   kernel_view_->Seed();
+  last_state_save_ns_ = MonotonicNowNs();
   kernel_view_->Start();
   privileged_ = std::make_unique<PrivilegedRunner>();
   http_->Start(Routes());
@@ -204,6 +231,12 @@ Daemon::~Daemon() {
   if (consumer_) consumer_->Stop();
   consumer_.reset();
   SPDLOG_DEBUG("event consumer stopped");
+  // The mirror is final now: what a restart would otherwise forget.
+  try {
+    if (probe_) SaveState();
+  } catch (const std::exception& e) {
+    spdlog::warn("state file not saved at shutdown: {}", e.what());
+  }
   probe_.reset();
   SPDLOG_DEBUG("BPF programs detached");
 }
@@ -238,6 +271,9 @@ void Daemon::Reconfigure(const Config& config) {
       config_.tracking.max_tracked_sockets) {
     restart_needed("tracking.max_tracked_sockets");
   }
+  if (config.state.directory != config_.state.directory) {
+    restart_needed("state.directory");
+  }
   spdlog::default_logger()->set_level(
       spdlog::level::from_str(config.log.level));
   kernel_view_->Reconfigure(KernelViewOptions(config));
@@ -269,6 +305,24 @@ void Daemon::Tick() {
     mirror_.Expire(now);
   }
   EvaluateOutcomes();
+  const uint64_t now = MonotonicNowNs();
+  const auto interval = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      config_.state.save_interval);
+  if (now - last_state_save_ns_ >= static_cast<uint64_t>(interval.count())) {
+    last_state_save_ns_ = now;
+    SaveState();
+  }
+}
+
+void Daemon::SaveState() {
+  if (!state_store_ || !state_store_->enabled()) return;
+  std::vector<SavedSocket> sockets;
+  {
+    std::lock_guard<std::mutex> lock(mirror_mutex_);
+    sockets = mirror_.SavedSockets(kMaxStateEntries,
+                                   probe_->mode() == AttachMode::kTpBtf);
+  }
+  state_store_->Save(std::move(sockets), MonotonicNowNs());
 }
 
 void Daemon::EvaluateOutcomes() {
@@ -335,6 +389,7 @@ std::string Daemon::RenderMetrics() const {
     for (const auto& f : outcome_report_.families) families.push_back(f);
   }
   for (auto& f : HttpServerMetrics(*http_)) families.push_back(std::move(f));
+  for (auto& f : state_store_->Metrics()) families.push_back(std::move(f));
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, families);
   return out.str();

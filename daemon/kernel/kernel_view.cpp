@@ -348,11 +348,28 @@ uint64_t KernelView::AgeCloseWaitFromKernel() {
   for (NamespaceResult& r : Visit(requests, &errors)) {
     if (r.dumped) dumps[r.inode] = std::move(r.sockets);
   }
+  RestoreSavedAges(dumps);
   if (dumps.empty()) return errors;
   std::lock_guard<std::mutex> lock(*mirror_mutex_);
   size_t aged = mirror_->AgeCloseWaitFromKernel(dumps, MonotonicNowNs());
   if (aged > 0) SPDLOG_DEBUG("CLOSE_WAIT ages from the kernel: {}", aged);
   return errors;
+}
+
+void KernelView::RestoreSavedAges(
+    const std::unordered_map<uint32_t, std::vector<DiagSocket>>& dumps) {
+  if (saved_sockets_.empty()) return;
+  Mirror::RestoreStats r;
+  {
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    r = mirror_->RestoreSavedAges(saved_sockets_, dumps, MonotonicNowNs());
+  }
+  spdlog::info(
+      "state file: {} of {} saved socket ages taken back ({} disagreed with "
+      "the kernel, the rest are gone)",
+      r.restored, r.saved, r.rejected);
+  saved_sockets_.clear();
+  saved_sockets_.shrink_to_fit();
 }
 
 // What one cycle carries from step to step.
@@ -575,6 +592,7 @@ void KernelView::CopyFromMirror(Cycle& c) {
     cw.role = s.role;
     cw.port = s.role == Role::kClient ? s.dport : s.sport;
     cw.age_seconds = now > s.entered_ns ? Seconds(now - s.entered_ns) : 0;
+    cw.age_lower_bound = (s.flags & kEntryAgeUnknown) != 0;
     c.inputs.close_wait.push_back(std::move(cw));
     c.close_wait_tgids.push_back(owner ? owner->tgid : 0);
     c.close_wait_cgroups.push_back(owner ? owner->cgroup_id : 0);

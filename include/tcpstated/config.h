@@ -64,6 +64,13 @@ struct Config {
     std::chrono::milliseconds idle_after{3600000};
     uint64_t dead_peer_retries = 3;  // unanswered probes / retransmissions
   } detectors;
+  struct State {
+    // Where the ages the daemon learned are kept across a restart
+    // (state_store.h); empty: nowhere. An absolute path.
+    std::string directory = "/var/lib/tcpstated";
+    // How often it is saved (and at shutdown): what a crash can lose.
+    std::chrono::milliseconds save_interval{60000};
+  } state;
 };
 
 // Parses a Prometheus-style duration ("500ms", "30s", "5m", "1h", "1h30m").

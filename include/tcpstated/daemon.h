@@ -19,6 +19,7 @@
 #include "tcpstated/mirror.h"
 #include "tcpstated/privileged_runner.h"
 #include "tcpstated/ring_consumer.h"
+#include "tcpstated/state_store.h"
 
 namespace tcpstated {
 
@@ -65,6 +66,8 @@ class Daemon {
   // Connect failures and resets (connection_outcomes.h): the books are fed
   // by the mirror under its lock; Tick evaluates them.
   void EvaluateOutcomes();
+  // Writes the ages worth keeping across a restart (state_store.h).
+  void SaveState();
 
   Config config_;
   mutable std::mutex mirror_mutex_;
@@ -78,6 +81,8 @@ class Daemon {
   std::unique_ptr<KernelView> kernel_view_;
   std::unique_ptr<PrivilegedRunner> privileged_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<StateStore> state_store_;
+  uint64_t last_state_save_ns_ = 0;  // main thread (Tick)
 };
 
 }  // namespace tcpstated

@@ -53,6 +53,9 @@ struct CloseWaitSocket {
   // unknown: the local port.
   uint16_t port = 0;
   double age_seconds = 0;  // time in CLOSE_WAIT (best estimate)
+  // The daemon never saw it enter CLOSE_WAIT and has no saved time for it
+  // (state_file.h): age_seconds is tcp_info's lower bound.
+  bool age_lower_bound = false;
 };
 
 // One listening socket, with what the dump and the events say about it.
@@ -98,6 +101,7 @@ struct DetectionReport {
   std::vector<Series> close_wait_sockets;
   std::vector<Series> close_wait_leaked_sockets;
   std::vector<Series> close_wait_oldest_seconds;
+  std::vector<Series> close_wait_age_lower_bound_sockets;
   // Per listener, labels netns, port.
   std::vector<Series> listen_syn_recv_sockets;
   std::vector<Series> listen_accept_queue_length;

@@ -83,6 +83,13 @@ class KernelView {
     event_drain_ = std::move(drain);
   }
 
+  // Ages saved by the previous run (state_store.h), taken back after the
+  // seeding dump where the kernel agrees (Mirror::RestoreSavedAges). Set
+  // once, before Seed().
+  void set_saved_sockets(std::vector<SavedSocket> saved) {
+    saved_sockets_ = std::move(saved);
+  }
+
   // Detector families, tcpstated_netns_info, reconcile corrections.
   std::vector<prometheus::MetricFamily> Metrics() const;
 
@@ -163,6 +170,11 @@ class KernelView {
   // from the kernel's tcp_info (Mirror::AgeCloseWaitFromKernel). Returns
   // the number of failed dumps.
   uint64_t AgeCloseWaitFromKernel();
+  // The ages of set_saved_sockets, once, with the CLOSE_WAIT dumps of
+  // AgeCloseWaitFromKernel as the kernel's word (its tcp_info).
+  void RestoreSavedAges(
+      const std::unordered_map<uint32_t, std::vector<DiagSocket>>& dumps);
+  std::vector<SavedSocket> saved_sockets_;  // until the seeding cycle
   // The systemd unit of a socket's owner: from its cgroup id where the
   // event captured one, else from /proc/<tgid>.
   std::string UnitOf(uint32_t tgid, uint64_t cgroup_id);

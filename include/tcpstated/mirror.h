@@ -20,6 +20,7 @@
 //   mirror_namespaces.cpp  per-namespace books: sysctls, cookies, purges
 //   mirror_reconcile.cpp   reconcile with the kernel's socket dump
 //   mirror_close_wait_ages.cpp  CLOSE_WAIT ages from the kernel's tcp_info
+//   mirror_saved_ages.cpp  ages kept across a restart (state_file.h)
 //   owner_pool.cpp         who owns a socket (shared, reference-counted)
 #pragma once
 
@@ -41,6 +42,7 @@
 #include "tcpstated/sock_diag.h"
 #include "tcpstated/socket_keys.h"
 #include "tcpstated/socket_table.h"
+#include "tcpstated/state_file.h"
 #include "tcpstated/tcp_state.h"
 
 namespace tcpstated {
@@ -193,6 +195,31 @@ class Mirror {
       const std::unordered_map<uint32_t, std::vector<DiagSocket>>& dumps,
       uint64_t now_ns);
 
+  // ---- Ages across a restart (mirror_saved_ages.cpp) ----
+  // The entry times worth keeping across a restart (CLOSE_WAIT, then
+  // FIN_WAIT2, then ESTABLISHED; the oldest first within each), at most
+  // `max`. `ids_are_cookies`: the socket ids are socket cookies (tp_btf
+  // mode); otherwise the records carry no cookie and are matched by
+  // namespace and 4-tuple alone.
+  std::vector<SavedSocket> SavedSockets(size_t max, bool ids_are_cookies) const;
+  struct RestoreStats {
+    uint64_t saved = 0;     // records offered
+    uint64_t restored = 0;  // taken
+    uint64_t rejected = 0;  // matched a socket, but disagreed with it
+  };
+  // Takes back the saved entry times of the sockets whose age the mirror
+  // does not know (seeded from the start-up dump), where the socket is the
+  // same (namespace cookie, socket cookie when saved), still in the saved
+  // state, and, in CLOSE_WAIT, the time agrees with its tcp_info
+  // (`close_wait_dumps`: CLOSE_WAIT sockets with tcp_info, by namespace):
+  // after the last data it received, no later than its last ACK. An exact
+  // time replaces the estimate; a saved lower bound only moves it earlier.
+  RestoreStats RestoreSavedAges(
+      const std::vector<SavedSocket>& saved,
+      const std::unordered_map<uint32_t, std::vector<DiagSocket>>&
+          close_wait_dumps,
+      uint64_t now_ns);
+
   // Owner of a socket found in a dump, resolved by the caller from /proc.
   // Ignored if the socket is gone or already has an owner.
   void SetOwner(uint64_t id, const Owner& owner);
@@ -298,6 +325,24 @@ class Mirror {
   void set_invalid_transition_hook(std::function<void(const Event&)> hook) {
     invalid_hook_ = std::move(hook);
   }
+  // Called for every reconcile correction (for the debug log, where the
+  // cause of a stray one is found): `entry` as the mirror had it (removed,
+  // changed) or as seeded from the dump (added), and the kernel's state
+  // (kClose when the kernel no longer has the socket). Optional.
+  struct Correction {
+    const char* kind;  // "added", "changed" or "removed"
+    const SocketEntry* entry;
+    TcpState mirror_state;  // kClose for "added"
+    TcpState kernel_state;  // kClose for "removed"
+  };
+  void set_correction_hook(std::function<void(const Correction&)> hook) {
+    correction_hook_ = std::move(hook);
+  }
+  // Called for every resync (for the debug log): the event, and the state
+  // the mirror had instead of its old state. Optional.
+  void set_resync_hook(std::function<void(const Event&, TcpState)> hook) {
+    resync_hook_ = std::move(hook);
+  }
   // Shown the events that end a connect() or carry a reset, before they
   // are applied (mirror_observer.h). Optional, not owned.
   void set_observer(MirrorObserver* observer) { observer_ = observer; }
@@ -366,6 +411,8 @@ class Mirror {
   uint64_t resyncs_ = 0;
   std::array<uint64_t, kSourceCount> events_{};
   std::function<void(const Event&)> invalid_hook_;
+  std::function<void(const Correction&)> correction_hook_;
+  std::function<void(const Event&, TcpState)> resync_hook_;
   MirrorObserver* observer_ = nullptr;
   // `before`: the entry tracked under e.id (nullptr if none).
   void NotifyObserver(const Event& e, const SocketEntry* before);
@@ -458,6 +505,14 @@ class Mirror {
                uint32_t fin_timeout_s);
   // While a reconcile runs: a socket the events removed must not come back
   // from the (older) dump.
+  // A paused reconcile walk (the 4-tuple index, the sweep) must not miss
+  // an entry that an erase's backward shift moved, or an insert put, from
+  // the slots it has not walked yet (`from`; capacity() for an insert)
+  // into those it has (`to`): it is indexed, or checked again at the end
+  // of the sweep.
+  void NoteMoved(const SocketEntry& entry, size_t from, size_t to);
+  // The sweep's removal of a socket the kernel no longer has.
+  void SweepOut(ReconcileJob& job, SocketEntry* entry);
   void RememberRemoved(uint64_t id, const TupleKey& tuple);
 
   bool reconciling_ = false;

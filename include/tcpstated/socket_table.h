@@ -66,6 +66,13 @@ class SocketTable {
   // Removes the entry at `slot` (a pointer returned by Find/Insert or
   // visited by ForEach). Pointers to other entries may be invalidated.
   void Erase(Entry* slot) {
+    Erase(slot, [](const Entry&, size_t, size_t) {});
+  }
+  // The same, calling moved(entry, from, to) for each entry the backward
+  // shift moves (to its new slot): a walk of the slots that is paused
+  // across the erase learns which entries jumped over its position.
+  template <typename F>
+  void Erase(Entry* slot, F&& moved) {
     size_t hole = static_cast<size_t>(slot - slots_.data());
     // Backward-shift: pull later members of the probe run into the hole so
     // that every entry stays reachable from its home slot.
@@ -77,6 +84,7 @@ class SocketTable {
       bool home_after_hole = ((i - home) & mask_) < ((i - hole) & mask_);
       if (!home_after_hole) {
         slots_[hole] = candidate;
+        moved(slots_[hole], i, hole);
         hole = i;
       }
     }
@@ -109,6 +117,11 @@ class SocketTable {
         ++seen;
       }
     }
+  }
+
+  // The slot of an entry (a pointer returned by Find/Insert/AtSlot).
+  size_t SlotOf(const Entry* e) const {
+    return static_cast<size_t>(e - slots_.data());
   }
 
   // The entry in slot `i` (< capacity()), or null if the slot is empty:

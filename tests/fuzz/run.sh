@@ -45,6 +45,7 @@ TARGETS=(
   "fuzz-cgroup     cgroup     2048"
   "fuzz-http-request http_request 8192"
   "fuzz-state-api  state_api  16384"
+  "fuzz-state-file state_file 8192"
 )
 
 log() { echo "fuzz: $*" >&2; }

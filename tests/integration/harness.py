@@ -247,6 +247,11 @@ class Daemon:
         self.config = os.path.join(self.dir, "tcpstated.yaml")
         with open(self.config, "w") as f:
             f.write("bpf:\n  attach: %s\n" % self.attach)
+            # Never the host's /var/lib/tcpstated: daemons of other tests
+            # run at the same time.
+            if not re.search(r"^state:", self.extra_config, re.M):
+                f.write("state:\n  directory: %s\n" %
+                        os.path.join(self.dir, "state"))
             f.write(self.extra_config)
         self.log = open(os.path.join(self.dir, "daemon.log"), "w+")
         self.proc = subprocess.Popen(

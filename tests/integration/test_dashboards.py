@@ -114,6 +114,13 @@ METRICS.update({
     "tcpstated_dead_peer_sockets": ("gauge", OWNER + ("reason",)),
     "tcpstated_peer_liveness_dump_seconds": ("gauge", ()),
 })
+# Ages across a restart (issue 13): the state file, and CLOSE_WAIT ages that
+# are only tcp_info's lower bound.
+METRICS.update({
+    "tcpstated_close_wait_age_lower_bound_sockets": ("gauge", OWNER),
+    "tcpstated_state_file_sockets": ("gauge", ()),
+    "tcpstated_state_file_write_errors_total": ("counter", ()),
+})
 # Target labels Prometheus adds, and its own series.
 TARGET_LABELS = ("cluster", "job", "instance")
 PROMETHEUS_METRICS = {"up": ()}

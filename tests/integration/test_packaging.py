@@ -65,6 +65,8 @@ DEFAULTS = {
     "detectors.fin_wait2_stuck_after": "300s",
     "detectors.idle_after": "1h",
     "detectors.dead_peer_retries": "3",
+    "state.directory": "/var/lib/tcpstated",
+    "state.save_interval": "1m",
 }
 
 try:
@@ -200,6 +202,7 @@ class UnitFile(unittest.TestCase):
             "RestartSec": "5s",
             "NoNewPrivileges": "yes",
             "ProtectSystem": "strict",
+            "StateDirectory": "tcpstated",
             "ProtectHome": "yes",
             "PrivateTmp": "yes",
             "ProtectKernelTunables": "yes",

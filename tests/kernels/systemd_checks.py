@@ -218,6 +218,32 @@ class Checks:
                "no reload line in the journal")
         return "leak reported %.1f s after reload, same pid %s" % (took, pid)
 
+    def state_directory_survives_restart(self):
+        # The CLOSE_WAIT of reload_applies_threshold began under the running
+        # daemon: its age is exact. `systemctl restart` stops it with
+        # SIGTERM, which saves the state file in StateDirectory=; the new
+        # daemon takes the age back (not tcp_info's lower bound).
+        pid = show("MainPID")
+        r = systemctl("restart", UNIT)
+        expect(r.returncode == 0, "systemctl restart: %s" % r.stderr)
+        expect(show("MainPID") != pid, "restart kept pid %s" % pid)
+        path = "/var/lib/tcpstated/sockets.state"
+        expect(os.path.exists(path), "%s missing after the restart" % path)
+        with open(path) as f:
+            head = f.readline().strip()
+        expect(head == "tcpstated-state 1", "%s starts with %r" % (path, head))
+        taken = re.findall(r"state file: (\d+) of (\d+) saved socket ages "
+                           r"taken back", journal())
+        expect(taken and int(taken[-1][0]) >= 1,
+               "no saved age taken back: %r" % taken)
+        m = scrape()
+        leaked = m.total("tcpstated_close_wait_leaked_sockets")
+        bound = m.total("tcpstated_close_wait_age_lower_bound_sockets")
+        expect(leaked >= 1, "the leak is gone after the restart")
+        expect(bound == 0, "%d CLOSE_WAIT ages are lower bounds" % bound)
+        return "%s: %s of %s ages taken back" % (path, taken[-1][0],
+                                                 taken[-1][1])
+
     def watchdog_restarts_stopped_daemon(self):
         pid = int(show("MainPID"))
         restarts = int(show("NRestarts"))
@@ -288,6 +314,8 @@ def main():
     if not c.failed:
         c.check("start_ready_after_seeding", c.start_ready_after_seeding)
         c.check("reload_applies_threshold", c.reload_applies_threshold)
+        c.check("state_directory_survives_restart",
+                c.state_directory_survives_restart)
         c.check("watchdog_restarts_stopped_daemon",
                 c.watchdog_restarts_stopped_daemon)
         c.check("bad_config_exits_2_without_restart",

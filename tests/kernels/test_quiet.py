@@ -10,6 +10,7 @@ TCPSTATED_ATTACH selects the attach mode.
 """
 
 import os
+import re
 import sys
 import time
 import unittest
@@ -21,6 +22,22 @@ from harness import Daemon, Netns, Workload  # noqa: E402
 from test_detectors import make_server_leak  # noqa: E402
 
 RESYNCS = "tcpstated_mirror_resyncs_total"
+# The daemon's debug lines for each reconcile correction and each resync
+# (daemon.cpp), with the socket's namespace.
+CORRECTION_RE = re.compile(
+    r"reconcile (?:added|changed|removed) socket id=\S+ netns=(\d+) .*")
+RESYNC_RE = re.compile(r"resync socket id=\S+ netns=(\d+) .*")
+
+
+def logged_in(daemon, pattern, netns):
+    """The daemon's debug lines matching `pattern` for `netns`: the host's
+    other namespaces (other tests, other daemons' traffic, sockets older
+    than the daemon) do not count against this one."""
+    daemon.log.flush()
+    with open(daemon.log.name) as f:
+        text = f.read()
+    return [m.group(0) for m in pattern.finditer(text)
+            if m.group(1) == str(netns)]
 
 
 class Quiet(unittest.TestCase):
@@ -56,12 +73,12 @@ class Quiet(unittest.TestCase):
 
 
 class QuietHost(unittest.TestCase):
-    # Not in the matrix's scenarios yet: in some runs a reconcile still
-    # removes one or two sockets the dump does not have (seen on 6.12 in
-    # tracepoint mode, and on the host). It is the reproducer of that open
-    # bug: python3 -m unittest test_quiet.QuietHost (root).
-    """Every reconcile first applies the events still in the ring: on a
-    host that loses no event, the dumps and the mirror always agree."""
+    """Every reconcile first applies the events still in the ring, and its
+    walks of the table, paused while events come in, lose no entry: on a
+    host that loses no event, the dumps and the mirror always agree. The
+    namespace's own corrections and resyncs are counted (from the daemon's
+    debug lines), so the test holds on a busy host too; on a quiet guest
+    (the kernel matrix) the host-wide counters must stay 0 as well."""
 
     def test_loss_free_run_needs_no_correction_and_no_resync(self):
         if os.geteuid() != 0:
@@ -88,13 +105,22 @@ class QuietHost(unittest.TestCase):
             m = d.metrics()
             lost = (m.total("tcpstated_events_lost_total") +
                     m.total("tcpstated_events_missed_total"))
-            ctx = "\nafter %d rounds%s" % (rounds, d.log_text()[-3000:])
+            corrections = logged_in(d, CORRECTION_RE, ns.inode)
+            resyncs = logged_in(d, RESYNC_RE, ns.inode)
+            ctx = "\nafter %d rounds, in the namespace:\n%s%s" % (
+                rounds, "\n".join(corrections + resyncs),
+                d.log_text()[-3000:])
             self.assertEqual(lost, 0, "events were lost: not a loss-free "
                              "run" + ctx)
-            self.assertEqual(m.total("tcpstated_reconcile_corrections_total"),
-                             0, "reconcile corrections" + ctx)
-            self.assertEqual(m.total("tcpstated_mirror_resyncs_total"), 0,
-                             "resyncs" + ctx)
+            self.assertEqual(len(corrections), 0,
+                             "reconcile corrections" + ctx)
+            self.assertEqual(len(resyncs), 0, "resyncs" + ctx)
+            if os.environ.get("TCPSTATED_QUIET_MACHINE") == "1":
+                self.assertEqual(
+                    m.total("tcpstated_reconcile_corrections_total"), 0,
+                    "reconcile corrections on the machine" + ctx)
+                self.assertEqual(m.total(RESYNCS), 0,
+                                 "resyncs on the machine" + ctx)
             self.assertEqual(m.sockets(ns.inode), ns.ss_counts())
 
 

@@ -917,6 +917,8 @@ const std::vector<std::pair<std::string, prometheus::MetricType>> kFamilies = {
     {"tcpstated_close_wait_sockets", prometheus::MetricType::Gauge},
     {"tcpstated_close_wait_leaked_sockets", prometheus::MetricType::Gauge},
     {"tcpstated_close_wait_oldest_seconds", prometheus::MetricType::Gauge},
+    {"tcpstated_close_wait_age_lower_bound_sockets",
+     prometheus::MetricType::Gauge},
     {"tcpstated_listen_syn_recv_sockets", prometheus::MetricType::Gauge},
     {"tcpstated_listen_accept_queue_length", prometheus::MetricType::Gauge},
     {"tcpstated_listen_accept_queue_limit", prometheus::MetricType::Gauge},
@@ -983,7 +985,10 @@ TEST(DetectorMetrics, LabelSetsBoundedUniqueAndValuesCarried) {
   double total = 0;
   for (const auto& m : cw.metric) total += m.gauge.value;
   EXPECT_EQ(total, 3000);
-  const auto& retrans = families[6];
+  const auto& retrans =
+      *std::find_if(families.begin(), families.end(), [](const auto& f) {
+        return f.name == "tcpstated_synack_retransmits_total";
+      });
   ASSERT_FALSE(retrans.metric.empty());
   double retrans_total = 0;
   for (const auto& m : retrans.metric) retrans_total += m.counter.value;

@@ -237,6 +237,16 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
          config.detectors.dead_peer_retries = GetUint(k, n);
        }},
   };
+  const std::vector<YamlField> state = {
+      {"directory",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.state.directory = GetString(k, n);
+       }},
+      {"save_interval",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.state.save_interval = GetDuration(k, n);
+       }},
+  };
   auto section = [](const std::vector<YamlField>& fields) {
     return [&fields](const std::string& k, const YAML::Node& n) {
       WalkYamlMap("config", k, n, fields);
@@ -248,6 +258,7 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
       {"bpf", section(bpf)},
       {"tracking", section(tracking)},
       {"detectors", section(detectors)},
+      {"state", section(state)},
   };
   WalkYamlMap("config", "", root, top);
 }
@@ -440,6 +451,18 @@ void ValidateConfig(const Config& config) {
   // tcpi_probes and tcpi_retransmits are 8-bit counters.
   ValidateRange("detectors.dead_peer_retries",
                 config.detectors.dead_peer_retries, 1, 255);
+  ValidatePositiveDuration("state.save_interval", config.state.save_interval);
+  // Relative to the daemon's working directory would be a surprise under
+  // systemd (it is /).
+  const std::string& dir = config.state.directory;
+  if (!dir.empty() && dir.front() != '/') {
+    Fail("state.directory",
+         "must be an absolute path (or \"\" to keep no state), got \"" + dir +
+             "\"");
+  }
+  if (dir.find('\0') != std::string::npos || dir.size() > 1024) {
+    Fail("state.directory", "is not a usable path");
+  }
 }
 
 const char* AttachModeName(AttachMode mode) {

@@ -47,6 +47,7 @@ struct CloseWaitKey {
 struct CloseWaitGroup {
   uint64_t count = 0;
   uint64_t leaked = 0;
+  uint64_t age_lower_bound = 0;
   double oldest = 0;
 };
 
@@ -77,6 +78,8 @@ void ReportCloseWait(const DetectorConfig &config,
       [](CloseWaitGroup &other, const CloseWaitGroup &g) {
         other.count = SatAdd(other.count, g.count);
         other.leaked = SatAdd(other.leaked, g.leaked);
+        other.age_lower_bound =
+            SatAdd(other.age_lower_bound, g.age_lower_bound);
         other.oldest = std::max(other.oldest, g.oldest);
       });
   auto emit = [report](const std::map<std::string, std::string> &labels,
@@ -85,6 +88,8 @@ void ReportCloseWait(const DetectorConfig &config,
     report->close_wait_leaked_sockets.push_back(
         MakeSeries(labels, D(g.leaked)));
     report->close_wait_oldest_seconds.push_back(MakeSeries(labels, g.oldest));
+    report->close_wait_age_lower_bound_sockets.push_back(
+        MakeSeries(labels, D(g.age_lower_bound)));
   };
   for (const Entry *e : top.kept) emit(CloseWaitLabels(e->first), e->second);
   if (top.other) {
@@ -144,6 +149,7 @@ void EvaluateCloseWait(const DetectorConfig &config,
     CloseWaitGroup &g = groups[std::move(key)];
     double age = Age(s.age_seconds);
     g.count = SatAdd(g.count, 1);
+    if (s.age_lower_bound) g.age_lower_bound = SatAdd(g.age_lower_bound, 1);
     // "Longer than" the threshold: a socket exactly at it is not leaked yet.
     if (age > config.close_wait_leak_after_seconds) {
       g.leaked = SatAdd(g.leaked, 1);

@@ -37,6 +37,13 @@ const ReportFamily kReportFamilies[] = {
       "application has been ignoring the peer's close.",
       MetricType::Gauge},
      &DetectionReport::close_wait_oldest_seconds},
+    {{"tcpstated_close_wait_age_lower_bound_sockets",
+      "Sockets in CLOSE_WAIT whose age is only a lower bound: they predate "
+      "the daemon and no saved age (state.directory) was taken back for "
+      "them, so it comes from tcp_info's last ACK, which keepalive ACKs "
+      "reset. Their leak may be older than close_wait_oldest_seconds says.",
+      MetricType::Gauge},
+     &DetectionReport::close_wait_age_lower_bound_sockets},
     {{"tcpstated_listen_syn_recv_sockets",
       "Half-open connections on a listener (SYN received and SYN-ACK sent, "
       "final ACK still missing); many of them mean a SYN flood or clients "

@@ -128,9 +128,13 @@ SocketEntry* Mirror::ClaimChild(const Event& e) {
   // its first event: it is in SYN_RECV, and no book keyed by id (the
   // CLOSE_WAIT index, listeners, orphans, expiries) names it.
   SocketEntry moved = *entry;
-  table_.Erase(entry);
+  table_.Erase(entry, [this](const SocketEntry& m, size_t from, size_t to) {
+    if (job_ != nullptr) NoteMoved(m, from, to);
+  });
   provisional_children_--;
   entry = table_.Insert(e.id);
+  if (job_ != nullptr)
+    NoteMoved(*entry, table_.capacity(), table_.SlotOf(entry));
   moved.id = e.id;
   *entry = moved;
   return entry;
@@ -184,6 +188,7 @@ SocketEntry* Mirror::EntryForTransition(const Event& e, SocketEntry* found) {
   }
   if (entry->state != e.oldstate) {
     resyncs_++;
+    if (resync_hook_) resync_hook_(e, entry->state);
     if (e.oldstate == TcpState::kClose) {
       // The kernel says the socket starts over: what the mirror had of it
       // ended unseen.

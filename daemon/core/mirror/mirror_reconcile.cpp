@@ -201,6 +201,9 @@ void Mirror::Confirm(SocketEntry* entry, const DiagSocket& d, ReconcileJob& job,
   if (!same && entry->entered_ns < job.dump_start_ns) {
     job.Correct(d.state);
     job.stats.changed++;
+    if (correction_hook_ && !job.seeding) {
+      correction_hook_({"changed", entry, entry->state, d.state});
+    }
     CorrectState(entry, d, job.now_ns, fin_timeout_s);
   }
 }
@@ -291,9 +294,30 @@ bool Mirror::ReconcileSeed(ReconcileJob& job, size_t* budget) {
       entry->reconcile_mark = job.epoch;
       job.Correct(d->state);
       job.stats.added++;
+      if (correction_hook_ && !job.seeding) {
+        correction_hook_({"added", entry, TcpState::kClose, d->state});
+      }
     }
   }
   return true;
+}
+
+void Mirror::NoteMoved(const SocketEntry& entry, size_t from, size_t to) {
+  ReconcileJob& job = *job_;
+  // Only a jump from the part not walked yet into the part already walked
+  // escapes the walk (the other way, it is visited twice: harmless).
+  if (from < job.slot || to >= job.slot ||
+      table_.capacity() != job.walk_capacity ||
+      entry.reconcile_mark == job.epoch ||
+      job.by_netns.count(entry.netns) == 0) {
+    return;
+  }
+  using Phase = ReconcileJob::Phase;
+  if (job.phase == Phase::kIndex) {
+    job.by_tuple.emplace(KeyOf(entry), entry.id);
+  } else if (job.phase == Phase::kSweep && from < table_.capacity()) {
+    job.sweep_again.push_back(entry.id);
+  }
 }
 
 // Pass 3: what the kernel no longer has.
@@ -312,13 +336,41 @@ bool Mirror::ReconcileSweep(ReconcileJob& job, size_t* budget) {
       job.slot++;
       continue;
     }
-    job.Correct(entry->state);
-    job.stats.removed++;
+    SweepOut(job, entry);
     // Erasing can move a later entry of the probe run into this slot:
     // look at it again.
-    Remove(entry, job.now_ns, /*observe=*/false);
+  }
+  // What jumped behind the walk while it was paused.
+  while (!job.sweep_again.empty()) {
+    if (*budget == 0) return false;
+    --*budget;
+    SocketEntry* entry = table_.Find(job.sweep_again.back());
+    job.sweep_again.pop_back();
+    if (entry != nullptr && entry->reconcile_mark != job.epoch &&
+        entry->entered_ns < job.dump_start_ns &&
+        job.by_netns.count(entry->netns) != 0) {
+      SweepOut(job, entry);
+    }
   }
   return true;
+}
+
+void Mirror::SweepOut(ReconcileJob& job, SocketEntry* entry) {
+  // A timewait socket whose time is up: the kernel's timer fired before the
+  // dump, and the mirror's own expiry (the daemon's next tick) had not run
+  // yet. What Expire does, not a correction: the stray removal of a quiet
+  // guest, whose earlier runs left TIME_WAIT sockets behind.
+  if ((entry->flags & kEntryTimewaitSock) != 0 &&
+      entry->entered_ns + TimeWaitLifetime(*entry) <= job.now_ns) {
+    Remove(entry, job.now_ns, /*observe=*/true);
+    return;
+  }
+  job.Correct(entry->state);
+  job.stats.removed++;
+  if (correction_hook_ && !job.seeding) {
+    correction_hook_({"removed", entry, entry->state, TcpState::kClose});
+  }
+  Remove(entry, job.now_ns, /*observe=*/false);
 }
 
 }  // namespace tcpstated

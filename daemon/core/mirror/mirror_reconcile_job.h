@@ -35,6 +35,9 @@ struct Mirror::ReconcileJob {
   // the walk began (a rehash reorders the slots: the walk starts over).
   size_t slot = 0;
   size_t walk_capacity = 0;
+  // kSweep: entries moved behind `slot` while the walk was paused
+  // (Mirror::NoteMoved), looked at once the walk is done.
+  std::vector<uint64_t> sweep_again;
   ReconcileStats stats;
 
   void Correct(TcpState state) {

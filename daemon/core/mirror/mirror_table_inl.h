@@ -67,6 +67,10 @@ inline SocketEntry* Mirror::Track(const Event& e, TcpState state,
   CopyTuple(entry, e);
   Account(*entry, state, +1);
   UpdateDestination(entry);
+  // As if moved in from beyond the table: a paused walk that is past its
+  // slot must still index it.
+  if (job_ != nullptr)
+    NoteMoved(*entry, table_.capacity(), table_.SlotOf(entry));
   return entry;
 }
 
@@ -93,7 +97,9 @@ inline void Mirror::Remove(SocketEntry* entry, uint64_t now_ns, bool observe) {
   if (entry->flags & kEntryTimewaitSock) UnmarkTimewait(entry);
   owners_.Release(entry->owner);
   if (IsProvisionalId(entry->id)) provisional_children_--;
-  table_.Erase(entry);
+  table_.Erase(entry, [this](const SocketEntry& moved, size_t from, size_t to) {
+    if (job_ != nullptr) NoteMoved(moved, from, to);
+  });
 }
 
 inline void Mirror::Observe(const SocketEntry& entry, uint64_t now_ns) {
