@@ -118,6 +118,15 @@ Daemon::Daemon(const Config& config)
                                               &mirror_, &mirror_mutex_);
   kernel_view_->set_event_drain(
       [this] { consumer_->Flush(std::chrono::seconds(1)); });
+  // Lost or missed events ask the kernel view for a reconcile of every
+  // namespace (the drift check can only see a namespace's totals).
+  kernel_view_->set_loss_counter([this] {
+    KernelCounters k = probe_->ReadCounters();
+    uint64_t n = 0;
+    for (uint64_t v : k.lost) n += v;
+    for (uint64_t v : k.missed) n += v;
+    return n;
+  });
   kernel_view_->Seed();
   kernel_view_->Start();
   privileged_ = std::make_unique<PrivilegedRunner>();

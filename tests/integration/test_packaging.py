@@ -53,7 +53,7 @@ DEFAULTS = {
     "bpf.attach": "auto",
     "bpf.ring_buffer_bytes": "4194304",
     "tracking.max_tracked_sockets": "1000000",
-    "tracking.reconcile_interval": "30s",
+    "tracking.reconcile_interval": "10m",
     "tracking.max_series_per_metric": "50",
     "detectors.close_wait_leak_after": "60s",
     "detectors.syn_flood_half_open_ratio": "0.5",
