@@ -91,8 +91,12 @@ class Drift(unittest.TestCase):
                     "tracepoint mode: the mirror held %d of the 3 TIME_WAIT "
                     "sockets (kernel addresses reused)" % tw0)
             self.assertEqual(tw0, 3, "the events left " + ctx)
+            # The run is counted at the end of its cycle, a moment after the
+            # mirror is corrected: wait for both.
             m = poll(d.metrics,
-                     lambda m: m.sockets(ns.inode)["time_wait"] == 1,
+                     lambda m: m.sockets(ns.inode)["time_wait"] == 1 and
+                     m.get("tcpstated_reconcile_runs_total",
+                           reason="drift") > runs0,
                      timeout=CORRECTED_WITHIN)
             took = time.monotonic() - killed_at
             ctx = " after %.1f s (%s)\n%s" % (took, done, d.log_text()[-2000:])
