@@ -144,6 +144,15 @@ Daemon::Daemon(const Config& config)
       [this] { consumer_->Flush(std::chrono::seconds(1)); });
   state_store_ = std::make_unique<StateStore>(config.state.directory);
   kernel_view_->set_saved_sockets(state_store_->Load());
+  // Lost or missed events ask the kernel view for a reconcile of every
+  // namespace (the drift check can only see a namespace's totals).
+  kernel_view_->set_loss_counter([this] {
+    KernelCounters k = probe_->ReadCounters();
+    uint64_t n = 0;
+    for (uint64_t v : k.lost) n += v;
+    for (uint64_t v : k.missed) n += v;
+    return n;
+  });
   kernel_view_->Seed();
   last_state_save_ns_ = MonotonicNowNs();
   kernel_view_->Start();

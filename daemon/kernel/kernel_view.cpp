@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "daemon/kernel/kernel_view_cycle.h"
 #include "tcpstated/metric_family.h"
 #include "tcpstated/monotonic_clock.h"
 
@@ -67,6 +68,15 @@ bool SynCountersRose(const TcpExtCounters& before, const TcpExtCounters& now) {
 constexpr size_t kReconcileSlice = 65536;
 constexpr std::chrono::milliseconds kReconcilePause{1};
 
+// Lost events ask for a dump of every namespace, at most this often: under
+// a storm that overflows the ring every cycle, a million-socket dump every
+// few seconds would only add to the load.
+constexpr std::chrono::seconds kLostReconcileGap{30};
+
+// Discovery and the sysctls of namespaces with sockets are refreshed this
+// often (or every reconcile interval, if shorter).
+constexpr std::chrono::milliseconds kRefreshInterval{30000};
+
 // A namespace missing from this many discoveries in a row is gone.
 constexpr int kMissingCyclesBeforeDrop = 2;
 
@@ -118,7 +128,7 @@ KernelView::KernelView(Options options, Mirror* mirror, std::mutex* mutex)
 KernelView::~KernelView() { Stop(); }
 
 void KernelView::Seed() {
-  RunCycle(/*full_reconcile=*/true, /*seeding=*/true);
+  RunCycle(/*full_reconcile=*/true, /*seeding=*/true, ReconcileReason::kStart);
   ReleaseFreedMemory();
   if (!seed_dumped_own_) {
     throw std::runtime_error(
@@ -154,8 +164,7 @@ void KernelView::Run() {
   // needs, and at nice +10 a saturating storm lost events in every round
   // (docs/performance.md, "Scheduling").
   pthread_setname_np(pthread_self(), "kernel-view");
-  auto next_full =
-      std::chrono::steady_clock::now() + options_.reconcile_interval;
+  auto last_full = std::chrono::steady_clock::now();
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(wake_mutex_);
@@ -168,11 +177,20 @@ void KernelView::Run() {
         have_pending_options_ = false;
       }
     }
+    // Every namespace is dumped at the latest after the reconcile interval
+    // (the safety net), or after lost or missed events (which say nothing
+    // of where), but not more often than every kLostReconcileGap.
     auto now = std::chrono::steady_clock::now();
-    bool full = now >= next_full;
-    if (full) next_full = now + options_.reconcile_interval;
+    ReconcileReason reason = ReconcileReason::kSafety;
+    bool full = now - last_full >= options_.reconcile_interval;
+    if (!full && loss_counter_ && drift_.LostSince(loss_counter_()) &&
+        now - last_full >= kLostReconcileGap) {
+      full = true;
+      reason = ReconcileReason::kLost;
+    }
+    if (full) last_full = now;
     try {
-      RunCycle(full, /*seeding=*/false);
+      RunCycle(full, /*seeding=*/false, reason);
     } catch (const std::exception& e) {
       // Degrade, count, go on: the event stream keeps the mirror useful.
       spdlog::warn("kernel view cycle failed: {}", e.what());
@@ -211,6 +229,7 @@ void KernelView::Discover() {
   }
   for (uint32_t inode : gone) {
     namespaces_.erase(inode);
+    drift_.Forget(inode);
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     mirror_->DropNamespace(inode);
   }
@@ -238,13 +257,16 @@ std::map<uint32_t, KernelView::Activity> KernelView::ActivityFromMirror()
   return out;
 }
 
-std::vector<NamespaceRequest> KernelView::PlanReads(
-    const std::map<uint32_t, Activity>& activity, bool full,
-    bool seeding) const {
+std::vector<NamespaceRequest> KernelView::PlanReads(const Cycle& c) const {
+  const bool seeding = c.seeding;
   std::vector<NamespaceRequest> requests;
   for (const auto& [inode, ns] : namespaces_) {
-    auto it = activity.find(inode);
-    Activity a = it != activity.end() ? it->second : Activity{};
+    auto it = c.activity.find(inode);
+    Activity a = it != c.activity.end() ? it->second : Activity{};
+    // A full reconcile dumps every namespace with sockets, a drift
+    // reconcile those whose drift is confirmed.
+    const bool full = c.full || c.targets.count(inode) > 0;
+    const bool drift = ChecksDrift(inode, a.sockets);
     const bool reused = a.events_cookie != 0 && ns.handle.cookie != 0 &&
                         a.events_cookie != ns.handle.cookie;
     NamespaceRequest r;
@@ -254,7 +276,7 @@ std::vector<NamespaceRequest> KernelView::PlanReads(
       r.dump_mask = kAllStatesMask;
       r.read_settings = r.read_counters = true;
       r.files_only_if_sockets = true;
-    } else if (full && a.sockets) {
+    } else if (full && (a.sockets || c.targets.count(inode) > 0)) {
       // The sysctls are re-read here: they seldom change, and nothing
       // announces a change (no inotify on /proc/sys).
       r.dump_mask = kAllStatesMask;
@@ -271,9 +293,11 @@ std::vector<NamespaceRequest> KernelView::PlanReads(
       // limits (port range, timewait buckets) for the port books without
       // waiting for the reconcile.
       r.read_settings = r.read_counters = true;
-    } else {
+    } else if (!drift) {
       continue;
     }
+    r.read_sockstat = drift && !seeding;
+    if (drift && c.refresh) r.read_settings = true;
     requests.push_back(std::move(r));
   }
   return requests;
@@ -372,44 +396,23 @@ void KernelView::RestoreSavedAges(
   saved_sockets_.shrink_to_fit();
 }
 
-// What one cycle carries from step to step.
-struct KernelView::Cycle {
-  bool full = false;
-  bool seeding = false;
-  std::map<uint32_t, Activity> activity;
-  std::vector<NamespaceRequest> requests;
-  std::vector<NamespaceResult> results;  // parallel to requests
-  std::map<uint32_t, std::vector<DiagSocket>> dumps;
-  std::unordered_set<uint32_t> settings_read;
-  std::unordered_set<uint32_t> requests_counted;  // dumps with SYN_RECV
-  uint64_t dump_start = 0;
-  uint64_t dump_end = 0;
-  uint64_t errors = 0;
-  Mirror::ReconcileStats stats;
-  std::vector<std::pair<uint64_t, uint32_t>> need_owner;   // id, inode
-  std::unordered_map<uint32_t, ProcessInfo> owners_found;  // by inode
-  // Copied out of the mirror for the detectors; close_wait_tgids is
-  // parallel to inputs.close_wait (0: owner unknown).
-  DetectorInputs inputs;
-  std::vector<uint32_t> close_wait_tgids;
-  std::vector<uint64_t> close_wait_cgroups;  // the owner's, from its event
-  std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash> synacks;
-  std::unordered_map<uint32_t, uint64_t> timewait;
-  DetectionReport report;
-};
-
-void KernelView::RunCycle(bool full, bool seeding) {
+void KernelView::RunCycle(bool full, bool seeding, ReconcileReason reason) {
   Cycle c;
   c.full = full;
   c.seeding = seeding;
+  c.reason = full ? reason : ReconcileReason::kDrift;
+  if (!full) c.targets = drift_.Drifting();
+  c.reconcile = full || !c.targets.empty();
+  if (loss_counter_) c.loss_before = loss_counter_();
   Survey(c);
   Dump(c);
   Apply(c);
-  if (full) {
+  if (c.reconcile) {
     Reconcile(c);
     c.errors += AgeCloseWaitFromKernel();
-    c.errors += ReadPeerLiveness();
   }
+  CheckDrift(c);
+  c.errors += ReadPeerLivenessWhenDue();
   ResolveOwners(c);
   CopyFromMirror(c);
   Detect(c);
@@ -417,12 +420,30 @@ void KernelView::RunCycle(bool full, bool seeding) {
 }
 
 void KernelView::Survey(Cycle& c) {
+  // Discovery and the sysctls keep the cadence they had when every
+  // reconcile was full: the safety interval is long.
+  const uint64_t now = MonotonicNowNs();
+  if (c.full || now >= next_refresh_ns_) {
+    c.refresh = true;
+    next_refresh_ns_ =
+        now +
+        static_cast<uint64_t>(std::min<std::chrono::milliseconds>(
+                                  options_.reconcile_interval, kRefreshInterval)
+                                  .count()) *
+            1000000;
+  }
   bool discovered = false;
-  if (c.full || c.seeding || rediscover_) {
+  if (c.refresh || c.seeding || rediscover_) {
     Discover();
     discovered = true;
   }
   c.activity = ActivityFromMirror();
+  {
+    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    for (const auto& [inode, counts] : mirror_->counts()) {
+      c.events_before[inode] = mirror_->EventsIn(inode);
+    }
+  }
   // A namespace the events show but discovery has not found (created since
   // the last one): look now rather than at the next reconcile, once.
   bool unknown = false;
@@ -456,11 +477,11 @@ void KernelView::Survey(Cycle& c) {
 
 void KernelView::Dump(Cycle& c) {
   c.dump_start = MonotonicNowNs();
-  if (c.full) {
+  if (c.reconcile) {
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     mirror_->BeginReconcile();
   }
-  c.requests = PlanReads(c.activity, c.full, c.seeding);
+  c.requests = PlanReads(c);
   c.results = Visit(c.requests, &c.errors);
   for (size_t i = 0; i < c.results.size(); ++i) {
     NamespaceResult& r = c.results[i];
@@ -473,16 +494,20 @@ void KernelView::Dump(Cycle& c) {
       ns.request_sockets = RequestSockets(r.sockets);
       c.requests_counted.insert(r.inode);
     }
-    c.dumps[r.inode] = std::move(r.sockets);
+    // Only full dumps reconcile: a listeners-only dump would remove every
+    // other socket of its namespace.
+    if (c.requests[i].dump_mask == kAllStatesMask) {
+      c.dumps[r.inode] = std::move(r.sockets);
+    }
   }
   c.dump_end = MonotonicNowNs();
-  if (c.full && event_drain_) event_drain_();
+  if (c.reconcile && event_drain_) event_drain_();
 }
 
 void KernelView::Apply(Cycle& c) {
   std::lock_guard<std::mutex> lock(*mirror_mutex_);
   ApplySettings(c);
-  if (c.full) {
+  if (c.reconcile) {
     std::vector<Mirror::NamespaceDump> dumps;
     for (auto& [inode, sockets] : c.dumps) {
       const Namespace& ns = namespaces_[inode];
@@ -494,10 +519,12 @@ void KernelView::Apply(Cycle& c) {
       dumps.push_back(d);
     }
     mirror_->StartReconcile(dumps, c.dump_start, c.dump_end, c.seeding);
-  } else {
+  }
+  {
     // A listeners-only dump says nothing of request sockets: the last
     // count stands (zero, or it would have been counted again).
     for (uint32_t inode : c.requests_counted) {
+      if (c.dumps.count(inode) > 0) continue;  // the reconcile counts them
       mirror_->SetRequestSockets(inode, namespaces_[inode].request_sockets);
     }
   }
@@ -657,9 +684,19 @@ void KernelView::Publish(Cycle& c) {
   std::lock_guard<std::mutex> lock(report_mutex_);
   report_ = std::move(c.report);
   diag_errors_ += c.errors;
-  if (!c.full) return;
+  if (!c.reconcile) return;
   for (size_t i = 0; i < kStateSlots; ++i) {
     corrections_[i] += c.stats.corrections[i];
+  }
+  reconcile_runs_[static_cast<size_t>(c.reason)]++;
+  if (!c.full) {
+    if (c.stats.added + c.stats.changed + c.stats.removed > 0) {
+      spdlog::info(
+          "drift reconcile of {} namespace(s) corrected the mirror: {} "
+          "added, {} changed, {} removed",
+          c.dumps.size(), c.stats.added, c.stats.changed, c.stats.removed);
+    }
+    return;
   }
   reconciles_++;
   last_reconcile_seconds_ = Seconds(c.dump_end - c.dump_start);
@@ -701,6 +738,7 @@ std::vector<MetricFamily> KernelView::Metrics() const {
   AddSample(out.back(), {}, static_cast<double>(diag_errors_));
   out.push_back(NewFamily(kDumpSeconds));
   AddSample(out.back(), {}, last_reconcile_seconds_);
+  AppendDriftMetrics(&out);
   AppendPeerLivenessMetrics(&out);
   return out;
 }

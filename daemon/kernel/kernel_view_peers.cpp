@@ -1,12 +1,19 @@
-// KernelView's peer-liveness step: one more sock_diag dump per full
-// reconcile, of ESTABLISHED, FIN_WAIT2 (and LISTEN) sockets with tcp_info
-// (INET_DIAG_INFO, ~230 bytes more per socket), in the namespaces where the
-// mirror counts such sockets. The full dump stays without tcp_info: asking
-// for it there would make every LISTEN, TIME_WAIT and request socket pay
-// too. Cost at scale: docs/performance.md.
+// KernelView's peer-liveness step: sock_diag dumps of FIN_WAIT2 and of
+// ESTABLISHED (and LISTEN) sockets with tcp_info (INET_DIAG_INFO, ~230
+// bytes more per socket), in the namespaces where the mirror counts such
+// sockets, each on its own cadence: a tenth of its detector's threshold
+// (fin_wait2_stuck_after, idle_after), within [detector interval,
+// reconcile interval]. A detection so starts and clears within its
+// threshold plus that cadence (plus one detector cycle). With the defaults
+// the FIN_WAIT2 dump (a state-filtered walk; few sockets match) runs every
+// 30 s and the ESTABLISHED one, which costs as much as a full dump at a
+// million sockets, every 6 min. The full dump stays without tcp_info:
+// asking for it there would make every LISTEN, TIME_WAIT and request socket
+// pay too. Cost at scale: docs/performance.md.
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -23,14 +30,21 @@ namespace {
 // cannot match comes from whether their local port is listening.
 const FamilySpec kPeerLivenessDumpSeconds = {
     "tcpstated_peer_liveness_dump_seconds",
-    "How long the last peer-liveness dump (ESTABLISHED and FIN_WAIT2 "
-    "sockets with tcp_info, once per full reconcile) took, every namespace "
-    "that has such sockets included.",
+    "How long the last peer-liveness dump (FIN_WAIT2 and/or ESTABLISHED "
+    "sockets with tcp_info, each at a tenth of its detector's threshold) "
+    "took, every namespace that has such sockets included.",
     prometheus::MetricType::Gauge};
 
-constexpr uint32_t kPeerLivenessMask = StateBit(TcpState::kEstablished) |
-                                       StateBit(TcpState::kFinWait2) |
-                                       StateBit(TcpState::kListen);
+// The interval of a peer dump whose detector has threshold `seconds`.
+uint64_t PeerDumpIntervalNs(double seconds, std::chrono::milliseconds lo,
+                            std::chrono::milliseconds hi) {
+  const double lo_s = static_cast<double>(lo.count()) / 1e3;
+  const double hi_s = static_cast<double>(hi.count()) / 1e3;
+  double s = seconds / 10;
+  if (s > hi_s) s = hi_s;
+  if (s < lo_s) s = lo_s;
+  return static_cast<uint64_t>(s * 1e9);
+}
 
 // The mirror's owner, role and time in state of a dumped socket. Sockets
 // are matched by cookie: in classic-tracepoint mode only those whose
@@ -80,20 +94,48 @@ void UnownedInodes(const std::vector<Row>& rows,
 
 }  // namespace
 
-uint64_t KernelView::ReadPeerLiveness() {
+uint64_t KernelView::ReadPeerLivenessWhenDue() {
+  // Not tied to the full reconcile: its safety interval is long, and lost
+  // events (which trigger it) say nothing about liveness.
+  const uint64_t now = MonotonicNowNs();
+  const bool fin_wait2 = now >= next_fin_wait2_ns_;
+  const bool established = now >= next_established_ns_;
+  if (fin_wait2) {
+    next_fin_wait2_ns_ =
+        now + PeerDumpIntervalNs(options_.fin_wait2.stuck_after_seconds,
+                                 options_.detector_interval,
+                                 options_.reconcile_interval);
+  }
+  if (established) {
+    next_established_ns_ =
+        now + PeerDumpIntervalNs(options_.peer_liveness.idle_after_seconds,
+                                 options_.detector_interval,
+                                 options_.reconcile_interval);
+  }
+  if (!fin_wait2 && !established) return 0;
+  return ReadPeerLiveness(fin_wait2, established);
+}
+
+uint64_t KernelView::ReadPeerLiveness(bool fin_wait2_due,
+                                      bool established_due) {
+  const uint32_t mask =
+      StateBit(TcpState::kListen) |
+      (fin_wait2_due ? StateBit(TcpState::kFinWait2) : 0) |
+      (established_due ? StateBit(TcpState::kEstablished) : 0);
   std::vector<NamespaceRequest> requests;
   {
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     for (const auto& [inode, counts] : mirror_->counts()) {
-      if (counts[StateIndex(TcpState::kEstablished)] <= 0 &&
-          counts[StateIndex(TcpState::kFinWait2)] <= 0) {
+      if (!(established_due &&
+            counts[StateIndex(TcpState::kEstablished)] > 0) &&
+          !(fin_wait2_due && counts[StateIndex(TcpState::kFinWait2)] > 0)) {
         continue;
       }
       auto it = namespaces_.find(inode);
       if (it == namespaces_.end()) continue;
       NamespaceRequest r;
       r.handle = it->second.handle;
-      r.dump_mask = kPeerLivenessMask;
+      r.dump_mask = mask;
       r.dump_tcp_info = true;
       requests.push_back(std::move(r));
     }
@@ -128,10 +170,15 @@ uint64_t KernelView::ReadPeerLiveness() {
   Attribute(&sockets.fin_wait2, &owners_, by_inode);
   Attribute(&sockets.established, &owners_, by_inode);
 
-  FinWait2Report fin_wait2 =
-      fin_wait2_.Evaluate(sockets.fin_wait2, options_.fin_wait2);
-  PeerLivenessReport liveness =
-      liveness_.Evaluate(sockets.established, options_.peer_liveness);
+  // Only the detector whose dump ran is judged; the other's report stands.
+  FinWait2Report fin_wait2;
+  PeerLivenessReport liveness;
+  if (fin_wait2_due) {
+    fin_wait2 = fin_wait2_.Evaluate(sockets.fin_wait2, options_.fin_wait2);
+  }
+  if (established_due) {
+    liveness = liveness_.Evaluate(sockets.established, options_.peer_liveness);
+  }
   for (const auto* lines : {&fin_wait2.started, &liveness.started}) {
     for (const std::string& line : *lines) spdlog::warn("{}", line);
   }
@@ -139,8 +186,8 @@ uint64_t KernelView::ReadPeerLiveness() {
     for (const std::string& line : *lines) spdlog::info("{}", line);
   }
   std::lock_guard<std::mutex> lock(report_mutex_);
-  fin_wait2_report_ = std::move(fin_wait2);
-  liveness_report_ = std::move(liveness);
+  if (fin_wait2_due) fin_wait2_report_ = std::move(fin_wait2);
+  if (established_due) liveness_report_ = std::move(liveness);
   liveness_dump_seconds_ = dump_seconds;
   return errors;
 }

@@ -32,6 +32,13 @@ void ReadHere(const NamespaceRequest& request, NamespaceResult* result) {
       result->failures.push_back(std::string("sock_diag dump: ") + e.what());
     }
   }
+  if (request.read_sockstat) {
+    try {
+      result->sockstat = ReadSockstat();
+    } catch (const std::exception& e) {
+      result->failures.push_back(std::string("sockstat: ") + e.what());
+    }
+  }
   if (request.files_only_if_sockets &&
       !(result->dumped && !result->sockets.empty())) {
     return;

@@ -52,9 +52,13 @@ std::string ReadSysctl(const std::string& path) {
 }
 
 // A seq_file (/proc/.../net/netstat) may return short reads before the
-// end: read until EOF.
-std::string ReadSeqFile(const std::string& path) {
+// end: read until EOF. `missing_ok`: a file that does not exist reads as
+// empty (sockstat6 on a kernel without IPv6).
+std::string ReadSeqFile(const std::string& path, bool missing_ok = false) {
   constexpr size_t kLimit = 16 * 1024 * 1024;
+  if (missing_ok && access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+    return std::string();
+  }
   ScopedFd fd(OpenForReading(path));
   std::string text;
   char buffer[16384];
@@ -92,6 +96,12 @@ TcpExtCounters ReadNetstat() {
   // thread-self: /proc/net and /proc/self/net show the thread-group leader's
   // namespace, not that of a thread that setns()ed (checked on 6.18).
   return ParseNetstat(ReadSeqFile("/proc/thread-self/net/netstat"));
+}
+
+SocketTotals ReadSockstat() {
+  return ParseSockstat(
+      ReadSeqFile("/proc/thread-self/net/sockstat"),
+      ReadSeqFile("/proc/thread-self/net/sockstat6", /*missing_ok=*/true));
 }
 
 }  // namespace tcpstated

@@ -49,6 +49,8 @@ struct Config {
   } bpf;
   struct Tracking {
     uint64_t max_tracked_sockets = 1000000;
+    // The longest time without a full reconcile (the drift check runs
+    // every detector cycle and dumps a drifting namespace at once).
     std::chrono::milliseconds reconcile_interval{30000};
     uint64_t max_series_per_metric = 50;
   } tracking;

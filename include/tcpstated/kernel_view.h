@@ -9,13 +9,21 @@
 // that a namespace is read only for what its sockets need, as the mirror
 // counts them from the events (which carry the namespace): listeners get
 // a LISTEN/SYN_RECV dump and TcpExt counters every detector cycle, any
-// socket a full dump at each reconcile, where the sysctls are re-read too
-// (a change is noticed within one reconcile interval). A namespace without
-// TCP sockets is never entered. Discovery (names, and the zero rows of
-// idle namespaces) reads /proc and /run/netns at each reconcile, without
-// entering anything, and at once when the events show a namespace it does
-// not know. All reads of one cycle happen in one batch (namespace_reads.h)
-// that holds no descriptor afterwards.
+// socket a check of the kernel's socket totals (sockstat) against the
+// mirror's every detector cycle. The reconcile (a full dump) costs in
+// proportion to drift (kernel_view_drift.cpp): a namespace whose totals
+// disagree beyond what in-flight events explain is dumped alone; every
+// namespace with sockets is dumped after lost or missed events, and at
+// the latest every reconcile interval (the safety net for drift that
+// leaves the totals equal). The
+// peer-liveness dumps run on their own cadence (kernel_view_peers.cpp). A
+// namespace without TCP sockets is never entered. Discovery (names, and the
+// zero rows of idle namespaces) reads /proc and /run/netns every 30 s (or
+// reconcile interval, if shorter) without entering anything, and at once
+// when the events show a namespace it does not know; the sysctls of
+// namespaces with sockets are re-read at the same cadence. All reads of one
+// cycle happen in one batch (namespace_reads.h) that holds no descriptor
+// afterwards.
 //
 // Thread-safety: Seed() from the main thread before Start(); then one
 // background thread does the work, taking the mirror's mutex only to apply
@@ -24,14 +32,17 @@
 
 #include <prometheus/metric_family.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_set>
 #include <utility>
@@ -39,6 +50,7 @@
 
 #include "tcpstated/cgroup_units.h"
 #include "tcpstated/detectors.h"
+#include "tcpstated/drift_check.h"
 #include "tcpstated/fin_wait2_detector.h"
 #include "tcpstated/kernel_settings.h"
 #include "tcpstated/mirror.h"
@@ -56,7 +68,8 @@ class KernelView {
     // Detectors, LISTEN/SYN_RECV dumps, counters and sysctls.
     std::chrono::milliseconds detector_interval{5000};
     DetectorConfig detectors;
-    // Judged at each full reconcile, from the peer-liveness dump.
+    // Judged from the peer-liveness dumps, at a cadence derived from their
+    // thresholds (PeerDumpInterval).
     FinWait2Config fin_wait2;
     PeerLivenessConfig peer_liveness;
   };
@@ -82,6 +95,11 @@ class KernelView {
   void set_event_drain(std::function<void()> drain) {
     event_drain_ = std::move(drain);
   }
+  // Events lost or missed so far (every source, lost + missed): a rise
+  // asks for a reconcile of every namespace. Set once, before Seed().
+  void set_loss_counter(std::function<uint64_t()> counter) {
+    loss_counter_ = std::move(counter);
+  }
 
   // Ages saved by the previous run (state_store.h), taken back after the
   // seeding dump where the kernel agrees (Mirror::RestoreSavedAges). Set
@@ -104,8 +122,11 @@ class KernelView {
   };
   Status status() const;
 
-  // Runs one cycle now (tests and start-up).
-  void RunCycle(bool full_reconcile, bool seeding);
+  // Runs one cycle now (tests and start-up). `full_reconcile`: every
+  // namespace with sockets is dumped, for `reason`; otherwise only those
+  // whose drift is confirmed.
+  void RunCycle(bool full_reconcile, bool seeding,
+                ReconcileReason reason = ReconcileReason::kSafety);
 
  private:
   struct Namespace {
@@ -158,9 +179,7 @@ class KernelView {
   void Discover();
   std::map<uint32_t, Activity> ActivityFromMirror() const;
   // What this cycle reads of each namespace, given the mirror's activity.
-  std::vector<NamespaceRequest> PlanReads(
-      const std::map<uint32_t, Activity>& activity, bool full,
-      bool seeding) const;
+  std::vector<NamespaceRequest> PlanReads(const Cycle& c) const;
   // ReadNamespaces, then the results kept in namespaces_ (cookie, sysctls,
   // counters); failures are logged and counted in `*errors`, and a
   // namespace whose path no longer leads to it asks for a rediscovery.
@@ -178,11 +197,19 @@ class KernelView {
   // The systemd unit of a socket's owner: from its cgroup id where the
   // event captured one, else from /proc/<tgid>.
   std::string UnitOf(uint32_t tgid, uint64_t cgroup_id);
-  // The peer-liveness step (kernel_view_peers.cpp): a dump of ESTABLISHED
-  // and FIN_WAIT2 sockets with tcp_info in every namespace that has some,
-  // judged by the FIN_WAIT2 and peer-liveness detectors. Returns the number
-  // of failed reads.
-  uint64_t ReadPeerLiveness();
+  // The peer-liveness step (kernel_view_peers.cpp): a dump of FIN_WAIT2
+  // and/or ESTABLISHED sockets with tcp_info in every namespace that has
+  // some, judged by the FIN_WAIT2 and peer-liveness detectors. Returns the
+  // number of failed reads.
+  // Which peer-liveness dumps are due now (their cadence), then those.
+  uint64_t ReadPeerLivenessWhenDue();
+  uint64_t ReadPeerLiveness(bool fin_wait2, bool established);
+  // The drift check (kernel_view_drift.cpp): sockstat read for the
+  // namespaces it checks (PlanReads), compared with the mirror after the
+  // events in flight are applied.
+  bool ChecksDrift(uint32_t inode, bool has_sockets) const;
+  void CheckDrift(Cycle& c);
+  void AppendDriftMetrics(std::vector<prometheus::MetricFamily>* out) const;
   // Its families (caller holds report_mutex_).
   void AppendPeerLivenessMetrics(
       std::vector<prometheus::MetricFamily>* out) const;
@@ -203,12 +230,18 @@ class KernelView {
   bool rediscover_ = false;
   bool seed_dumped_own_ = false;  // the seed dumped the daemon's namespace
   std::unordered_set<uint32_t> unfound_;
+  DriftTracker drift_;              // worker thread only
+  uint64_t next_refresh_ns_ = 0;    // discovery, sysctls (worker only)
+  uint64_t next_fin_wait2_ns_ = 0;  // peer dumps due (worker only)
+  uint64_t next_established_ns_ = 0;
 
   mutable std::mutex report_mutex_;  // guards the fields below
   DetectionReport report_;
   FinWait2Report fin_wait2_report_;
   PeerLivenessReport liveness_report_;
   double liveness_dump_seconds_ = 0;
+  std::array<uint64_t, std::size(kReconcileReasons)> reconcile_runs_{};
+  std::map<uint32_t, uint64_t> drift_seen_;  // the last check's, by netns
   std::array<uint64_t, kStateSlots> corrections_{};
   uint64_t diag_errors_ = 0;
   uint64_t reconciles_ = 0;
@@ -221,6 +254,7 @@ class KernelView {
   bool have_pending_options_ = false;
   Options pending_options_;
   std::function<void()> event_drain_;
+  std::function<uint64_t()> loss_counter_;
   std::thread thread_;
 };
 

@@ -152,6 +152,12 @@ class Mirror {
     return durations_;
   }
   MirrorStats stats() const;
+  // Events applied for a namespace so far (0 if none): the drift check's
+  // allowance for events in flight (drift_check.h).
+  uint64_t EventsIn(uint32_t netns) const {
+    auto it = netns_events_.find(netns);
+    return it != netns_events_.end() ? it->second : 0;
+  }
 
   // The shared key types (socket_keys.h), under their old names here.
   using DestinationKey = tcpstated::DestinationKey;
@@ -480,6 +486,10 @@ class Mirror {
 
   std::unordered_map<uint32_t, StateCounts> counts_;
   std::unordered_map<uint32_t, NamespaceBook> namespaces_;
+  // EventsIn's counters; the one last used cached as counts_cache_ is.
+  std::unordered_map<uint32_t, uint64_t> netns_events_;
+  uint64_t* netns_events_cache_ = nullptr;
+  uint32_t netns_events_cache_netns_ = 0;
   uint64_t netns_purges_ = 0;
   uint32_t counts_cache_netns_ = 0;
   StateCounts* counts_cache_ = nullptr;

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tcpstated/drift_check.h"
 #include "tcpstated/kernel_settings.h"
 #include "tcpstated/netns.h"
 #include "tcpstated/sock_diag.h"
@@ -34,6 +35,7 @@ struct NamespaceRequest {
   bool dump_tcp_info = false;
   bool read_settings = false;  // TcpSettings (eight sysctls)
   bool read_counters = false;  // TcpExt counters (/proc/thread-self/net)
+  bool read_sockstat = false;  // socket totals (drift_check.h)
   // Read the files only if the dump found a socket: at start-up every
   // namespace is dumped once, and one without sockets is left at that.
   bool files_only_if_sockets = false;
@@ -50,6 +52,7 @@ struct NamespaceResult {
   std::vector<DiagSocket> sockets;
   std::optional<TcpSettings> settings;
   std::optional<TcpExtCounters> counters;
+  std::optional<SocketTotals> sockstat;
   // One line per read that failed (dump, sysctls, netstat), for the log.
   std::vector<std::string> failures;
 };

@@ -14,6 +14,7 @@
 // what the parser throws (std::invalid_argument).
 #pragma once
 
+#include "tcpstated/drift_check.h"
 #include "tcpstated/kernel_settings.h"
 
 namespace tcpstated {
@@ -23,5 +24,8 @@ TcpSettings ReadTcpSettings();
 
 // /proc/thread-self/net/netstat.
 TcpExtCounters ReadNetstat();
+
+// /proc/thread-self/net/sockstat and sockstat6 (absent without IPv6).
+SocketTotals ReadSockstat();
 
 }  // namespace tcpstated

@@ -57,6 +57,11 @@ void Mirror::Apply(const Event& e) {
     return;
   }
   events_[static_cast<size_t>(e.source)]++;
+  if (netns_events_cache_ == nullptr || netns_events_cache_netns_ != e.netns) {
+    netns_events_cache_ = &netns_events_[e.netns];
+    netns_events_cache_netns_ = e.netns;
+  }
+  ++*netns_events_cache_;
   if (e.netns_cookie != cookie_cache_ || e.netns != cookie_cache_netns_) {
     CheckNamespace(e);
   }

@@ -64,6 +64,8 @@ void Mirror::DropNamespace(uint32_t netns) {
   PurgeNamespace(netns);
   counts_.erase(netns);
   counts_cache_ = nullptr;
+  netns_events_.erase(netns);
+  netns_events_cache_ = nullptr;
   cookie_cache_ = 0;
   cookie_cache_netns_ = 0;
   namespaces_.erase(netns);
