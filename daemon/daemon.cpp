@@ -68,6 +68,44 @@ OutcomeConfig OutcomeOptions(const Config& config) {
   return o;
 }
 
+// Each invalid transition, reconcile correction and resync, with its socket,
+// at debug level: what an engineer needs to find the path behind a counter.
+void LogMirrorAnomaliesAtDebug(Mirror* mirror) {
+  mirror->set_invalid_transition_hook([](const Event& e) {
+    SPDLOG_DEBUG(
+        "invalid transition {} -> {} on socket id={:#x} netns={} {}:{} -> "
+        "{}:{}",
+        StateKernelName(e.oldstate), StateKernelName(e.newstate), e.id, e.netns,
+        FormatAddress(e.saddr, e.ipv6), e.sport, FormatAddress(e.daddr, e.ipv6),
+        e.dport);
+    (void)e;
+  });
+  mirror->set_correction_hook([](const Mirror::Correction& c) {
+    const SocketEntry& s = *c.entry;
+    const bool v6 = (s.flags & kEntryIpv6) != 0;
+    SPDLOG_DEBUG(
+        "reconcile {} socket id={:#x} netns={} {}:{} -> {}:{}: mirror {}{}, "
+        "kernel {} (entered {} ns before now)",
+        c.kind, s.id, s.netns, FormatAddress(s.saddr, v6), s.sport,
+        FormatAddress(s.daddr, v6), s.dport, StateKernelName(c.mirror_state),
+        (s.flags & kEntryTimewaitSock) ? " (timewait)" : "",
+        StateKernelName(c.kernel_state),
+        MonotonicNowNs() - std::min(MonotonicNowNs(), s.entered_ns));
+    (void)s;
+    (void)v6;
+  });
+  mirror->set_resync_hook([](const Event& e, TcpState had) {
+    SPDLOG_DEBUG(
+        "resync socket id={:#x} netns={} {}:{} -> {}:{}: event {} -> {}, "
+        "mirror had {}",
+        e.id, e.netns, FormatAddress(e.saddr, e.ipv6), e.sport,
+        FormatAddress(e.daddr, e.ipv6), e.dport, StateKernelName(e.oldstate),
+        StateKernelName(e.newstate), StateKernelName(had));
+    (void)e;
+    (void)had;
+  });
+}
+
 }  // namespace
 
 Daemon::Daemon(const Config& config)
@@ -85,39 +123,7 @@ Daemon::Daemon(const Config& config)
   HttpLimits limits;
   limits.allowed_hosts = config.web.allowed_hosts;
   http_ = std::make_unique<HttpServer>(config.web.listen_address, web, limits);
-  mirror_.set_invalid_transition_hook([](const Event& e) {
-    SPDLOG_DEBUG(
-        "invalid transition {} -> {} on socket id={:#x} netns={} {}:{} -> "
-        "{}:{}",
-        StateKernelName(e.oldstate), StateKernelName(e.newstate), e.id, e.netns,
-        FormatAddress(e.saddr, e.ipv6), e.sport, FormatAddress(e.daddr, e.ipv6),
-        e.dport);
-    (void)e;
-  });
-  mirror_.set_correction_hook([](const Mirror::Correction& c) {
-    const SocketEntry& s = *c.entry;
-    const bool v6 = (s.flags & kEntryIpv6) != 0;
-    SPDLOG_DEBUG(
-        "reconcile {} socket id={:#x} netns={} {}:{} -> {}:{}: mirror {}{}, "
-        "kernel {} (entered {} ns before now)",
-        c.kind, s.id, s.netns, FormatAddress(s.saddr, v6), s.sport,
-        FormatAddress(s.daddr, v6), s.dport, StateKernelName(c.mirror_state),
-        (s.flags & kEntryTimewaitSock) ? " (timewait)" : "",
-        StateKernelName(c.kernel_state),
-        MonotonicNowNs() - std::min(MonotonicNowNs(), s.entered_ns));
-    (void)s;
-    (void)v6;
-  });
-  mirror_.set_resync_hook([](const Event& e, TcpState had) {
-    SPDLOG_DEBUG(
-        "resync socket id={:#x} netns={} {}:{} -> {}:{}: event {} -> {}, "
-        "mirror had {}",
-        e.id, e.netns, FormatAddress(e.saddr, e.ipv6), e.sport,
-        FormatAddress(e.daddr, e.ipv6), e.dport, StateKernelName(e.oldstate),
-        StateKernelName(e.newstate), StateKernelName(had));
-    (void)e;
-    (void)had;
-  });
+  LogMirrorAnomaliesAtDebug(&mirror_);
   BpfProbe::Options options;
   options.attach = config.bpf.attach;
   options.ring_buffer_bytes = config.bpf.ring_buffer_bytes;
