@@ -246,13 +246,16 @@ class Daemon:
         self.dir = tempfile.mkdtemp(prefix="tcpstated-test-")
         self.config = os.path.join(self.dir, "tcpstated.yaml")
         with open(self.config, "w") as f:
+            # extra_config may go on with keys of the bpf: section.
             f.write("bpf:\n  attach: %s\n" % self.attach)
+            f.write(self.extra_config)
             # Never the host's /var/lib/tcpstated: daemons of other tests
             # run at the same time.
             if not re.search(r"^state:", self.extra_config, re.M):
+                if self.extra_config and not self.extra_config.endswith("\n"):
+                    f.write("\n")
                 f.write("state:\n  directory: %s\n" %
                         os.path.join(self.dir, "state"))
-            f.write(self.extra_config)
         self.log = open(os.path.join(self.dir, "daemon.log"), "w+")
         self.proc = subprocess.Popen(
             [self.binary, "--config.file", self.config,
