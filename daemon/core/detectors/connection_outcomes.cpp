@@ -254,7 +254,10 @@ void ConnectionOutcomes::NamespaceGone(uint32_t netns) {
   resets_.DropNamespace(netns);
 }
 
-struct OutcomeDetectors::State {
+namespace {
+
+// What the detections remember from one rate evaluation to the next.
+struct History {
   bool have_previous = false;
   double previous_seconds = 0;
   std::map<ConnectDestination, uint64_t, DestinationLess> failed;
@@ -262,6 +265,258 @@ struct OutcomeDetectors::State {
   std::set<ConnectDestination, DestinationLess> failing;
   std::set<PortKey> resetting;
 };
+
+// This evaluation's totals, read from the books once: the families and the
+// detections are built from the same numbers.
+struct Totals {
+  std::map<ConnectDestination, const ConnectTally*, DestinationLess> tallies;
+  std::map<ConnectDestination, uint64_t, DestinationLess> failed;
+  std::map<PortKey, const ResetTally*> reset_tallies;
+  std::map<PortKey, uint64_t> port_resets;
+};
+
+Totals ReadTotals(const ConnectBook& connects, const ResetBook& resets) {
+  Totals now;
+  connects.book().ForEach(
+      [&](const ConnectDestination& key, const ConnectTally& t) {
+        now.tallies.emplace(key, &t);
+        if (t.failed() > 0) now.failed.emplace(key, t.failed());
+      });
+  resets.book().ForEach([&](const ResetKey& k, const ResetTally& t) {
+    PortKey p{k.netns, k.role, k.port};
+    now.reset_tallies.emplace(p, &t);
+    now.port_resets.emplace(p, t.total());
+  });
+  return now;
+}
+
+// The destinations failing now; a line in `report` for each that started
+// or cleared since the previous evaluation, `elapsed` seconds ago.
+std::set<ConnectDestination, DestinationLess> DetectConnectFailures(
+    const History& h, Totals& now, double elapsed, double threshold,
+    OutcomeReport& report) {
+  std::set<ConnectDestination, DestinationLess> failing;
+  for (const auto& [key, total] : now.failed) {
+    const double rate = RateOf(h.failed, key, total, elapsed);
+    const bool was = h.failing.count(key) > 0;
+    if (h.have_previous && rate >= threshold && rate > 0) {
+      failing.insert(key);
+      if (!was) {
+        report.started.push_back(
+            "connect failures started: netns=" + std::to_string(key.netns) +
+            " to " + Endpoint(key) + " at " + Rate(rate) +
+            " (threshold detectors.connect_failure_rate=" + Rate(threshold) +
+            "; so far " + FailureText(*now.tallies[key]) + ")");
+      }
+    } else if (was) {
+      report.cleared.push_back(
+          "connect failures cleared: netns=" + std::to_string(key.netns) +
+          " to " + Endpoint(key) + " now at " + Rate(rate));
+    }
+  }
+  for (const ConnectDestination& key : h.failing) {
+    if (now.failed.count(key) == 0) {
+      report.cleared.push_back(
+          "connect failures cleared: netns=" + std::to_string(key.netns) +
+          " to " + Endpoint(key) + " (no longer tallied)");
+    }
+  }
+  return failing;
+}
+
+// The ports resetting now; a line in `report` for each that started or
+// cleared since the previous evaluation, `elapsed` seconds ago.
+std::set<PortKey> DetectResets(const History& h, Totals& now, double elapsed,
+                               double threshold, OutcomeReport& report) {
+  std::set<PortKey> resetting;
+  for (const auto& [key, total] : now.port_resets) {
+    const double rate = RateOf(h.resets, key, total, elapsed);
+    const bool was = h.resetting.count(key) > 0;
+    const std::string name = "netns=" + std::to_string(key.netns) + " " +
+                             std::string(RoleName(key.role)) + " port " +
+                             std::to_string(key.port);
+    if (h.have_previous && rate >= threshold && rate > 0) {
+      resetting.insert(key);
+      if (!was) {
+        report.started.push_back(
+            "connection resets started: " + name + " at " + Rate(rate) +
+            " (threshold detectors.reset_rate=" + Rate(threshold) +
+            "; so far " + ResetText(*now.reset_tallies[key]) + ")");
+      }
+    } else if (was) {
+      report.cleared.push_back("connection resets cleared: " + name +
+                               " now at " + Rate(rate));
+    }
+  }
+  return resetting;
+}
+
+// Rates since the previous evaluation, the detections they start and
+// clear, and `h` moved on to this evaluation.
+void UpdateDetections(History& h, Totals& now, double now_seconds,
+                      const OutcomeConfig& config, OutcomeReport& report) {
+  const double elapsed = h.have_previous ? now_seconds - h.previous_seconds : 0;
+  std::set<ConnectDestination, DestinationLess> failing = DetectConnectFailures(
+      h, now, elapsed, config.connect_failure_rate, report);
+  std::set<PortKey> resetting =
+      DetectResets(h, now, elapsed, config.reset_rate, report);
+  h.have_previous = true;
+  h.previous_seconds = now_seconds;
+  // Copies: the families are built from this round's totals too.
+  h.failed = now.failed;
+  h.resets = now.port_resets;
+  h.failing = std::move(failing);
+  h.resetting = std::move(resetting);
+}
+
+// Failures: one series per (destination, reason) seen, the largest
+// kept; the rest summed per reason under "other".
+MetricFamily ConnectFailuresFamily(const Totals& now,
+                                   const ConnectBook& connects,
+                                   size_t max_series) {
+  MetricFamily failures = NewFamily(kConnectFailuresTotal);
+  std::map<FailureSeries, uint64_t, FailureSeriesLess> series;
+  for (const auto& [key, t] : now.tallies) {
+    for (size_t i = 0; i < kConnectFailureCount; ++i) {
+      if (t->failures[i] > 0) series[{key, i}] = t->failures[i];
+    }
+  }
+  std::vector<FailureSeries> folded;
+  auto kept = TopKeys(series, max_series, &folded);
+  std::sort(kept.begin(), kept.end(), series.key_comp());
+  for (const auto& k : kept) {
+    LabelMap labels = DestinationLabels(k.first);
+    labels["reason"] =
+        std::string(ConnectFailureName(static_cast<ConnectFailure>(k.second)));
+    AddCounter(failures, std::move(labels), D(series[k]));
+  }
+  std::array<uint64_t, kConnectFailureCount> other =
+      connects.book().other().failures;
+  for (const auto& k : folded) other[k.second] += series[k];
+  for (size_t i = 0; i < kConnectFailureCount; ++i) {
+    if (other[i] == 0) continue;
+    LabelMap labels = OtherDestination();
+    labels["reason"] =
+        std::string(ConnectFailureName(static_cast<ConnectFailure>(i)));
+    AddCounter(failures, std::move(labels), D(other[i]));
+  }
+  return failures;
+}
+
+// Handshake times: the destinations with the most connections kept.
+MetricFamily ConnectDurationFamily(Totals& now, const ConnectBook& connects,
+                                   size_t max_series) {
+  MetricFamily latency = NewFamily(kConnectDurationSeconds);
+  std::map<ConnectDestination, uint64_t, DestinationLess> established;
+  for (const auto& [key, t] : now.tallies) {
+    if (t->established > 0) established[key] = t->established;
+  }
+  std::vector<ConnectDestination> folded;
+  auto kept = TopKeys(established, max_series, &folded);
+  std::sort(kept.begin(), kept.end(), DestinationLess());
+  for (const auto& key : kept) {
+    AddHistogram(latency, DestinationLabels(key), *now.tallies[key]);
+  }
+  ConnectTally other;
+  other.buckets = connects.book().other().buckets;
+  other.latency_sum = connects.book().other().latency_sum;
+  other.established = connects.book().other().established;
+  for (const auto& key : folded) other.Add(*now.tallies[key]);
+  if (other.established > 0) {
+    AddHistogram(latency, OtherDestination(), other);
+  }
+  return latency;
+}
+
+// The connect failure detection, per destination with failures.
+MetricFamily ConnectFailingFamily(const History& h, size_t max_series) {
+  MetricFamily failing = NewFamily(kConnectFailingActive);
+  std::vector<ConnectDestination> folded;
+  auto kept = TopKeys(h.failed, max_series, &folded);
+  std::sort(kept.begin(), kept.end(), DestinationLess());
+  for (const auto& key : kept) {
+    AddGauge(failing, DestinationLabels(key), h.failing.count(key) ? 1 : 0);
+  }
+  if (!folded.empty()) {
+    bool any = false;
+    for (const auto& key : folded) any = any || h.failing.count(key) > 0;
+    AddGauge(failing, OtherDestination(), any ? 1 : 0);
+  }
+  return failing;
+}
+
+// The ports with the most resets keep their own series; the rest are
+// summed per direction and state under "other".
+MetricFamily ResetsFamily(Totals& now, const ResetBook& resets,
+                          size_t max_series) {
+  MetricFamily reset_family = NewFamily(kResetsTotal);
+  std::vector<PortKey> folded;
+  auto kept = TopKeys(now.port_resets, max_series, &folded);
+  std::sort(kept.begin(), kept.end());
+  for (const PortKey& k : kept) {
+    AddResetSeries(reset_family,
+                   {{"netns", std::to_string(k.netns)},
+                    {"role", std::string(RoleName(k.role))},
+                    {"port", std::to_string(k.port)}},
+                   *now.reset_tallies[k]);
+  }
+  ResetTally other = resets.book().other();
+  for (const PortKey& k : folded) other.Add(*now.reset_tallies[k]);
+  AddResetSeries(reset_family,
+                 {{"netns", kOther}, {"role", kOther}, {"port", kOther}},
+                 other);
+  return reset_family;
+}
+
+MetricFamily ResetsNoSocketFamily(const ResetBook& resets, size_t max_series) {
+  MetricFamily no_socket = NewFamily(kResetsNoSocketTotal);
+  using NoSocketPort = std::pair<uint32_t, uint16_t>;  // netns, port
+  std::map<NoSocketPort, uint64_t> counts;
+  resets.no_socket().ForEach([&](const NoSocketKey& k, const NoSocketTally& t) {
+    counts[{k.netns, k.port}] = t.resets;
+  });
+  std::vector<NoSocketPort> folded;
+  auto kept = TopKeys(counts, max_series, &folded);
+  std::sort(kept.begin(), kept.end());
+  for (const NoSocketPort& k : kept) {
+    AddCounter(no_socket,
+               {{"netns", std::to_string(k.first)},
+                {"port", std::to_string(k.second)}},
+               D(counts[k]));
+  }
+  uint64_t other = resets.no_socket().other().resets;
+  for (const NoSocketPort& k : folded) other += counts[k];
+  if (other > 0) {
+    AddCounter(no_socket, {{"netns", kOther}, {"port", kOther}}, D(other));
+  }
+  return no_socket;
+}
+
+// The reset detection, per port with resets.
+MetricFamily ResetsActiveFamily(const History& h, size_t max_series) {
+  MetricFamily resetting = NewFamily(kResetsActive);
+  std::vector<PortKey> folded;
+  auto kept = TopKeys(h.resets, max_series, &folded);
+  std::sort(kept.begin(), kept.end());
+  for (const PortKey& k : kept) {
+    AddGauge(resetting,
+             {{"netns", std::to_string(k.netns)},
+              {"role", std::string(RoleName(k.role))},
+              {"port", std::to_string(k.port)}},
+             h.resetting.count(k) ? 1 : 0);
+  }
+  if (!folded.empty()) {
+    bool any = false;
+    for (const PortKey& k : folded) any = any || h.resetting.count(k) > 0;
+    AddGauge(resetting, {{"netns", kOther}, {"role", kOther}, {"port", kOther}},
+             any ? 1 : 0);
+  }
+  return resetting;
+}
+
+}  // namespace
+
+struct OutcomeDetectors::State : History {};
 
 OutcomeDetectors::OutcomeDetectors(OutcomeConfig config)
     : config_(config), state_(std::make_unique<State>()) {}
@@ -274,224 +529,18 @@ OutcomeReport OutcomeDetectors::Evaluate(const ConnectBook& connects,
   OutcomeReport report;
   try {
     State& s = *state_;
-    std::map<ConnectDestination, const ConnectTally*, DestinationLess> tallies;
-    std::map<ConnectDestination, uint64_t, DestinationLess> failed;
-    connects.book().ForEach(
-        [&](const ConnectDestination& key, const ConnectTally& t) {
-          tallies.emplace(key, &t);
-          if (t.failed() > 0) failed.emplace(key, t.failed());
-        });
-    std::map<PortKey, const ResetTally*> reset_tallies;
-    std::map<PortKey, uint64_t> port_resets;
-    resets.book().ForEach([&](const ResetKey& k, const ResetTally& t) {
-      PortKey p{k.netns, k.role, k.port};
-      reset_tallies.emplace(p, &t);
-      port_resets.emplace(p, t.total());
-    });
-
+    Totals now = ReadTotals(connects, resets);
     if (!s.have_previous ||
         now_seconds - s.previous_seconds >= kMinIntervalSeconds) {
-      const double elapsed =
-          s.have_previous ? now_seconds - s.previous_seconds : 0;
-      std::set<ConnectDestination, DestinationLess> failing;
-      for (const auto& [key, total] : failed) {
-        const double rate = RateOf(s.failed, key, total, elapsed);
-        const bool was = s.failing.count(key) > 0;
-        if (s.have_previous && rate >= config_.connect_failure_rate &&
-            rate > 0) {
-          failing.insert(key);
-          if (!was) {
-            report.started.push_back(
-                "connect failures started: netns=" + std::to_string(key.netns) +
-                " to " + Endpoint(key) + " at " + Rate(rate) +
-                " (threshold detectors.connect_failure_rate=" +
-                Rate(config_.connect_failure_rate) + "; so far " +
-                FailureText(*tallies[key]) + ")");
-          }
-        } else if (was) {
-          report.cleared.push_back(
-              "connect failures cleared: netns=" + std::to_string(key.netns) +
-              " to " + Endpoint(key) + " now at " + Rate(rate));
-        }
-      }
-      for (const ConnectDestination& key : s.failing) {
-        if (failed.count(key) == 0) {
-          report.cleared.push_back(
-              "connect failures cleared: netns=" + std::to_string(key.netns) +
-              " to " + Endpoint(key) + " (no longer tallied)");
-        }
-      }
-      std::set<PortKey> resetting;
-      for (const auto& [key, total] : port_resets) {
-        const double rate = RateOf(s.resets, key, total, elapsed);
-        const bool was = s.resetting.count(key) > 0;
-        const std::string name = "netns=" + std::to_string(key.netns) + " " +
-                                 std::string(RoleName(key.role)) + " port " +
-                                 std::to_string(key.port);
-        if (s.have_previous && rate >= config_.reset_rate && rate > 0) {
-          resetting.insert(key);
-          if (!was) {
-            report.started.push_back(
-                "connection resets started: " + name + " at " + Rate(rate) +
-                " (threshold detectors.reset_rate=" + Rate(config_.reset_rate) +
-                "; so far " + ResetText(*reset_tallies[key]) + ")");
-          }
-        } else if (was) {
-          report.cleared.push_back("connection resets cleared: " + name +
-                                   " now at " + Rate(rate));
-        }
-      }
-      s.have_previous = true;
-      s.previous_seconds = now_seconds;
-      // Copies: the families below are built from this round's totals.
-      s.failed = failed;
-      s.resets = port_resets;
-      s.failing = std::move(failing);
-      s.resetting = std::move(resetting);
+      UpdateDetections(s, now, now_seconds, config_, report);
     }
-
     const size_t max_series = config_.max_series_per_metric;
-
-    // Failures: one series per (destination, reason) seen, the largest
-    // kept; the rest summed per reason under "other".
-    MetricFamily failures = NewFamily(kConnectFailuresTotal);
-    {
-      std::map<FailureSeries, uint64_t, FailureSeriesLess> series;
-      for (const auto& [key, t] : tallies) {
-        for (size_t i = 0; i < kConnectFailureCount; ++i) {
-          if (t->failures[i] > 0) series[{key, i}] = t->failures[i];
-        }
-      }
-      std::vector<FailureSeries> folded;
-      auto kept = TopKeys(series, max_series, &folded);
-      std::sort(kept.begin(), kept.end(), series.key_comp());
-      for (const auto& k : kept) {
-        LabelMap labels = DestinationLabels(k.first);
-        labels["reason"] = std::string(
-            ConnectFailureName(static_cast<ConnectFailure>(k.second)));
-        AddCounter(failures, std::move(labels), D(series[k]));
-      }
-      std::array<uint64_t, kConnectFailureCount> other =
-          connects.book().other().failures;
-      for (const auto& k : folded) other[k.second] += series[k];
-      for (size_t i = 0; i < kConnectFailureCount; ++i) {
-        if (other[i] == 0) continue;
-        LabelMap labels = OtherDestination();
-        labels["reason"] =
-            std::string(ConnectFailureName(static_cast<ConnectFailure>(i)));
-        AddCounter(failures, std::move(labels), D(other[i]));
-      }
-    }
-    report.families.push_back(std::move(failures));
-
-    // Handshake times: the destinations with the most connections kept.
-    MetricFamily latency = NewFamily(kConnectDurationSeconds);
-    {
-      std::map<ConnectDestination, uint64_t, DestinationLess> established;
-      for (const auto& [key, t] : tallies) {
-        if (t->established > 0) established[key] = t->established;
-      }
-      std::vector<ConnectDestination> folded;
-      auto kept = TopKeys(established, max_series, &folded);
-      std::sort(kept.begin(), kept.end(), DestinationLess());
-      for (const auto& key : kept) {
-        AddHistogram(latency, DestinationLabels(key), *tallies[key]);
-      }
-      ConnectTally other;
-      other.buckets = connects.book().other().buckets;
-      other.latency_sum = connects.book().other().latency_sum;
-      other.established = connects.book().other().established;
-      for (const auto& key : folded) other.Add(*tallies[key]);
-      if (other.established > 0) {
-        AddHistogram(latency, OtherDestination(), other);
-      }
-    }
-    report.families.push_back(std::move(latency));
-
-    MetricFamily failing = NewFamily(kConnectFailingActive);
-    {
-      std::vector<ConnectDestination> folded;
-      auto kept = TopKeys(s.failed, max_series, &folded);
-      std::sort(kept.begin(), kept.end(), DestinationLess());
-      for (const auto& key : kept) {
-        AddGauge(failing, DestinationLabels(key), s.failing.count(key) ? 1 : 0);
-      }
-      if (!folded.empty()) {
-        bool any = false;
-        for (const auto& key : folded) any = any || s.failing.count(key) > 0;
-        AddGauge(failing, OtherDestination(), any ? 1 : 0);
-      }
-    }
-    report.families.push_back(std::move(failing));
-
-    MetricFamily reset_family = NewFamily(kResetsTotal);
-    {
-      // The ports with the most resets keep their own series; the rest are
-      // summed per direction and state under "other".
-      std::vector<PortKey> folded;
-      auto kept = TopKeys(port_resets, max_series, &folded);
-      std::sort(kept.begin(), kept.end());
-      for (const PortKey& k : kept) {
-        AddResetSeries(reset_family,
-                       {{"netns", std::to_string(k.netns)},
-                        {"role", std::string(RoleName(k.role))},
-                        {"port", std::to_string(k.port)}},
-                       *reset_tallies[k]);
-      }
-      ResetTally other = resets.book().other();
-      for (const PortKey& k : folded) other.Add(*reset_tallies[k]);
-      AddResetSeries(reset_family,
-                     {{"netns", kOther}, {"role", kOther}, {"port", kOther}},
-                     other);
-    }
-    report.families.push_back(std::move(reset_family));
-
-    MetricFamily no_socket = NewFamily(kResetsNoSocketTotal);
-    {
-      using NoSocketPort = std::pair<uint32_t, uint16_t>;  // netns, port
-      std::map<NoSocketPort, uint64_t> counts;
-      resets.no_socket().ForEach(
-          [&](const NoSocketKey& k, const NoSocketTally& t) {
-            counts[{k.netns, k.port}] = t.resets;
-          });
-      std::vector<NoSocketPort> folded;
-      auto kept = TopKeys(counts, max_series, &folded);
-      std::sort(kept.begin(), kept.end());
-      for (const NoSocketPort& k : kept) {
-        AddCounter(no_socket,
-                   {{"netns", std::to_string(k.first)},
-                    {"port", std::to_string(k.second)}},
-                   D(counts[k]));
-      }
-      uint64_t other = resets.no_socket().other().resets;
-      for (const NoSocketPort& k : folded) other += counts[k];
-      if (other > 0) {
-        AddCounter(no_socket, {{"netns", kOther}, {"port", kOther}}, D(other));
-      }
-    }
-    report.families.push_back(std::move(no_socket));
-
-    MetricFamily resetting = NewFamily(kResetsActive);
-    {
-      std::vector<PortKey> folded;
-      auto kept = TopKeys(s.resets, max_series, &folded);
-      std::sort(kept.begin(), kept.end());
-      for (const PortKey& k : kept) {
-        AddGauge(resetting,
-                 {{"netns", std::to_string(k.netns)},
-                  {"role", std::string(RoleName(k.role))},
-                  {"port", std::to_string(k.port)}},
-                 s.resetting.count(k) ? 1 : 0);
-      }
-      if (!folded.empty()) {
-        bool any = false;
-        for (const PortKey& k : folded) any = any || s.resetting.count(k) > 0;
-        AddGauge(resetting,
-                 {{"netns", kOther}, {"role", kOther}, {"port", kOther}},
-                 any ? 1 : 0);
-      }
-    }
-    report.families.push_back(std::move(resetting));
+    report.families.push_back(ConnectFailuresFamily(now, connects, max_series));
+    report.families.push_back(ConnectDurationFamily(now, connects, max_series));
+    report.families.push_back(ConnectFailingFamily(s, max_series));
+    report.families.push_back(ResetsFamily(now, resets, max_series));
+    report.families.push_back(ResetsNoSocketFamily(resets, max_series));
+    report.families.push_back(ResetsActiveFamily(s, max_series));
   } catch (...) {  // std::bad_alloc only
     return OutcomeReport{};
   }

@@ -123,15 +123,20 @@ DeadPeerReason DeadPeerOf(const EstablishedSocket& s, unsigned retries) {
   return DeadPeerReason::kNone;
 }
 
-PeerLivenessReport PeerLivenessDetector::Evaluate(
-    const std::vector<EstablishedSocket>& sockets,
-    const PeerLivenessConfig& config) {
-  PeerLivenessReport report;
+namespace {
+
+// The sockets grouped per detection, with the counts the lines report.
+struct Grouped {
   std::map<OwnerKey, Group> idle;
   std::map<OwnerKey, Group> dead;
   uint64_t idle_total = 0;
   uint64_t idle_without_keepalive = 0;
   uint64_t dead_total = 0;
+};
+
+Grouped GroupSockets(const std::vector<EstablishedSocket>& sockets,
+                     const PeerLivenessConfig& config) {
+  Grouped out;
   for (const EstablishedSocket& s : sockets) {
     double idle_for =
         std::isnan(s.idle_seconds) || s.idle_seconds < 0 ? 0 : s.idle_seconds;
@@ -145,34 +150,45 @@ PeerLivenessReport PeerLivenessDetector::Evaluate(
       bool keepalive = s.timer == PendingTimer::kKeepalive;
       OwnerKey k = key;
       k.split = keepalive ? "on" : "off";
-      Group& g = idle[std::move(k)];
+      Group& g = out.idle[std::move(k)];
       g.count++;
       g.longest = std::max(g.longest, idle_for);
-      idle_total++;
-      if (!keepalive) idle_without_keepalive++;
+      out.idle_total++;
+      if (!keepalive) out.idle_without_keepalive++;
     }
     DeadPeerReason reason = DeadPeerOf(s, config.dead_peer_retries);
     if (reason != DeadPeerReason::kNone) {
       key.split = std::string(DeadPeerReasonName(reason));
-      Group& g = dead[std::move(key)];
+      Group& g = out.dead[std::move(key)];
       g.count++;
       g.longest = std::max(g.longest, idle_for);
-      dead_total++;
+      out.dead_total++;
     }
   }
+  return out;
+}
 
-  auto emit_idle = [&report](std::map<std::string, std::string> labels,
-                             const Group& g) {
-    report.idle_sockets.push_back({labels, static_cast<double>(g.count)});
-    report.idle_longest_seconds.push_back({std::move(labels), g.longest});
-  };
-  auto top_idle = Bounded(idle, config.max_series_per_metric);
+void EmitIdle(PeerLivenessReport& report,
+              std::map<std::string, std::string> labels, const Group& g) {
+  report.idle_sockets.push_back({labels, static_cast<double>(g.count)});
+  report.idle_longest_seconds.push_back({std::move(labels), g.longest});
+}
+
+// The idle groups with the most sockets, the rest under "other".
+void AddIdleSeries(const std::map<OwnerKey, Group>& idle, size_t max_series,
+                   PeerLivenessReport& report) {
+  auto top_idle = Bounded(idle, max_series);
   for (const Entry* e : top_idle.kept) {
-    emit_idle(GroupLabels(&e->first, "keepalive"), e->second);
+    EmitIdle(report, GroupLabels(&e->first, "keepalive"), e->second);
   }
   if (top_idle.other)
-    emit_idle(GroupLabels(nullptr, "keepalive"), *top_idle.other);
-  auto top_dead = Bounded(dead, config.max_series_per_metric);
+    EmitIdle(report, GroupLabels(nullptr, "keepalive"), *top_idle.other);
+}
+
+// The dead peer groups with the most sockets, the rest under "other".
+void AddDeadPeerSeries(const std::map<OwnerKey, Group>& dead, size_t max_series,
+                       PeerLivenessReport& report) {
+  auto top_dead = Bounded(dead, max_series);
   for (const Entry* e : top_dead.kept) {
     report.dead_peer_sockets.push_back({GroupLabels(&e->first, "reason"),
                                         static_cast<double>(e->second.count)});
@@ -182,33 +198,58 @@ PeerLivenessReport PeerLivenessDetector::Evaluate(
         {GroupLabels(nullptr, "reason"),
          static_cast<double>(top_dead.other->count)});
   }
+}
 
+// The idle connections line when the host goes from none to some or back.
+void ReportIdleTransition(const Grouped& g, bool was_idle,
+                          const PeerLivenessConfig& config,
+                          PeerLivenessReport& report) {
   const std::string after = Short(config.idle_after_seconds) + "s";
-  if (idle_total > 0 && !idle_) {
+  if (g.idle_total > 0 && !was_idle) {
     report.started.push_back(
-        "idle connections started: " + std::to_string(idle_total) +
-        " ESTABLISHED socket" + (idle_total == 1 ? "" : "s") +
+        "idle connections started: " + std::to_string(g.idle_total) +
+        " ESTABLISHED socket" + (g.idle_total == 1 ? "" : "s") +
         " with nothing received for longer than " + after + " (" +
-        std::to_string(idle_without_keepalive) + " without keepalive)" +
-        Top(idle));
-  } else if (idle_total == 0 && idle_) {
+        std::to_string(g.idle_without_keepalive) + " without keepalive)" +
+        Top(g.idle));
+  } else if (g.idle_total == 0 && was_idle) {
     report.cleared.push_back(
         "idle connections cleared: no ESTABLISHED socket idle longer than " +
         after);
   }
+}
+
+// The dead peers line when the host goes from none to some or back.
+void ReportDeadPeerTransition(const Grouped& g, bool was_dead,
+                              const PeerLivenessConfig& config,
+                              PeerLivenessReport& report) {
   const std::string retries = std::to_string(config.dead_peer_retries);
-  if (dead_total > 0 && !dead_) {
+  if (g.dead_total > 0 && !was_dead) {
     report.started.push_back(
-        "dead peers started: " + std::to_string(dead_total) + " connection" +
-        (dead_total == 1 ? "" : "s") + " whose peer has not answered " +
-        retries + " keepalive probes or retransmissions in a row" + Top(dead));
-  } else if (dead_total == 0 && dead_) {
+        "dead peers started: " + std::to_string(g.dead_total) + " connection" +
+        (g.dead_total == 1 ? "" : "s") + " whose peer has not answered " +
+        retries + " keepalive probes or retransmissions in a row" +
+        Top(g.dead));
+  } else if (g.dead_total == 0 && was_dead) {
     report.cleared.push_back(
         "dead peers cleared: every peer answers (fewer than " + retries +
         " unanswered probes or retransmissions)");
   }
-  idle_ = idle_total > 0;
-  dead_ = dead_total > 0;
+}
+
+}  // namespace
+
+PeerLivenessReport PeerLivenessDetector::Evaluate(
+    const std::vector<EstablishedSocket>& sockets,
+    const PeerLivenessConfig& config) {
+  PeerLivenessReport report;
+  const Grouped groups = GroupSockets(sockets, config);
+  AddIdleSeries(groups.idle, config.max_series_per_metric, report);
+  AddDeadPeerSeries(groups.dead, config.max_series_per_metric, report);
+  ReportIdleTransition(groups, idle_, config, report);
+  ReportDeadPeerTransition(groups, dead_, config, report);
+  idle_ = groups.idle_total > 0;
+  dead_ = groups.dead_total > 0;
   return report;
 }
 
