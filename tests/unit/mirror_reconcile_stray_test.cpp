@@ -22,6 +22,7 @@ namespace {
 
 using tcpstated::DiagSocket;
 using tcpstated::Mirror;
+using tcpstated::test::Diag;
 using tcpstated::test::Ip;
 using tcpstated::test::kNetns;
 using tcpstated::test::kSec;
@@ -41,19 +42,6 @@ struct Sock : tcpstated::test::Sock {
     daddr = Ip(AF_INET, "198.51.100.1");
   }
 };
-
-DiagSocket Diag(const Sock& s, uint64_t cookie, S state) {
-  DiagSocket d;
-  d.state = state;
-  d.sport = s.sport;
-  d.dport = s.dport;
-  d.saddr = s.saddr;
-  d.daddr = s.daddr;
-  d.cookie = cookie;
-  d.inode = 1000 + static_cast<uint32_t>(cookie);
-  d.netns = s.netns;
-  return d;
-}
 
 // 850 connections in a table of 1024 slots (long probe runs), all in the
 // dump under their cookies; the mirror knows them under incarnation ids.

@@ -34,6 +34,7 @@ using tcpstated::Source;
 using tcpstated::StateName;
 using tcpstated::test::CountOf;
 using tcpstated::test::CountsIn;
+using tcpstated::test::Diag;
 using tcpstated::test::ExpectCounts;
 using tcpstated::test::InFinWait2Substate;
 using tcpstated::test::InProcess;
@@ -75,20 +76,6 @@ Event SynackRetrans(const Sock& listener, uint16_t client_port, uint64_t ts) {
   e.source = Source::kSynackRetrans;
   e.dport = client_port;
   return e;
-}
-
-// A full socket of the dump with `s`'s 4-tuple.
-DiagSocket Diag(const Sock& s, uint64_t cookie, S state) {
-  DiagSocket d;
-  d.state = state;
-  d.sport = s.sport;
-  d.dport = s.dport;
-  d.saddr = s.saddr;
-  d.daddr = s.daddr;
-  d.cookie = cookie;
-  d.inode = 1000 + static_cast<uint32_t>(cookie);
-  d.netns = s.netns;
-  return d;
 }
 
 // A timewait socket in `substate` (kTimeWait or kFinWait2).

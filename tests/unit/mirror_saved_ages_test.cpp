@@ -44,16 +44,7 @@ struct Sock : tcpstated::test::Sock {
 };
 
 DiagSocket Diag(const Sock& s, S state) {
-  DiagSocket d;
-  d.state = state;
-  d.sport = s.sport;
-  d.dport = s.dport;
-  d.saddr = s.saddr;
-  d.daddr = s.daddr;
-  d.cookie = s.id;
-  d.inode = 1000 + static_cast<uint32_t>(s.id);
-  d.netns = s.netns;
-  return d;
+  return tcpstated::test::Diag(s, s.id, state);
 }
 
 // A new mirror seeded from one dump of kNetns at kSeed.

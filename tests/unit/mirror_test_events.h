@@ -146,4 +146,18 @@ inline bool IsTimewaitSock(const SocketEntry& entry) {
   return (entry.flags & kEntryTimewaitSock) != 0;
 }
 
+// A full socket of a sock_diag dump with `s`'s 4-tuple and namespace.
+inline DiagSocket Diag(const Sock& s, uint64_t cookie, TcpState state) {
+  DiagSocket d;
+  d.state = state;
+  d.sport = s.sport;
+  d.dport = s.dport;
+  d.saddr = s.saddr;
+  d.daddr = s.daddr;
+  d.cookie = cookie;
+  d.inode = 1000 + static_cast<uint32_t>(cookie);
+  d.netns = s.netns;
+  return d;
+}
+
 }  // namespace tcpstated::test
