@@ -133,6 +133,12 @@ def parse_args():
                    help="tcpstated-floor (default: next to --tcpstated-bin)")
     p.add_argument("--prev-bin", default=os.environ.get("TCPSTATED_PREV_BIN"),
                    help="another tcpstated build for the tcpstated-prev mode")
+    p.add_argument("--daemon-config", default="",
+                   help="YAML given to every tcpstated mode as its config "
+                   "file (default: none, the defaults), e.g. "
+                   "'tracking: {reconcile_interval: 1h}' to keep the full "
+                   "reconcile out of the rounds and so measure the event "
+                   "path alone")
     p.add_argument("--quick", action="store_true",
                    help="tiny run for CI: 1 round, 3000 connections, 2 s")
     a = p.parse_args()
@@ -175,7 +181,8 @@ class Tool:
                       if self.mode.startswith("tcpstated-prev")
                       else self.args.tcpstated_bin)
             self.daemon = loadlib.Daemon(
-                binary, nice=self.args.nice, workdir=self.workdir,
+                binary, config=self.args.daemon_config,
+                nice=self.args.nice, workdir=self.workdir,
                 own_session=not self.args.same_session).start()
             return
         if self.mode == "bare":
@@ -426,6 +433,14 @@ def one_round(mode, storm, binary, args, workdir):
                     c0, w0 = threads0.get(name, (0, 0))
                     c1, w1 = threads1[name]
                     r[name] = ((c1 - c0) / 1e6, (w1 - w0) / 1e6)
+            # Where the rest went: every live thread by name, and the
+            # threads that ended in the round (the short-lived helpers that
+            # enter a namespace for a dump or a read) as the remainder.
+            r["threads_ms"] = {
+                name: (c1 - threads0.get(name, (0, 0))[0]) / 1e6
+                for name, (c1, _) in threads1.items()}
+            r["threads_ms"]["(ended)"] = max(
+                0.0, sched_ns / 1e6 - sum(r["threads_ms"].values()))
             bpf1 = loadlib.bpf_prog_stats(pid)
             if bpf1[1] > bpf0[1]:
                 runs = bpf1[1] - bpf0[1]
@@ -521,6 +536,10 @@ def print_round(storm, i, r, bare_median):
         for name in ("ring-consumer", "kernel-view"):
             if name in r:
                 parts.append("%s cpu=%.0fms wait=%.0fms" % ((name,) + r[name]))
+        if r.get("threads_ms"):
+            parts.append("threads cpu ms: " + ", ".join(
+                "%s %.0f" % kv for kv in sorted(r["threads_ms"].items(),
+                                                key=lambda kv: -kv[1])))
     if "bpf_ns_per_run" in r:
         parts.append("bpf=%.0fns/run (%.2f us/conn)" %
                      (r["bpf_ns_per_run"], r["bpf_us_per_conn"]))
