@@ -591,7 +591,7 @@ void KernelView::ResolveOwners(Cycle& c) {
   std::unordered_set<uint32_t> inodes;
   for (const auto& [id, inode] : c.need_owner) inodes.insert(inode);
   bool complete = true;
-  c.owners_found = owners_.ResolveInodes(inodes, &complete);
+  c.owners_found = FindOwners(inodes, &complete);
   if (!complete) {
     spdlog::warn(
         "owner scan of /proc stopped early (bound reached); some "

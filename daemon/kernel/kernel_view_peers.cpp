@@ -166,7 +166,7 @@ uint64_t KernelView::ReadPeerLiveness(bool fin_wait2_due,
   UnownedInodes(sockets.fin_wait2, &inodes);
   UnownedInodes(sockets.established, &inodes);
   std::unordered_map<uint32_t, ProcessInfo> by_inode;
-  if (!inodes.empty()) by_inode = owners_.ResolveInodes(inodes);
+  if (!inodes.empty()) by_inode = FindOwners(inodes, nullptr);
   Attribute(&sockets.fin_wait2, &owners_, by_inode);
   Attribute(&sockets.established, &owners_, by_inode);
 

@@ -56,6 +56,7 @@
 #include "tcpstated/mirror.h"
 #include "tcpstated/namespace_reads.h"
 #include "tcpstated/netns.h"
+#include "tcpstated/owner_scan_misses.h"
 #include "tcpstated/owners.h"
 #include "tcpstated/peer_liveness.h"
 
@@ -129,6 +130,10 @@ class KernelView {
                 ReconcileReason reason = ReconcileReason::kSafety);
 
  private:
+  // How long an inode that no process was found holding is not looked for
+  // in /proc again.
+  static constexpr uint64_t kOwnerRetryNs = 600ULL * 1000000000ULL;
+
   struct Namespace {
     NetnsHandle handle;  // from discovery; cookie from the last visit
     int missing = 0;     // consecutive discoveries that did not find it
@@ -197,6 +202,10 @@ class KernelView {
   // The systemd unit of a socket's owner: from its cgroup id where the
   // event captured one, else from /proc/<tgid>.
   std::string UnitOf(uint32_t tgid, uint64_t cgroup_id);
+  // The holders of socket inodes, from /proc, but not of those a scan
+  // missed recently (OwnerScanMisses; kernel_view_owners.cpp).
+  std::unordered_map<uint32_t, ProcessInfo> FindOwners(
+      const std::unordered_set<uint32_t>& inodes, bool* complete);
   // The peer-liveness step (kernel_view_peers.cpp): a dump of FIN_WAIT2
   // and/or ESTABLISHED sockets with tcp_info in every namespace that has
   // some, judged by the FIN_WAIT2 and peer-liveness detectors. Returns the
@@ -219,6 +228,9 @@ class KernelView {
   std::mutex* mirror_mutex_;
   NetnsRegistry registry_;
   OwnerResolver owners_;
+  // Inodes a /proc scan did not find: not scanned for again at
+  // every reconcile (owner_scan_misses.h). Worker thread only.
+  OwnerScanMisses owner_misses_{kOwnerRetryNs};
   CgroupUnits units_;  // worker thread only
   Detectors detectors_;
   FinWait2Detector fin_wait2_;                // worker thread only
