@@ -433,14 +433,16 @@ def one_round(mode, storm, binary, args, workdir):
                     c0, w0 = threads0.get(name, (0, 0))
                     c1, w1 = threads1[name]
                     r[name] = ((c1 - c0) / 1e6, (w1 - w0) / 1e6)
-            # Where the rest went: every live thread by name, and the
-            # threads that ended in the round (the short-lived helpers that
-            # enter a namespace for a dump or a read) as the remainder.
+            # Where the rest went: every live thread by name (schedstat),
+            # and the threads that ended in the round (the short-lived
+            # helpers that enter a namespace for a dump or a read: only
+            # /proc/<pid>/stat, which counts reaped threads, has them) as the
+            # remainder, to a clock tick.
             r["threads_ms"] = {
                 name: (c1 - threads0.get(name, (0, 0))[0]) / 1e6
                 for name, (c1, _) in threads1.items()}
             r["threads_ms"]["(ended)"] = max(
-                0.0, sched_ns / 1e6 - sum(r["threads_ms"].values()))
+                0.0, cpu_ns / 1e6 - sum(r["threads_ms"].values()))
             bpf1 = loadlib.bpf_prog_stats(pid)
             if bpf1[1] > bpf0[1]:
                 runs = bpf1[1] - bpf0[1]
