@@ -389,6 +389,23 @@ Config ParseConfigYaml(const std::string& yaml_text) {
   return config;
 }
 
+namespace {
+
+void ValidateFullReconcileInterval(const Config::Tracking& tracking) {
+  const auto& full = tracking.full_reconcile_interval;
+  if (!full) return;
+  ValidatePositiveDuration("tracking.full_reconcile_interval", *full);
+  // The safety dump cannot come more often than the check it backs up.
+  if (*full < tracking.reconcile_interval) {
+    Fail("tracking.full_reconcile_interval",
+         "must be at least tracking.reconcile_interval (" +
+             std::to_string(tracking.reconcile_interval.count()) +
+             " ms), got " + std::to_string(full->count()) + " ms");
+  }
+}
+
+}  // namespace
+
 void ValidateConfig(const Config& config) {
   ValidateListenAddress("web.listen_address", config.web.listen_address);
   ValidateTelemetryPath("web.telemetry_path", config.web.telemetry_path);
@@ -424,16 +441,7 @@ void ValidateConfig(const Config& config) {
                 config.tracking.max_tracked_sockets, 1, kMaxTrackedSockets);
   ValidatePositiveDuration("tracking.reconcile_interval",
                            config.tracking.reconcile_interval);
-  if (const auto& full = config.tracking.full_reconcile_interval) {
-    ValidatePositiveDuration("tracking.full_reconcile_interval", *full);
-    // The safety dump cannot come more often than the check it backs up.
-    if (*full < config.tracking.reconcile_interval) {
-      Fail("tracking.full_reconcile_interval",
-           "must be at least tracking.reconcile_interval (" +
-               std::to_string(config.tracking.reconcile_interval.count()) +
-               " ms), got " + std::to_string(full->count()) + " ms");
-    }
-  }
+  ValidateFullReconcileInterval(config.tracking);
   ValidateRange("tracking.max_series_per_metric",
                 config.tracking.max_series_per_metric, 1, kMaxSeriesPerMetric);
 
