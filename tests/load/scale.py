@@ -105,7 +105,8 @@ def parse_args():
                    help="with --steady-only: each periodic dump's CPU")
     p.add_argument("--max-cpu", type=float, default=None,
                    help="with --steady-only: exit 1 if the daemon's steady "
-                   "CPU (%% of a core, window only) exceeds this at a step")
+                   "CPU (%% of a core, window only, ring consumer left out) "
+                   "exceeds this at a step")
     a = p.parse_args()
     if a.quick:
         a.window = min(a.window, 12)
@@ -550,12 +551,15 @@ def run_steady(args, ns, holders, state, workdir):
                                          binary, config, workdir)
         results.append((step, rows))
     steady_summary(results)
-    over = [(step, rows["tcpstated"]["cpu"]) for step, rows in results
+    # The ring consumer left out: its share follows the host's events.
+    over = [(step, rows["tcpstated"]["cpu_without_consumer"])
+            for step, rows in results
             if args.max_cpu is not None and
-            rows["tcpstated"]["cpu"] > args.max_cpu]
+            rows["tcpstated"]["cpu_without_consumer"] > args.max_cpu]
     for step, cpu in over:
-        print("FAIL: steady CPU %.3f %% of a core at %d sockets, above "
-              "--max-cpu %.3f" % (cpu, step, args.max_cpu))
+        print("FAIL: steady CPU %.3f %% of a core at %d sockets (ring "
+              "consumer left out), above --max-cpu %.3f" %
+              (cpu, step, args.max_cpu))
     return 1 if over else 0
 
 
