@@ -27,6 +27,7 @@ constexpr uint64_t kConsumerStallNs = 5 * kNsPerSec;
 KernelView::Options KernelViewOptions(const Config& config) {
   KernelView::Options o;
   o.reconcile_interval = config.tracking.reconcile_interval;
+  o.full_reconcile_interval = FullReconcileInterval(config.tracking);
   DetectorConfig& d = o.detectors;
   d.close_wait_leak_after_seconds =
       static_cast<double>(config.detectors.close_wait_leak_after.count()) /

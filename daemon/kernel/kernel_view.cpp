@@ -71,7 +71,7 @@ constexpr std::chrono::milliseconds kReconcilePause{1};
 // Lost events ask for a dump of every namespace, at most this often: under
 // a storm that overflows the ring every cycle, a million-socket dump every
 // few seconds would only add to the load.
-constexpr std::chrono::seconds kLostReconcileGap{30};
+constexpr std::chrono::milliseconds kLostReconcileGap{30000};
 
 // Discovery and the sysctls of namespaces with sockets are refreshed this
 // often (or every reconcile interval, if shorter).
@@ -177,14 +177,18 @@ void KernelView::Run() {
         have_pending_options_ = false;
       }
     }
-    // Every namespace is dumped at the latest after the reconcile interval
-    // (the safety net), or after lost or missed events (which say nothing
-    // of where), but not more often than every kLostReconcileGap.
+    // Every namespace is dumped at the latest after the full reconcile
+    // interval (the safety net: the drift check's totals cannot see a
+    // socket in the wrong state), or after lost or missed events (which say
+    // nothing of where), but not more often than every kLostReconcileGap
+    // (or the reconcile interval, if shorter).
     auto now = std::chrono::steady_clock::now();
     ReconcileReason reason = ReconcileReason::kSafety;
-    bool full = now - last_full >= options_.reconcile_interval;
+    bool full = now - last_full >= options_.full_reconcile_interval;
     if (!full && loss_counter_ && drift_.LostSince(loss_counter_()) &&
-        now - last_full >= kLostReconcileGap) {
+        now - last_full >=
+            std::min<std::chrono::milliseconds>(kLostReconcileGap,
+                                                options_.reconcile_interval)) {
       full = true;
       reason = ReconcileReason::kLost;
     }

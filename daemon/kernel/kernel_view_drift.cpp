@@ -5,8 +5,9 @@
 // explain, in DriftTracker::kConfirmChecks checks in a row, is dumped and
 // reconciled alone at the next cycle (reason "drift"). What the totals
 // cannot see (a socket in the wrong state with the right count) waits for
-// the full reconcile of the safety interval. Cost: two small seq_files per
-// namespace and cycle, against a full dump (~1.6 s of CPU at 1M sockets).
+// the full reconcile of the safety interval (full_reconcile_interval, 10
+// min). Cost: two small seq_files per namespace and cycle, against a full
+// dump (~1.6 s of CPU at 1M sockets).
 
 #include <spdlog/spdlog.h>
 
@@ -28,8 +29,8 @@ const FamilySpec kReconcileRuns = {
     "Reconciles with the kernel's socket dump, by what drove them: start "
     "(the seed), drift (a namespace's socket totals in sockstat disagreed "
     "with the mirror's; that namespace only), lost (events lost or missed; "
-    "every namespace), safety (tracking.reconcile_interval passed without "
-    "a full one; every namespace).",
+    "every namespace), safety (tracking.full_reconcile_interval passed "
+    "without a full one; every namespace).",
     prometheus::MetricType::Counter};
 
 const FamilySpec kDriftSockets = {

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -49,9 +50,14 @@ struct Config {
   } bpf;
   struct Tracking {
     uint64_t max_tracked_sockets = 1000000;
-    // The longest time without a full reconcile (the drift check runs
-    // every detector cycle and dumps a drifting namespace at once).
+    // How often each namespace is checked against the kernel: its socket
+    // totals at least this often (every detector cycle), and a dump of a
+    // namespace that disagrees.
     std::chrono::milliseconds reconcile_interval{30000};
+    // The safety dump of every namespace when nothing disagreed and no
+    // event was lost. Unset: 10 min, or reconcile_interval if longer
+    // (FullReconcileInterval); set: at least reconcile_interval.
+    std::optional<std::chrono::milliseconds> full_reconcile_interval;
     uint64_t max_series_per_metric = 50;
   } tracking;
   struct Detectors {
@@ -89,6 +95,14 @@ Config ParseConfigYaml(const std::string& yaml_text);
 // Validates cross-field constraints and value ranges of an assembled Config
 // (after flags were applied). Throws ConfigError naming the key.
 void ValidateConfig(const Config& config);
+
+// The safety interval in effect: tracking.full_reconcile_interval, or when
+// unset 10 min (kDefaultFullReconcileInterval), never below
+// reconcile_interval.
+inline constexpr std::chrono::milliseconds kDefaultFullReconcileInterval{
+    600000};
+std::chrono::milliseconds FullReconcileInterval(
+    const Config::Tracking& tracking);
 
 const char* AttachModeName(AttachMode mode);
 const char* LogFormatName(LogFormat format);

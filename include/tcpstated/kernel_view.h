@@ -65,7 +65,11 @@ namespace tcpstated {
 class KernelView {
  public:
   struct Options {
+    // Lost events dump every namespace at most this often (or every 30 s,
+    // if longer); the drift check's totals run every detector cycle.
     std::chrono::milliseconds reconcile_interval{30000};
+    // The safety dump of every namespace, when nothing else asked for one.
+    std::chrono::milliseconds full_reconcile_interval{600000};
     // Detectors, LISTEN/SYN_RECV dumps, counters and sysctls.
     std::chrono::milliseconds detector_interval{5000};
     DetectorConfig detectors;

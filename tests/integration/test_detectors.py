@@ -25,6 +25,7 @@ LEAK_AFTER = 2.0  # detectors.close_wait_leak_after in these tests
 
 CONFIG = """tracking:
   reconcile_interval: 1s
+  full_reconcile_interval: 1s
   max_series_per_metric: %(max_series)d
 detectors:
   close_wait_leak_after: 2s

@@ -424,7 +424,8 @@ class Overload(Base):
     def test_tiny_ring_buffer_under_a_storm(self):
         config = ("  ring_buffer_bytes: 4096\n"
                   "tracking:\n"
-                  "  reconcile_interval: 2s\n")
+                  "  reconcile_interval: 2s\n"
+                  "  full_reconcile_interval: 2s\n")
         with Daemon(extra_config=config) as d, Netns("overload") as ns, \
                 Storm(ns) as storm:
             s = Scraper(d)
@@ -598,6 +599,7 @@ class KillRestart(Base):
     def test_sigkill_during_storm_then_restart(self):
         n, port = 10, 7210
         config = ("tracking:\n  reconcile_interval: 1s\n"
+                  "  full_reconcile_interval: 1s\n"
                   "detectors:\n  close_wait_leak_after: 2s\n")
         with Netns("kill-leak") as leak_ns, Workload(leak_ns) as w, \
                 Netns("kill-storm") as storm_ns, Storm(storm_ns) as storm:
@@ -698,7 +700,8 @@ class Sigterm(Base):
 class Sighup(Base):
     def test_reload_valid_and_refuse_invalid(self):
         n, port = 5, 7220
-        base = "tracking:\n  reconcile_interval: 1s\n"
+        base = ("tracking:\n  reconcile_interval: 1s\n"
+                "  full_reconcile_interval: 1s\n")
         slow = base + "detectors:\n  close_wait_leak_after: 60s\n"
         fast = base + "detectors:\n  close_wait_leak_after: 1s\n"
         # Invalid (an unknown key), and it would also undo the 1 s
@@ -796,6 +799,7 @@ class BoundedResources(Base):
     def test_port_scan_of_leaks_is_bounded(self):
         ports, max_series = 300, 20
         config = ("tracking:\n  reconcile_interval: 1s\n"
+                  "  full_reconcile_interval: 1s\n"
                   "  max_series_per_metric: %d\n"
                   "detectors:\n  close_wait_leak_after: 1s\n" % max_series)
         with Daemon(extra_config=config) as d, Netns("scan") as ns, \
@@ -875,7 +879,8 @@ class ForeignBpf(Base):
     def test_skipped_runs_are_counted_and_repaired(self):
         self.dir = tempfile.mkdtemp(prefix="tcpstated-test-")
         self.addCleanup(shutil.rmtree, self.dir, True)
-        config = "tracking:\n  reconcile_interval: 2s\n"
+        config = ("tracking:\n  reconcile_interval: 2s\n"
+                  "  full_reconcile_interval: 2s\n")
         with Daemon(extra_config=config) as d, Netns("foreign") as ns, \
                 Workload(ns) as w:
             ids = prog_ids_of(d.proc.pid)

@@ -41,7 +41,8 @@ ADDRESS_FAMILIES = {"AF_UNIX", "AF_NETLINK", "AF_INET", "AF_INET6"}
 MAX_EXPOSURE = 3.5
 EXEC_START = "/usr/bin/tcpstated --config.file=/etc/tcpstated/tcpstated.yaml"
 
-# Every key of SPEC.md's configuration block, with its default as written.
+# Every key of SPEC.md's configuration block (and tracking.full_reconcile_interval,
+# issue 15), with its default as written.
 DEFAULTS = {
     "web.listen_address": '":9640"',
     "web.telemetry_path": "/metrics",
@@ -54,6 +55,7 @@ DEFAULTS = {
     "bpf.ring_buffer_bytes": "4194304",
     "tracking.max_tracked_sockets": "1000000",
     "tracking.reconcile_interval": "30s",
+    "tracking.full_reconcile_interval": "10m",
     "tracking.max_series_per_metric": "50",
     "detectors.close_wait_leak_after": "60s",
     "detectors.syn_flood_half_open_ratio": "0.5",

@@ -28,6 +28,7 @@ IDLE_AFTER = 4.0
 
 CONFIG = """tracking:
   reconcile_interval: 1s
+  full_reconcile_interval: 1s
 detectors:
   fin_wait2_stuck_after: 2s
   idle_after: %s

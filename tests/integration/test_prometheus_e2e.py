@@ -123,6 +123,7 @@ class PrometheusEndToEnd(unittest.TestCase):
 
     def test_rules_queries_and_close_wait_alert(self):
         config = ("tracking:\n  reconcile_interval: 2s\n"
+                  "  full_reconcile_interval: 2s\n"
                   "detectors:\n  close_wait_leak_after: 2s\n"
                   "web:\n  debug_sockets: true\n")
         with Daemon(extra_config=config) as daemon, \
@@ -278,6 +279,7 @@ class PrometheusEndToEnd(unittest.TestCase):
         alert's threshold): the three alerts go pending or firing with
         their labels."""
         config = ("tracking:\n  reconcile_interval: 1s\n"
+                  "  full_reconcile_interval: 1s\n"
                   "detectors:\n  fin_wait2_stuck_after: 2s\n"
                   "  dead_peer_retries: 2\n  idle_after: 2s\n")
         with Daemon(extra_config=config) as daemon, \

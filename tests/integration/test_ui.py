@@ -35,6 +35,7 @@ CONFIG = """web:
   debug_sockets: true
 tracking:
   reconcile_interval: 1s
+  full_reconcile_interval: 1s
 detectors:
   close_wait_leak_after: 1s
 """

@@ -84,6 +84,7 @@ class QuietHost(unittest.TestCase):
         if os.geteuid() != 0:
             self.skipTest("real-kernel tests need root")
         with Daemon(extra_config="tracking:\n  reconcile_interval: 1s\n"
+                                 "  full_reconcile_interval: 1s\n"
                     ) as d, Netns("quiet", {"net.ipv4.tcp_tw_reuse": "0"}
                                   ) as ns, Workload(ns) as w:
             port = int(w.do("listen", "l", "4", 0).split()[1])

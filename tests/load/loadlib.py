@@ -7,6 +7,7 @@ Python standard library only; root. Namespaces are named tcpstated-test-*,
 and are removed even on failure. Every wait is bounded in time.
 """
 
+import atexit
 import contextlib
 import ctypes
 import hashlib
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -405,6 +407,17 @@ def timed_get(port, path, timeout=120):
 
 # ---- the daemon ------------------------------------------------------------
 
+def with_state_directory(config_text, state_dir):
+    """The daemon's YAML with state.directory set to state_dir, unless the
+    caller's text has a state section of its own."""
+    text = config_text or ""
+    if re.search(r"^state:", text, re.M):
+        return text
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return text + "state:\n  directory: %s\n" % json.dumps(state_dir)
+
+
 class Daemon:
     """The real tcpstated, listening on the current namespace's loopback."""
 
@@ -419,6 +432,14 @@ class Daemon:
         self.config_text = config
         self.nice = nice
         self.dir = workdir or tempfile.mkdtemp(prefix="tcpstated-load-")
+        if workdir is None:
+            atexit.register(shutil.rmtree, self.dir, True)
+        # A state directory of the run's own (kept across this object's
+        # restarts, removed at exit): the default, /var/lib/tcpstated, is
+        # the host's, and a load run must neither write it nor take ages
+        # back from it.
+        self.state_dir = tempfile.mkdtemp(prefix="tcpstated-load-state-")
+        atexit.register(shutil.rmtree, self.state_dir, True)
         self.proc = None
         self.port = None
         self.start_seconds = None
@@ -427,7 +448,7 @@ class Daemon:
         self.port = free_port()
         config = os.path.join(self.dir, "tcpstated.yaml")
         with open(config, "w") as f:
-            f.write(self.config_text or "{}\n")
+            f.write(with_state_directory(self.config_text, self.state_dir))
         self.log_path = os.path.join(self.dir, "daemon-%d.log" % time.time_ns())
         self.log = open(self.log_path, "w")
         t0 = time.perf_counter()

@@ -31,8 +31,24 @@ with the sockets present: the time until /healthz answers and the daemon's
 "seeded the mirror" line. The daemon runs with
 tracking.max_tracked_sockets: 2000000 so that 1M sockets plus the host's fit.
 
+And at each step the daemon's steady CPU (utime + stime of the process,
+and of each thread, from /proc) over --window seconds (steady_cpu.py).
+
+--steady-only measures only that, at each step, for the daemon at its
+defaults and, with --base-bin, for a baseline build in the same run (the
+order alternates between steps); with --job-costs it also runs the daemon
+with each periodic dump due every 30 s (the ESTABLISHED peer-liveness dump
+alone, then with the full reconcile) and gives each dump's CPU from the
+rates (the variant's steady CPU above the defaults', times 30 s), with the
+bursts each variant makes in a per-second series. A window of
+70 s spans the 5-s detector cycle, the 30-s discovery and the 60-s state
+save, not the 10-min full reconcile or the 6-min ESTABLISHED dump: their
+share at the defaults is printed as cost per dump x frequency.
+
   TCPSTATED_BIN=build/tcpstated tests/load/scale.py            # 10k..1M
   TCPSTATED_BIN=build/tcpstated tests/load/scale.py --quick    # CI, 10k
+  tests/load/scale.py --tcpstated-bin build/tcpstated --steady-only \
+      --base-bin ../scale-base/build/tcpstated --job-costs
 
 Every step is bounded (--step-timeout, default 600 s: the script aborts).
 Root; Python standard library; cc; prometheus-node-exporter.
@@ -50,6 +66,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import loadlib  # noqa: E402
+import steady_cpu  # noqa: E402
 from loadlib import fmt, log, median  # noqa: E402
 
 STEPS = [10000, 100000, 1000000]
@@ -74,15 +91,46 @@ def parse_args():
     p.add_argument("--tcpstated-bin", default=os.environ.get("TCPSTATED_BIN"))
     p.add_argument("--quick", action="store_true",
                    help="CI: the 10k step only, < 60 s")
+    p.add_argument("--steps", dest="steps_list", default=None,
+                   help="comma-separated socket counts instead of "
+                   "10k,100k,1M (e.g. 1000000)")
+    p.add_argument("--window", type=float, default=70,
+                   help="steady-CPU window in s (default 70)")
+    p.add_argument("--steady-only", action="store_true",
+                   help="only the steady CPU at each step")
+    p.add_argument("--base-bin", default=None,
+                   help="with --steady-only: a baseline daemon measured "
+                   "at each step too")
+    p.add_argument("--job-costs", action="store_true",
+                   help="with --steady-only: each periodic dump's CPU")
+    p.add_argument("--max-cpu", type=float, default=None,
+                   help="with --steady-only: exit 1 if the daemon's steady "
+                   "CPU (%% of a core, window only, ring consumer left out) "
+                   "exceeds this at a step")
     a = p.parse_args()
+    if a.quick:
+        a.window = min(a.window, 12)
     if a.quick:
         a.max_sockets = 10000
     a.steps = [s for s in STEPS if s <= a.max_sockets]
     if a.max_sockets not in a.steps:
         a.steps.append(a.max_sockets)
+    if a.steps_list:
+        try:
+            a.steps = sorted(int(x) for x in a.steps_list.split(","))
+        except ValueError:
+            p.error("--steps takes socket counts, e.g. 10000,1000000")
+        if not all(100 <= n <= 2000000 for n in a.steps):
+            p.error("--steps: each count is 100..2000000")
     if not a.tcpstated_bin or not os.access(a.tcpstated_bin, os.X_OK):
         p.error("set TCPSTATED_BIN (or --tcpstated-bin) to the daemon")
-    if not shutil.which(NODE_EXPORTER):
+    if a.base_bin and not os.access(a.base_bin, os.X_OK):
+        p.error("--base-bin %s is not an executable" % a.base_bin)
+    if (a.base_bin or a.job_costs) and not a.steady_only:
+        p.error("--base-bin and --job-costs go with --steady-only")
+    if not 5 <= a.window <= 1800:
+        p.error("--window is 5..1800 s")
+    if not a.steady_only and not shutil.which(NODE_EXPORTER):
         p.error("%s is not installed (Debian: apt-get install "
                 "prometheus-node-exporter)" % NODE_EXPORTER)
     if a.scrapes < 1 or a.scrapes > 100:
@@ -275,9 +323,11 @@ def measure_step(args, step, ns, daemon, ne, base, state):
 
 
 # ---- The peer-liveness dump (ESTABLISHED and FIN_WAIT2 with tcp_info) ----
-# Once per full reconcile (tracking.reconcile_interval, 30 s here), beside
-# the full dump without tcp_info. Both last durations are gauges; they are
-# read over a few reconciles after the step's sockets exist.
+# Beside the full dump without tcp_info. Both last durations are gauges,
+# read over a few 30-s periods after the step's sockets exist. (Since
+# tracking.full_reconcile_interval, 10 min by default, and the ESTABLISHED
+# dump at a tenth of idle_after, 6 min, both gauges give the dumps of the
+# restart's first cycle: the seed and the first peer dump.)
 LIVENESS_RECONCILES = 3
 RECONCILE_SECONDS = 30
 
@@ -393,8 +443,155 @@ def run_steps(args, binary, ns, daemon, ne, holders, state, results):
         r.update(measure_liveness(daemon, deadline))
         print("step %d: peer-liveness dump %.3f s, full dump %.3f s" %
               (step, r["liveness_dump_s"], r["full_dump_s"]), flush=True)
+        r["steady"] = steady_cpu.measure(daemon.pid, args.window,
+                                         deadline.check)
+        print("step %d: steady CPU %s" %
+              (step, steady_cpu.describe(r["steady"])), flush=True)
         results.append(r)
         print_step(r, args.kind)
+
+
+# ---- Steady CPU only (--steady-only) ----
+# Each variant is a daemon started on the step's sockets, left to settle
+# (seed, owner scan, first cycle and first peer dump), then sampled.
+BASE_CONFIG = DAEMON_CONFIG
+# Each periodic dump every 30 s, for its cost per run: the ESTABLISHED
+# peer dump alone (no full reconcile within the window), then with the
+# full reconcile (every 30 s; the peer dump's cadence is clamped to it).
+JOB_EST_CONFIG = (DAEMON_CONFIG + "  full_reconcile_interval: 1h\n"
+                  "detectors:\n  idle_after: 300s\n")
+JOB_FULL_CONFIG = (DAEMON_CONFIG + "  full_reconcile_interval: 30s\n"
+                   "detectors:\n  idle_after: 300s\n")
+JOB_PERIOD_S = 30
+# The defaults whose share is computed from the per-run costs.
+FULL_RECONCILE_S = 600
+ESTABLISHED_DUMP_S = 360
+
+
+def steady_variants(args, index):
+    v = [("tcpstated", args.tcpstated_bin, DAEMON_CONFIG)]
+    if args.base_bin:
+        v.append(("base", args.base_bin, BASE_CONFIG))
+        if index % 2:
+            v.reverse()
+    if args.job_costs:
+        v.append(("est-30s", args.tcpstated_bin, JOB_EST_CONFIG))
+        v.append(("full+est-30s", args.tcpstated_bin, JOB_FULL_CONFIG))
+    return v
+
+
+def safety_runs(samples):
+    return samples.get(("tcpstated_reconcile_runs_total",
+                        frozenset({"reason": "safety"}.items())), 0)
+
+
+def measure_variant(args, step, ns, state, name, binary, config, workdir):
+    deadline = Deadline(args.step_timeout, "step %d %s" % (step, name))
+    daemon = loadlib.Daemon(binary, config=config, nice=args.nice,
+                            workdir=workdir)
+    daemon.start(timeout=max(30, deadline.left()))
+    try:
+        wait_tracked(daemon, ns.inode, state, step, deadline)
+        # Past the seed and the first cycle (its peer dump): twice the
+        # start-up, at least 15 s.
+        settle = max(15.0, 2 * daemon.start_seconds)
+        time.sleep(settle)
+        # Every daemon on the host receives every host-wide TCP event (other
+        # users' traffic too): the ring consumer's share follows that, not
+        # the idle sockets, so the events are counted beside it.
+        m0 = daemon.metrics()
+        r = steady_cpu.measure(daemon.pid, args.window, deadline.check)
+        m1 = daemon.metrics()
+        r["safety_runs"] = safety_runs(m1) - safety_runs(m0)
+        r["events"] = (loadlib.metric_sum(m1, "tcpstated_events_total") -
+                       loadlib.metric_sum(m0, "tcpstated_events_total"))
+        consumer = r["threads"].get("ring-consumer", (0.0, 0.0))
+        r["cpu_without_consumer"] = r["cpu"] - sum(consumer)
+        r["bursts"] = steady_cpu.bursts(r["series"])
+        r["tracked"] = loadlib.metric_sum(daemon.metrics(),
+                                          "tcpstated_tracked_sockets")
+    finally:
+        daemon.stop()
+    print("step %d %s: %s; without the ring consumer %.3f %%; %d events "
+          "(%.0f/s); safety reconciles %d; bursts %s" %
+          (step, name, steady_cpu.describe(r), r["cpu_without_consumer"],
+           r["events"], r["events"] / r["seconds"], r["safety_runs"],
+           "none above the tick resolution" if r["bursts"] is None else
+           "; ".join("%.3f+%.3f s" % b for b in r["bursts"])), flush=True)
+    return r
+
+
+def job_costs(rows):
+    """CPU seconds per ESTABLISHED dump and per full reconcile, from the
+    rates: each job variant's steady CPU (ring consumer left out) above the
+    defaults' window, times the 30-s period. (The per-second bursts are
+    printed too, but on a loaded machine a dump of a million sockets lasts
+    longer than its share of the seconds and no median second is quiet.)
+    None for a job whose variant did not run."""
+    steady = rows["tcpstated"]["cpu_without_consumer"]
+    est = rows.get("est-30s")
+    full = rows.get("full+est-30s")
+    per_est = per_full = None
+    if est:
+        per_est = (est["cpu_without_consumer"] - steady) / 100 * JOB_PERIOD_S
+    if est and full:
+        per_full = ((full["cpu_without_consumer"] -
+                     est["cpu_without_consumer"]) / 100 * JOB_PERIOD_S)
+    return per_est, per_full
+
+
+def run_steady(args, ns, holders, state, workdir):
+    results = []
+    for index, step in enumerate(args.steps):
+        deadline = Deadline(args.step_timeout, "step %d" % step)
+        holders.grow(step, deadline)
+        rows = {}
+        for name, binary, config in steady_variants(args, index):
+            rows[name] = measure_variant(args, step, ns, state, name,
+                                         binary, config, workdir)
+        results.append((step, rows))
+    steady_summary(results)
+    # The ring consumer left out: its share follows the host's events.
+    over = [(step, rows["tcpstated"]["cpu_without_consumer"])
+            for step, rows in results
+            if args.max_cpu is not None and
+            rows["tcpstated"]["cpu_without_consumer"] > args.max_cpu]
+    for step, cpu in over:
+        print("FAIL: steady CPU %.3f %% of a core at %d sockets (ring "
+              "consumer left out), above --max-cpu %.3f" %
+              (cpu, step, args.max_cpu))
+    return 1 if over else 0
+
+
+def steady_summary(results):
+    print()
+    print("| sockets | daemon | steady CPU % of a core (user; system) | "
+          "without the ring consumer | host-wide events/s | "
+          "threads (user/system %) |")
+    print("|---|---|---|---|---|---|")
+    for step, rows in results:
+        for name, r in rows.items():
+            threads = sorted(r["threads"].items(), key=lambda kv: -sum(kv[1]))
+            print("| %d | %s | %.3f (%.3f; %.3f) | %.3f | %.0f | %s |" % (
+                step, name, r["cpu"], r["user"], r["system"],
+                r["cpu_without_consumer"], r["events"] / r["seconds"],
+                ", ".join("%s %.3f/%.3f" % (n, u, s)
+                          for n, (u, s) in threads)))
+    if not any("est-30s" in rows for _, rows in results):
+        return
+    print()
+    print("| sockets | ESTABLISHED dump CPU s | full reconcile CPU s | "
+          "at the defaults: window without the ring consumer + full/%d s + "
+          "ESTABLISHED/%d s, %% of a core |" %
+          (FULL_RECONCILE_S, ESTABLISHED_DUMP_S))
+    print("|---|---|---|---|")
+    for step, rows in results:
+        est, full = job_costs(rows)
+        total = rows["tcpstated"]["cpu_without_consumer"]
+        total += 100 * max(0.0, est or 0.0) / ESTABLISHED_DUMP_S
+        total += 100 * max(0.0, full or 0.0) / FULL_RECONCILE_S
+        print("| %d | %s | %s | %.3f |" % (
+            step, fmt(est, "%.3f"), fmt(full, "%.3f"), total))
 
 
 def main():
@@ -413,6 +610,8 @@ def main():
             holders = Holders(binary, args.nice)
             daemon = ne = None
             try:
+                if args.steady_only:
+                    return run_steady(args, ns, holders, state, workdir)
                 ne = NodeExporter(args.nice)
                 daemon = loadlib.Daemon(
                     args.tcpstated_bin, config=DAEMON_CONFIG, nice=args.nice,
@@ -430,6 +629,10 @@ def main():
         shutil.rmtree(workdir, ignore_errors=True)
     summary(results, args.kind)
     liveness_summary(results)
+    print()
+    for r in results:
+        print("steady CPU at %d: %s" %
+              (r["step"], steady_cpu.describe(r["steady"])))
     print("load average at the end: %s; %.0f s in all" %
           (loadlib.loadavg(), time.monotonic() - t_start))
     return 0

@@ -40,6 +40,8 @@ inline void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.bpf.ring_buffer_bytes, b.bpf.ring_buffer_bytes);
   EXPECT_EQ(a.tracking.max_tracked_sockets, b.tracking.max_tracked_sockets);
   EXPECT_EQ(a.tracking.reconcile_interval, b.tracking.reconcile_interval);
+  EXPECT_EQ(a.tracking.full_reconcile_interval,
+            b.tracking.full_reconcile_interval);
   EXPECT_EQ(a.tracking.max_series_per_metric, b.tracking.max_series_per_metric);
   EXPECT_EQ(a.detectors.close_wait_leak_after,
             b.detectors.close_wait_leak_after);

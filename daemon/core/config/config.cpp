@@ -194,6 +194,10 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
        [&config](const std::string& k, const YAML::Node& n) {
          config.tracking.max_series_per_metric = GetUint(k, n);
        }},
+      {"full_reconcile_interval",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.tracking.full_reconcile_interval = GetDuration(k, n);
+       }},
   };
   const std::vector<YamlField> detectors = {
       {"close_wait_leak_after",
@@ -385,6 +389,23 @@ Config ParseConfigYaml(const std::string& yaml_text) {
   return config;
 }
 
+namespace {
+
+void ValidateFullReconcileInterval(const Config::Tracking& tracking) {
+  const auto& full = tracking.full_reconcile_interval;
+  if (!full) return;
+  ValidatePositiveDuration("tracking.full_reconcile_interval", *full);
+  // The safety dump cannot come more often than the check it backs up.
+  if (*full < tracking.reconcile_interval) {
+    Fail("tracking.full_reconcile_interval",
+         "must be at least tracking.reconcile_interval (" +
+             std::to_string(tracking.reconcile_interval.count()) +
+             " ms), got " + std::to_string(full->count()) + " ms");
+  }
+}
+
+}  // namespace
+
 void ValidateConfig(const Config& config) {
   ValidateListenAddress("web.listen_address", config.web.listen_address);
   ValidateTelemetryPath("web.telemetry_path", config.web.telemetry_path);
@@ -420,6 +441,7 @@ void ValidateConfig(const Config& config) {
                 config.tracking.max_tracked_sockets, 1, kMaxTrackedSockets);
   ValidatePositiveDuration("tracking.reconcile_interval",
                            config.tracking.reconcile_interval);
+  ValidateFullReconcileInterval(config.tracking);
   ValidateRange("tracking.max_series_per_metric",
                 config.tracking.max_series_per_metric, 1, kMaxSeriesPerMetric);
 
@@ -463,6 +485,13 @@ void ValidateConfig(const Config& config) {
   if (dir.find('\0') != std::string::npos || dir.size() > 1024) {
     Fail("state.directory", "is not a usable path");
   }
+}
+
+std::chrono::milliseconds FullReconcileInterval(
+    const Config::Tracking& tracking) {
+  if (tracking.full_reconcile_interval)
+    return *tracking.full_reconcile_interval;
+  return std::max(kDefaultFullReconcileInterval, tracking.reconcile_interval);
 }
 
 const char* AttachModeName(AttachMode mode) {
