@@ -101,7 +101,9 @@ void AddFlags(CLI::App& app, Flags& flags) {
           ->type_name("FILE")
           ->check(CLI::ExistingFile);
   app.add_flag("--config.check", flags.config_check,
-               "Validate the configuration, print it and exit.");
+               "Check the configuration file and flags as a start would "
+               "(without loading BPF or opening a socket), then exit: 0 if "
+               "valid, 2 with one error line if not.");
   flags.listen_address_option =
       app.add_option("--web.listen-address", flags.listen_address,
                      "Address to listen on for the web interface and "

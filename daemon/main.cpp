@@ -10,28 +10,21 @@
 #include <memory>
 #include <string>
 
-#include "tcpstated/bpf_probe.h"
 #include "tcpstated/command_line.h"
 #include "tcpstated/config.h"
+#include "tcpstated/config_check.h"
 #include "tcpstated/daemon.h"
 #include "tcpstated/logging.h"
 #include "tcpstated/version.h"
 
 namespace {
 
-// --config.check: also proves the BPF programs load and attach here;
-// nothing else starts. The exit status.
+// --config.check: the configuration as a start would check it, without
+// the kernel or the network (see config_check.h). The exit status.
 int CheckConfig(const tcpstated::Config& config) {
   try {
-    tcpstated::BpfProbe::Options options;
-    options.attach = config.bpf.attach;
-    options.ring_buffer_bytes = config.bpf.ring_buffer_bytes;
-    options.max_tracked_sockets = config.tracking.max_tracked_sockets;
-    tcpstated::BpfProbe probe(options);
-    std::printf(
-        "tcpstated: configuration OK; BPF programs load and attach "
-        "in %s mode\n",
-        tcpstated::AttachModeName(probe.mode()));
+    tcpstated::CheckConfigForStart(config);
+    std::printf("tcpstated: configuration OK\n");
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tcpstated: %s\n", e.what());

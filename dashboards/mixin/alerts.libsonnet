@@ -1,6 +1,7 @@
 // Alerts. Each has `for:`, a severity from _config.severities, a static
 // summary (the same text for every instance, so notifications group), a
-// short description with the labels and value, and an absolute runbook URL.
+// short description with the labels and value, and its runbook (an
+// absolute URL, or the installed file's section: lib.runbookAnnotation).
 // What the state means and what to do lives in the runbook, not here.
 //
 // Where an alert has a warning and a critical variant both fire in the
@@ -25,8 +26,7 @@ local lib = import 'lib.libsonnet';
       annotations: {
         summary: summary,
         description: description,
-        runbook_url: lib.runbook(c, name),
-      },
+      } + lib.runbookAnnotation(c, name),
     },
 
     groups+: [{

@@ -21,10 +21,14 @@
     showMultiCluster: true,
 
     // Absolute URL of each alert's runbook; %s is the alert name in lower
-    // case (the section anchors of docs/runbooks.md). Point it at wherever
-    // docs/runbooks.md is published; the package installs a copy at
-    // /usr/share/doc/tcpstated/runbooks.md.
-    runbookURLPattern: 'https://tcpstated.example/docs/runbooks.md#%s',
+    // case (the section anchors of docs/runbooks.md). Set it to wherever
+    // you publish docs/runbooks.md: alerts then carry `runbook_url` and the
+    // dashboard links each panel's runbooks. Empty (the default: the
+    // project publishes no site, and a link to a placeholder host only
+    // sends the on-call to an error page): no link; each alert's `runbook`
+    // annotation names its section of the runbooks the package installs
+    // (/usr/share/doc/tcpstated/runbooks.md).
+    runbookURLPattern: '',
 
     // Severities, as Alertmanager routes usually name them: critical wakes
     // someone up, warning is for working hours, info is a ticket.

@@ -754,7 +754,7 @@ local p = import 'panels.libsonnet';
       timezone: c.dashboardTimezone,
       fiscalYearStartMonth: 0,
       liveNow: false,
-      links: [{
+      links: if runbook('x') == null then [] else [{
         title: 'Runbooks',
         type: 'link',
         icon: 'doc',

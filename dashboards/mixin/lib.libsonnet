@@ -12,5 +12,20 @@
   // The labels that identify one scraped daemon, for `on (...)` joins.
   target(config):: '%s, job, instance' % config.clusterLabel,
 
-  runbook(config, alert):: config.runbookURLPattern % std.asciiLower(alert),
+  // The runbook's URL, or null when runbookURLPattern is empty.
+  runbook(config, alert)::
+    if config.runbookURLPattern == '' then null
+    else config.runbookURLPattern % std.asciiLower(alert),
+
+  // An alert's annotation that leads to its runbook: `runbook_url`, or
+  // without a URL the section of the file every installation has.
+  runbookAnnotation(config, alert)::
+    local url = self.runbook(config, alert);
+    if url != null then { runbook_url: url }
+    else {
+      runbook: 'docs/runbooks.md#%s (installed as %s)' % [
+        std.asciiLower(alert),
+        '/usr/share/doc/tcpstated/runbooks.md',
+      ],
+    },
 }

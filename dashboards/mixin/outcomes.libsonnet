@@ -29,8 +29,7 @@ local lib = import 'lib.libsonnet';
       annotations: {
         summary: summary,
         description: description,
-        runbook_url: lib.runbook(c, name),
-      },
+      } + lib.runbookAnnotation(c, name),
     },
 
     groups+: [{

@@ -25,10 +25,12 @@
     steps: [{ color: p[0], value: p[1] } for p in pairs],
   },
 
-  // Links from a panel to the runbooks of the alerts it shows.
+  // Links from a panel to the runbooks of the alerts it shows (none
+  // without a runbook URL).
   runbookLinks(runbook, alerts):: [
     { title: 'Runbook: ' + a, url: runbook(a), targetBlank: true }
     for a in alerts
+    if runbook(a) != null
   ],
 
   timeseries(title,

@@ -28,8 +28,7 @@ local p = import 'panels.libsonnet';
       annotations: {
         summary: summary,
         description: description,
-        runbook_url: lib.runbook(c, name),
-      },
+      } + lib.runbookAnnotation(c, name),
     },
 
     groups+: [{

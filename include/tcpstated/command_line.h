@@ -15,7 +15,7 @@ struct CommandLine {
   Config config;
   bool show_version = false;
   bool show_help = false;
-  bool config_check = false;  // --config.check: validate, print, exit
+  bool config_check = false;  // --config.check: check (config_check.h), exit
   std::string help_text;      // filled when show_help is set
 };
 

@@ -9,8 +9,9 @@ No root, no daemon, Python standard library and promtool only:
   units, descriptions, templated panel datasources), plus: every metric a
   panel or rule names exists in the daemon's metric contract below (or is
   recorded by tcpstated.rules.yaml), label names and state values are real,
-  every alert has for/severity/summary/description/runbook_url and its
-  runbook section exists in docs/runbooks.md;
+  every alert has for/severity/summary/description and a runbook (the
+  installed file's section; runbook_url with runbookURLPattern) whose
+  section exists in docs/runbooks.md;
 * every dashboard query, with Grafana's variables filled in, evaluates
   without error to a non-empty result carrying the labels its legend uses,
   against synthetic series shaped like a real scrape (via promtool's rule
@@ -37,6 +38,10 @@ DASHBOARDS = os.path.join(ROOT, "dashboards")
 DASHBOARD_JSON = os.path.join(DASHBOARDS, "tcpstated.json")
 GENERATE = os.path.join(DASHBOARDS, "mixin", "generate")
 RUNBOOKS = os.path.join(ROOT, "docs", "runbooks.md")
+MIXIN = os.path.join(DASHBOARDS, "mixin")
+# An alert's `runbook` annotation with the mixin's default settings.
+RUNBOOK_ANNOTATION = ("docs/runbooks.md#%s (installed as "
+                      "/usr/share/doc/tcpstated/runbooks.md)")
 
 
 def rule_files():
@@ -688,7 +693,7 @@ class RuleFiles(unittest.TestCase):
             self.assertIn(rule.get("labels", {}).get("severity"), SEVERITIES,
                           where)
             ann = rule.get("annotations", {})
-            for key in ("summary", "description", "runbook_url"):
+            for key in ("summary", "description", "runbook"):
                 self.assertTrue(ann.get(key, "").strip(),
                                 "%s: no %s" % (where, key))
             # Static summaries group notifications; the labels go in the
@@ -701,12 +706,45 @@ class RuleFiles(unittest.TestCase):
                           if rule["alert"] != "TcpstatedDown" else "$value",
                           where)
             anchor = rule["alert"].lower()
-            self.assertRegex(ann["runbook_url"],
-                             r"^https?://[^/\s]+/\S*#%s$" % re.escape(anchor),
-                             "%s: runbook_url is not absolute" % where)
+            # No site publishes the runbooks by default: the section of
+            # the file the package installs, never a placeholder URL.
+            self.assertNotIn("runbook_url", ann, where)
+            self.assertEqual(ann.get("runbook"), RUNBOOK_ANNOTATION % anchor,
+                             where)
             self.assertIn(anchor, anchors,
                           "%s: no section #%s in docs/runbooks.md"
                           % (where, anchor))
+
+    def test_runbook_url_pattern_makes_absolute_links(self):
+        # A site that publishes docs/runbooks.md gets `runbook_url` on every
+        # alert and the links on the dashboard instead.
+        pattern = "https://runbooks.test/tcpstated.md#%s"
+        mixin = ("((import 'mixin.libsonnet') + "
+                 "{ _config+:: { runbookURLPattern: '%s' } })" % pattern)
+        r = run(["jsonnet", "-J", MIXIN, "-e", mixin + ".prometheusAlerts"],
+                timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        alerts = [rule for g in json.loads(r.stdout)["groups"]
+                  for rule in g["rules"]]
+        self.assertTrue(alerts)
+        for rule in alerts:
+            ann = rule["annotations"]
+            self.assertEqual(ann.get("runbook_url"),
+                             pattern % rule["alert"].lower(), rule["alert"])
+            self.assertNotIn("runbook", ann, rule["alert"])
+        r = run(["jsonnet", "-J", MIXIN, "-e", mixin +
+                 ".grafanaDashboards['tcpstated.json']"], timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dashboard = json.loads(r.stdout)
+        self.assertEqual([l["url"] for l in dashboard["links"]],
+                         ["https://runbooks.test/tcpstated.md"])
+        panel_urls = [l["url"] for p in all_panels(dashboard)
+                      for l in p.get("links", [])]
+        self.assertTrue(panel_urls, "no panel links to the runbooks")
+        anchors = runbook_anchors()
+        for url in panel_urls:
+            self.assertTrue(url.startswith("https://runbooks.test/"), url)
+            self.assertIn(url.split("#", 1)[1], anchors, url)
 
     def test_rules_name_existing_metrics(self):
         recorded = recorded_names()
@@ -775,17 +813,15 @@ class DashboardLint(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("tcpstated.rules.yaml", r.stderr)
 
-    def test_read_only_with_runbook_links(self):
+    def test_read_only_without_placeholder_links(self):
+        # The runbook links need runbookURLPattern (RuleFiles'
+        # test_runbook_url_pattern_makes_absolute_links); by default there
+        # is no site to link to, so none.
         self.assertIs(self.d["editable"], False)
         urls = [l["url"] for l in self.d["links"]]
         urls += [l["url"] for p in all_panels(self.d)
                  for l in p.get("links", [])]
-        self.assertTrue(urls, "no links to the runbooks")
-        anchors = runbook_anchors()
-        for url in urls:
-            self.assertRegex(url, r"^https?://")
-            if "#" in url:
-                self.assertIn(url.split("#", 1)[1], anchors, url)
+        self.assertEqual(urls, [])
 
     def test_state_duration_heatmap(self):
         maps = [p for p in query_panels(self.d) if p["type"] == "heatmap"]

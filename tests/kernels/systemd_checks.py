@@ -218,6 +218,35 @@ class Checks:
                "no reload line in the journal")
         return "leak reported %.1f s after reload, same pid %s" % (took, pid)
 
+    def reload_refuses_bad_file(self):
+        # ExecReload= checks the file before it signals: a bad file fails
+        # `systemctl reload` with the check's error in the journal, the
+        # daemon never sees a SIGHUP, and the 1 s threshold of the last
+        # reload stays in force.
+        pid = show("MainPID")
+        hups = journal().count("SIGHUP:")
+        set_config({r"^  close_wait_leak_after: 60s$":
+                    "  close_wait_leak_after: soon"})
+        r = systemctl("reload", UNIT)
+        expect(r.returncode != 0, "systemctl reload with a bad file "
+               "succeeded: %s%s" % (r.stdout, r.stderr))
+        expect(show("MainPID") == pid, "reload restarted the daemon")
+        expect(show("ActiveState") == "active",
+               "not active after the refused reload: %s" %
+               show("ActiveState"))
+        text = journal()
+        expect(re.search(r"tcpstated: .*detectors\.close_wait_leak_after",
+                         text), "the check's error is not in the journal")
+        expect(text.count("SIGHUP:") == hups,
+               "the daemon got a SIGHUP for a file the check refused")
+        leaked = scrape().total("tcpstated_close_wait_leaked_sockets")
+        expect(leaked >= 1, "the running 1 s threshold was lost")
+        # The valid file the next checks restart with.
+        set_config({r"^  close_wait_leak_after: 60s$":
+                    "  close_wait_leak_after: 1s"})
+        return "reload exit status %d, same pid %s, %d still leaked" % (
+            r.returncode, pid, leaked)
+
     def state_directory_survives_restart(self):
         # The CLOSE_WAIT of reload_applies_threshold began under the running
         # daemon: its age is exact. `systemctl restart` stops it with
@@ -314,6 +343,7 @@ def main():
     if not c.failed:
         c.check("start_ready_after_seeding", c.start_ready_after_seeding)
         c.check("reload_applies_threshold", c.reload_applies_threshold)
+        c.check("reload_refuses_bad_file", c.reload_refuses_bad_file)
         c.check("state_directory_survives_restart",
                 c.state_directory_survives_restart)
         c.check("watchdog_restarts_stopped_daemon",
