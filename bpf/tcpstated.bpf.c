@@ -193,13 +193,38 @@ static __always_inline void fill_head(struct tcpstated_event_head *h, __u8 sourc
 /* The process's name, as /proc/<tgid>/comm and `ss -p` show it: that of
  * the thread-group leader. bpf_get_current_comm() is the calling thread's,
  * which a worker thread often renames (prctl PR_SET_NAME). */
-static __always_inline void leader_comm(char comm[TCPSTATED_COMM_LEN])
+static __always_inline void probed_leader_comm(char comm[TCPSTATED_COMM_LEN])
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 
 	if (!leader || bpf_probe_read_kernel_str(comm, TCPSTATED_COMM_LEN, &leader->comm) < 0)
 		bpf_get_current_comm(comm, TCPSTATED_COMM_LEN);
+}
+
+/* The owner: the current thread's ids, its leader's comm and its cgroup.
+ * A tp_btf program gets current as a BTF pointer (5.11+; the kernel's own
+ * helper list says whether it has it) and reads the ids and the comm by
+ * plain loads: one helper call where the untyped task costs four (the
+ * task, the leader's address, the name, pid/tgid). Classic tracepoints,
+ * and 5.10, keep the probed reads. */
+static __always_inline void fill_owner(struct tcpstated_event *e, bool direct)
+{
+	if (direct && bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+		struct task_struct *task = bpf_get_current_task_btf();
+
+		e->tgid = task->tgid;
+		e->pid = task->pid;
+		/* comm is a char array: BTF lets it be read in 8-byte words. */
+		__builtin_memcpy(e->comm, task->group_leader->comm, sizeof(e->comm));
+	} else {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+		e->tgid = pid_tgid >> 32;
+		e->pid = (__u32)pid_tgid;
+		probed_leader_comm(e->comm);
+	}
+	e->cgroup_id = bpf_get_current_cgroup_id();
 }
 
 /* The long record's own fields: both addresses, and the owner when the
@@ -218,13 +243,8 @@ static __always_inline void fill_long(struct tcpstated_event *e, const struct so
 		FIELD_READ_INTO(direct, (__u32 *)e->daddr, skc, skc_daddr);
 	}
 	if (owner) {
-		__u64 pid_tgid = bpf_get_current_pid_tgid();
-
 		e->flags |= TCPSTATED_F_PROCESS_CTX;
-		e->tgid = pid_tgid >> 32;
-		e->pid = (__u32)pid_tgid;
-		e->cgroup_id = bpf_get_current_cgroup_id();
-		leader_comm(e->comm);
+		fill_owner(e, direct);
 	} else {
 		e->tgid = 0;
 		e->pid = 0;
