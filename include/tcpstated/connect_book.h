@@ -14,6 +14,7 @@
 #include "tcpstated/bounded_book.h"
 #include "tcpstated/event.h"
 #include "tcpstated/mirror.h"
+#include "tcpstated/socket_keys.h"
 
 namespace tcpstated {
 
@@ -54,7 +55,7 @@ struct ConnectDestination {
   Address daddr{};
   bool operator==(const ConnectDestination& o) const {
     return netns == o.netns && dport == o.dport && ipv6 == o.ipv6 &&
-           daddr == o.daddr;
+           keys_detail::SameAddress(daddr, o.daddr);
   }
 };
 struct ConnectDestinationHash {

@@ -44,6 +44,7 @@
 #include "tcpstated/socket_table.h"
 #include "tcpstated/state_file.h"
 #include "tcpstated/tcp_state.h"
+#include "tcpstated/tuple_index.h"
 
 namespace tcpstated {
 
@@ -457,7 +458,8 @@ class Mirror {
       expiries_;
   // Timewait entries (both substates) by 4-tuple, where both ports are
   // known: the kernel's connection hash holds one socket per 4-tuple.
-  std::unordered_map<TupleKey, uint64_t, TupleKeyHash> timewaits_;
+  // Bounded by the table's size, with no allocation per entry.
+  TupleIndex timewaits_;
 
   // ---- Per-namespace books (mirror_namespaces.cpp) ----
   // What the mirror knows of one namespace besides its socket counts.

@@ -54,6 +54,17 @@ inline size_t MixTuple(uint32_t netns, uint16_t sport, uint16_t dport,
   return static_cast<size_t>(h ^ (h >> 29));
 }
 
+// Addresses compared as two 64-bit words: the hot paths compare keys on
+// every lookup, and std::array's operator== is a memcmp call.
+inline bool SameAddress(const Address& a, const Address& b) {
+  uint64_t a0, a1, b0, b1;
+  std::memcpy(&a0, a.data(), 8);
+  std::memcpy(&a1, a.data() + 8, 8);
+  std::memcpy(&b0, b.data(), 8);
+  std::memcpy(&b1, b.data() + 8, 8);
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
 }  // namespace keys_detail
 
 // A connection's destination as seen from the local end: the sockets
@@ -73,8 +84,9 @@ struct DestinationKey {
     return false;
   }
   bool operator==(const DestinationKey& o) const {
-    return netns == o.netns && dport == o.dport && saddr == o.saddr &&
-           daddr == o.daddr;
+    return netns == o.netns && dport == o.dport &&
+           keys_detail::SameAddress(saddr, o.saddr) &&
+           keys_detail::SameAddress(daddr, o.daddr);
   }
   // The order destinations are reported in: by namespace, family,
   // addresses, then port.
@@ -101,7 +113,8 @@ struct TupleKey {
 
   bool operator==(const TupleKey& o) const {
     return netns == o.netns && sport == o.sport && dport == o.dport &&
-           saddr == o.saddr && daddr == o.daddr;
+           keys_detail::SameAddress(saddr, o.saddr) &&
+           keys_detail::SameAddress(daddr, o.daddr);
   }
 };
 

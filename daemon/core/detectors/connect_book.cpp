@@ -45,10 +45,11 @@ ConnectFailure ClassifyConnectFailure(uint8_t sk_err, bool reset_seen,
 }
 
 size_t ConnectDestinationHash::operator()(const ConnectDestination& d) const {
-  uint64_t h = (static_cast<uint64_t>(d.netns) << 17) ^
-               (static_cast<uint64_t>(d.dport) << 1) ^ (d.ipv6 ? 1 : 0);
-  for (uint8_t b : d.daddr) h = h * 1099511628211ULL ^ b;
-  return static_cast<size_t>(h);
+  // The address as two words (a byte at a time was 16 multiplications per
+  // connect).
+  static const Address kNone{};
+  return keys_detail::MixTuple(d.netns, d.ipv6 ? 1 : 0, d.dport, d.daddr,
+                               kNone);
 }
 
 uint64_t ConnectTally::failed() const {

@@ -30,7 +30,9 @@ constexpr size_t kPrefetchDistance = 8;
 }  // namespace
 
 Mirror::Mirror(size_t max_tracked_sockets)
-    : table_(max_tracked_sockets), close_wait_ids_(max_tracked_sockets) {
+    : table_(max_tracked_sockets),
+      close_wait_ids_(max_tracked_sockets),
+      timewaits_(max_tracked_sockets) {
   for (const auto& [from, to] : LegalTransitions()) {
     legal_[StateIndex(from)] |= static_cast<uint16_t>(1u << StateIndex(to));
   }

@@ -50,10 +50,8 @@ void Mirror::ForgetOrphan(uint64_t id) {
 void Mirror::EndResetTimewait(const Event& e) {
   // TCP_TW_RST: the kernel answered data (or a SYN) reaching an orphan in
   // the FIN_WAIT2 substate with a reset, and freed the timewait socket.
-  SocketEntry* entry = nullptr;
-  auto it =
-      timewaits_.find(TupleKey{e.netns, e.sport, e.dport, e.saddr, e.daddr});
-  if (it != timewaits_.end()) entry = table_.Find(it->second);
+  SocketEntry* entry = table_.Find(
+      timewaits_.Find(TupleKey{e.netns, e.sport, e.dport, e.saddr, e.daddr}));
   if (entry == nullptr && e.id != 0) entry = table_.Find(e.id);
   if (entry == nullptr || (entry->flags & kEntryTimewaitSock) == 0) return;
   Remove(entry, e.ts_ns, /*observe=*/true);

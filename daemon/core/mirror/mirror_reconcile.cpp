@@ -186,6 +186,7 @@ Mirror::ReconcileStats Mirror::FinishReconcile() {
   // memory back (at most once per reconcile; a storm's dip does not).
   table_.Shrink();
   close_wait_ids_.Shrink();
+  timewaits_.Shrink();
   reconciling_ = false;
   removed_during_reconcile_.clear();
   removed_tuples_during_reconcile_.clear();

@@ -65,12 +65,13 @@ void Mirror::EnterTimeWait(SocketEntry* entry, const Event& e) {
 }
 
 void Mirror::PromoteOrphan(const Event& peer, bool peer_reset) {
-  TupleKey key{peer.netns, peer.dport, peer.sport, peer.daddr, peer.saddr};
-  auto it = timewaits_.find(key);
-  if (it == timewaits_.end()) return;
-  SocketEntry* orphan = table_.Find(it->second);
+  const TupleKey key{peer.netns, peer.dport, peer.sport, peer.daddr,
+                     peer.saddr};
+  const uint64_t id = timewaits_.Find(key);
+  if (id == 0) return;
+  SocketEntry* orphan = table_.Find(id);
   if (orphan == nullptr) {
-    timewaits_.erase(it);
+    timewaits_.Erase(key, id);
     return;
   }
   if ((orphan->flags & kEntryFinWait2Substate) == 0) return;
@@ -87,12 +88,13 @@ void Mirror::PromoteOrphan(const Event& peer, bool peer_reset) {
 
 SocketEntry* Mirror::EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns) {
   if (entry->sport == 0 || entry->dport == 0) return entry;
-  auto it = timewaits_.find(KeyOf(*entry));
-  if (it == timewaits_.end() || it->second == entry->id) return entry;
+  const TupleKey key = KeyOf(*entry);
+  const uint64_t timewait_id = timewaits_.Find(key);
+  if (timewait_id == 0 || timewait_id == entry->id) return entry;
   const uint64_t id = entry->id;
-  SocketEntry* timewait = table_.Find(it->second);
+  SocketEntry* timewait = table_.Find(timewait_id);
   if (timewait == nullptr) {
-    timewaits_.erase(it);
+    timewaits_.Erase(key, timewait_id);
     return entry;
   }
   // connect() under tcp_tw_reuse (TcpExt TWRecycled), or a SYN that a
@@ -109,7 +111,8 @@ void Mirror::MarkTimewait(SocketEntry* entry, bool fin_wait2_substate) {
   entry->flags |= kEntryTimewaitSock;
   if (fin_wait2_substate) entry->flags |= kEntryFinWait2Substate;
   if (entry->sport != 0 && entry->dport != 0) {
-    timewaits_[KeyOf(*entry)] = entry->id;
+    // Never refused: there are no more timewait entries than sockets.
+    timewaits_.Set(KeyOf(*entry), entry->id);
   }
 }
 
@@ -119,8 +122,7 @@ void Mirror::UnmarkTimewait(SocketEntry* entry) {
   if (book != namespaces_.end() && book->second.timewait_sockets > 0) {
     book->second.timewait_sockets--;
   }
-  auto it = timewaits_.find(KeyOf(*entry));
-  if (it != timewaits_.end() && it->second == entry->id) timewaits_.erase(it);
+  timewaits_.Erase(KeyOf(*entry), entry->id);
   ForgetOrphan(entry->id);
   entry->flags &=
       static_cast<uint8_t>(~(kEntryTimewaitSock | kEntryFinWait2Substate));
