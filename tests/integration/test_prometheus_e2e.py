@@ -196,8 +196,8 @@ class PrometheusEndToEnd(unittest.TestCase):
 
             alert = self.wait_for("TcpstatedCloseWaitLeak", leak_alert)
             self.assertIn(alert["state"], ("pending", "firing"))
-            self.assertRegex(alert["annotations"]["runbook_url"],
-                             r"^https?://\S+#tcpstatedclosewaitleak$")
+            self.assertRegex(alert["annotations"]["runbook"],
+                             r"^docs/runbooks\.md#tcpstatedclosewaitleak ")
             # A healthy target: the job-agnostic TcpstatedDown stays quiet
             # (its absent() arm sees tcpstated_build_info).
             down = [a for a in self.api("alerts")["alerts"]
@@ -255,8 +255,8 @@ class PrometheusEndToEnd(unittest.TestCase):
             self.assertIn(failing["state"], ("pending", "firing"))
             self.assertEqual(failing["labels"]["daddr"], "127.0.0.1")
             self.assertEqual(failing["labels"]["dport"], str(closed))
-            self.assertRegex(failing["annotations"]["runbook_url"],
-                             r"^https?://\S+#tcpstatedconnectfailures$")
+            self.assertRegex(failing["annotations"]["runbook"],
+                             r"^docs/runbooks\.md#tcpstatedconnectfailures ")
             resets = self.wait_for("TcpstatedConnectionResets",
                                    alert("TcpstatedConnectionResets", "port",
                                          served))
@@ -310,8 +310,8 @@ class PrometheusEndToEnd(unittest.TestCase):
             self.assertIn(stuck["state"], ("pending", "firing"))
             self.assertEqual(stuck["labels"].get("daddr"), "127.0.0.1")
             self.assertEqual(stuck["labels"].get("dport"), str(port))
-            self.assertRegex(stuck["annotations"]["runbook_url"],
-                             r"^https?://\S+#tcpstatedfinwait2stuck$")
+            self.assertRegex(stuck["annotations"]["runbook"],
+                             r"^docs/runbooks\.md#tcpstatedfinwait2stuck ")
             peers = self.wait_for("TcpstatedDeadPeers", lambda:
                                   self.alert_named("TcpstatedDeadPeers",
                                                    ns.inode))
