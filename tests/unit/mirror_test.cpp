@@ -855,6 +855,30 @@ TEST(MirrorTest, InvalidTransitionWithoutHookIsStillCounted) {
   EXPECT_EQ(InvalidTotal(m), 2u);
 }
 
+// A fuzzer finding: SYN_SENT -> NEW_SYN_RECV left a table entry in the state
+// whose count is the kernel's request sockets, and a namespace purge (which
+// zeroes that count) then drove it to -1.
+TEST(MirrorTest, NoTableEntryEverEntersNewSynRecv) {
+  Mirror m(kBigTable);
+  Sock s(86, 49086, 80);
+  s.netns_cookie = 1001;
+  Walk(m, s, {S::kClose, S::kSynSent}, kT0);
+  m.Apply(StateChange(s, S::kSynSent, S::kNewSynRecv, kT0 + kSec));
+  m.Apply(StateChange(Sock(87), S::kNewSynRecv, S::kEstablished, kT0 + kSec));
+  EXPECT_EQ(InvalidTotal(m), 2u);
+  ASSERT_NE(m.Find(86), nullptr);
+  EXPECT_EQ(m.Find(86)->state, S::kSynSent);
+  EXPECT_EQ(m.Find(87), nullptr);
+  m.SetRequestSockets(kNetns, 3);
+  ExpectCounts(m, kNetns, {{S::kSynSent, 1}, {S::kNewSynRecv, 3}});
+
+  // The namespace's inode comes back with a new cookie: everything goes.
+  Sock fresh(88, 49088, 80);
+  fresh.netns_cookie = 1002;
+  m.Apply(StateChange(fresh, S::kClose, S::kSynSent, kT0 + 2 * kSec));
+  ExpectCounts(m, kNetns, {{S::kSynSent, 1}});
+}
+
 TEST(MirrorTest, MissedTransitionIsAResyncWithExactCounts) {
   Mirror m(kBigTable);
   Sock s(91, 8091, 50010);

@@ -161,6 +161,11 @@ void Mirror::ApplyTransition(const Event& e) {
   }
   // Make sure the namespace is listed even if nothing is tracked in it yet.
   CountsOf(e.netns);
+  // Request sockets change state without this tracepoint: no full socket is
+  // ever in NEW_SYN_RECV, and the count of that state is the kernel's, set
+  // in bulk (SetRequestSockets). An event naming it (counted invalid above)
+  // must not put a table entry there.
+  if (from == TcpState::kNewSynRecv || to == TcpState::kNewSynRecv) return;
 
   SocketEntry* entry = EntryForTransition(e, found);
   // A local peer sending its FIN moves the FIN_WAIT2 orphan on the other
