@@ -857,20 +857,31 @@ TEST(MirrorTest, InvalidTransitionWithoutHookIsStillCounted) {
 
 // A fuzzer finding: SYN_SENT -> NEW_SYN_RECV left a table entry in the state
 // whose count is the kernel's request sockets, and a namespace purge (which
-// zeroes that count) then drove it to -1.
-TEST(MirrorTest, NoTableEntryEverEntersNewSynRecv) {
+// zeroes that count) then drove it to -1. Likewise TIME_WAIT -> TIME_WAIT
+// resynced a known socket into a TIME_WAIT that nothing ages out.
+TEST(MirrorTest, EventsNoFullSocketProducesMoveNoEntry) {
   Mirror m(kBigTable);
   Sock s(86, 49086, 80);
   s.netns_cookie = 1001;
   Walk(m, s, {S::kClose, S::kSynSent}, kT0);
   m.Apply(StateChange(s, S::kSynSent, S::kNewSynRecv, kT0 + kSec));
   m.Apply(StateChange(Sock(87), S::kNewSynRecv, S::kEstablished, kT0 + kSec));
-  EXPECT_EQ(InvalidTotal(m), 2u);
+  Sock est(89, 49089, 80);
+  est.netns_cookie = 1001;
+  Walk(m, est, {S::kClose, S::kSynSent, S::kEstablished}, kT0);
+  m.Apply(StateChange(est, S::kTimeWait, S::kTimeWait, kT0 + kSec));
+  m.Apply(StateChange(est, S::kBoundInactive, S::kClose, kT0 + kSec));
+  m.Apply(StateChange(Sock(90), S::kClose, S::kBoundInactive, kT0 + kSec));
+  EXPECT_EQ(InvalidTotal(m), 5u);
   ASSERT_NE(m.Find(86), nullptr);
   EXPECT_EQ(m.Find(86)->state, S::kSynSent);
+  ASSERT_NE(m.Find(89), nullptr);
+  EXPECT_EQ(m.Find(89)->state, S::kEstablished);
   EXPECT_EQ(m.Find(87), nullptr);
+  EXPECT_EQ(m.Find(90), nullptr);
   m.SetRequestSockets(kNetns, 3);
-  ExpectCounts(m, kNetns, {{S::kSynSent, 1}, {S::kNewSynRecv, 3}});
+  ExpectCounts(m, kNetns,
+               {{S::kSynSent, 1}, {S::kEstablished, 1}, {S::kNewSynRecv, 3}});
 
   // The namespace's inode comes back with a new cookie: everything goes.
   Sock fresh(88, 49088, 80);

@@ -27,6 +27,22 @@ Role RoleFromTransition(TcpState from, TcpState to) {
 // to cover a cache miss, near enough that the lines are still cached.
 constexpr size_t kPrefetchDistance = 8;
 
+// Request and timewait sockets change state without this tracepoint, and
+// BOUND_INACTIVE exists only in sock_diag's answers: no full socket leaves
+// those states, nor enters the last two. The count of NEW_SYN_RECV is the
+// kernel's, set in bulk (SetRequestSockets), and a TIME_WAIT entry is only
+// ever a timewait socket the mirror ages: a table entry put in one of them
+// by such an event would corrupt the one or never age out. TIME_WAIT as the
+// new state is followed (ApplyChange ages it as an inferred one).
+bool ReportsFullSocket(TcpState from, TcpState to) {
+  const bool never_from = from == TcpState::kTimeWait ||
+                          from == TcpState::kNewSynRecv ||
+                          from == TcpState::kBoundInactive;
+  const bool never_to =
+      to == TcpState::kNewSynRecv || to == TcpState::kBoundInactive;
+  return !never_from && !never_to;
+}
+
 }  // namespace
 
 Mirror::Mirror(size_t max_tracked_sockets)
@@ -161,11 +177,9 @@ void Mirror::ApplyTransition(const Event& e) {
   }
   // Make sure the namespace is listed even if nothing is tracked in it yet.
   CountsOf(e.netns);
-  // Request sockets change state without this tracepoint: no full socket is
-  // ever in NEW_SYN_RECV, and the count of that state is the kernel's, set
-  // in bulk (SetRequestSockets). An event naming it (counted invalid above)
-  // must not put a table entry there.
-  if (from == TcpState::kNewSynRecv || to == TcpState::kNewSynRecv) return;
+  // An event no full socket can produce (counted invalid above) moves no
+  // table entry: see ReportsFullSocket.
+  if (!ReportsFullSocket(from, to)) return;
 
   SocketEntry* entry = EntryForTransition(e, found);
   // A local peer sending its FIN moves the FIN_WAIT2 orphan on the other
