@@ -44,7 +44,12 @@ class BoundedBook {
     }
     if (entries_.size() >= max_keys_) FoldOldestHalf();
     // Room first (both may throw), then the change.
-    entries_.reserve(entries_.size() + 1);
+    if (entries_.size() == entries_.capacity()) {
+      // Geometric growth, up to the bound (reserve(n) alone allocates
+      // exactly n: every new key would copy the whole book).
+      entries_.reserve(
+          std::min(max_keys_, std::max<size_t>(16, entries_.capacity() * 2)));
+    }
     if ((entries_.size() + 1) * 2 > index_.size()) {
       GrowIndex(entries_.size() + 1);
     }
