@@ -4,15 +4,21 @@
 // keys is folded into one `other` tally, so totals stay exact and
 // monotonic while the keys that are active now keep their own series.
 //
+// Flat: the tallies sit in one dense vector and an open-addressing index
+// (linear probing, at most half full) points into it. The book is looked
+// up on the event path under the mirror's lock (every connect, every
+// reset), so a lookup is one hash and a probe of a small array, a new key
+// is no allocation of its own, and the copy Daemon::EvaluateOutcomes takes
+// under that lock every second is two vector copies.
+//
 // Value must have `void Add(const Value&)` (folding) and be default
-// constructible. Thread-safety: none (the caller's lock).
+// constructible. Thread-safety: none (the caller's lock). At may throw
+// std::bad_alloc (the key is then not added; the book stays consistent).
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <iterator>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -21,31 +27,53 @@ namespace tcpstated {
 template <typename Key, typename Value, typename Hash>
 class BoundedBook {
  public:
+  // Bounds above 2^30 keys are 2^30 (the index holds 32-bit positions).
   explicit BoundedBook(size_t max_keys)
-      : max_keys_(std::max<size_t>(max_keys, 2)) {}
+      : max_keys_(std::clamp<size_t>(max_keys, 2, size_t{1} << 30)) {}
 
   // The tally of `key`, created if need be; `now` orders keys for folding.
   Value& At(const Key& key, uint64_t now) {
-    auto it = entries_.find(key);
-    if (it == entries_.end()) {
-      if (entries_.size() >= max_keys_) FoldOldestHalf();
-      it = entries_.emplace(key, Slot{}).first;
+    size_t slot = 0;
+    if (!index_.empty()) {
+      slot = Probe(key);
+      if (index_[slot] != kEmpty) {
+        Entry& e = entries_[index_[slot]];
+        e.touched = now;
+        return e.value;
+      }
     }
-    it->second.touched = now;
-    return it->second.value;
+    if (entries_.size() >= max_keys_) FoldOldestHalf();
+    // Room first (both may throw), then the change.
+    if (entries_.size() == entries_.capacity()) {
+      // Geometric growth, up to the bound (reserve(n) alone allocates
+      // exactly n: every new key would copy the whole book).
+      entries_.reserve(
+          std::min(max_keys_, std::max<size_t>(16, entries_.capacity() * 2)));
+    }
+    if ((entries_.size() + 1) * 2 > index_.size()) {
+      GrowIndex(entries_.size() + 1);
+    }
+    slot = Probe(key);
+    index_[slot] = static_cast<uint32_t>(entries_.size());
+    entries_.push_back(Entry{key, Value{}, now});
+    return entries_.back().value;
   }
 
   // Drops the keys `pred` holds for (their tallies are not folded).
   template <typename Pred>
   void EraseIf(Pred&& pred) {
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      it = pred(it->first) ? entries_.erase(it) : std::next(it);
-    }
+    const size_t before = entries_.size();
+    entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                  [&pred](const Entry& e) {
+                                    return pred(static_cast<const Key&>(e.key));
+                                  }),
+                   entries_.end());
+    if (entries_.size() != before) Reindex();
   }
 
   template <typename F>
   void ForEach(F&& f) const {
-    for (const auto& [key, slot] : entries_) f(key, slot.value);
+    for (const Entry& e : entries_) f(e.key, e.value);
   }
   // Everything folded so far.
   const Value& other() const { return other_; }
@@ -53,32 +81,92 @@ class BoundedBook {
   uint64_t folded_keys() const { return folded_keys_; }
 
  private:
-  struct Slot {
+  struct Entry {
+    Key key;
     Value value;
     uint64_t touched = 0;
   };
+  static constexpr uint32_t kEmpty = UINT32_MAX;
 
-  // Halving (rather than folding one key) keeps the cost of a scan of new
-  // keys at O(log n) per key.
-  void FoldOldestHalf() {
-    std::vector<std::pair<uint64_t, Key>> order;
-    order.reserve(entries_.size());
-    for (const auto& [key, slot] : entries_)
-      order.emplace_back(slot.touched, key);
-    auto middle = order.begin() + static_cast<std::ptrdiff_t>(order.size() / 2);
-    std::nth_element(
-        order.begin(), middle, order.end(),
-        [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (auto it = order.begin(); it != middle; ++it) {
-      auto found = entries_.find(it->second);
-      other_.Add(found->second.value);
-      entries_.erase(found);
-      ++folded_keys_;
+  // The keys' hashes are made for prime-sized buckets (std::unordered_map):
+  // some leave the low bits that a power-of-two mask keeps nearly constant
+  // (a port shifted left, times an odd constant). Every bit of the hash
+  // reaches the low ones here (the 64-bit finaliser of MurmurHash3).
+  static uint64_t Spread(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+  }
+
+  // The slot holding `key`, or the empty slot where it would go. The index
+  // is never full (at most half), so the probe ends.
+  size_t Probe(const Key& key) const {
+    const size_t mask = index_.size() - 1;
+    size_t slot = static_cast<size_t>(Spread(Hash()(key))) & mask;
+    while (index_[slot] != kEmpty && !(entries_[index_[slot]].key == key)) {
+      slot = (slot + 1) & mask;
+    }
+    return slot;
+  }
+
+  // A power of two at least twice `keys`.
+  void GrowIndex(size_t keys) {
+    size_t n = 16;
+    while (n < keys * 2) n *= 2;
+    std::vector<uint32_t> index(n, kEmpty);
+    index_.swap(index);
+    Reindex();
+  }
+
+  void Reindex() {
+    std::fill(index_.begin(), index_.end(), kEmpty);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      index_[Probe(entries_[i].key)] = static_cast<uint32_t>(i);
     }
   }
 
+  // Halving (rather than folding one key) keeps the cost of a scan of new
+  // keys at O(1) per key, amortised: one pass over the book per half of it.
+  void FoldOldestHalf() {
+    std::vector<uint64_t> times;
+    times.reserve(entries_.size());
+    for (const Entry& e : entries_) times.push_back(e.touched);
+    const size_t half = times.size() / 2;
+    std::nth_element(times.begin(),
+                     times.begin() + static_cast<std::ptrdiff_t>(half),
+                     times.end());
+    // Fold exactly `half` keys: every key older than the median, then keys
+    // at the median (the oldest by position) until half are folded.
+    const uint64_t median = times[half];
+    size_t older = 0;
+    for (const Entry& e : entries_) older += e.touched < median ? 1 : 0;
+    size_t at_median = half - older;
+    size_t kept = 0;
+    for (Entry& e : entries_) {
+      bool fold = e.touched < median;
+      if (!fold && e.touched == median && at_median > 0) {
+        fold = true;
+        --at_median;
+      }
+      if (fold) {
+        other_.Add(e.value);
+        ++folded_keys_;
+        continue;
+      }
+      if (&entries_[kept] != &e) entries_[kept] = std::move(e);
+      ++kept;
+    }
+    entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(kept),
+                   entries_.end());
+    Reindex();
+  }
+
   size_t max_keys_;
-  std::unordered_map<Key, Slot, Hash> entries_;
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> index_;  // entry positions; kEmpty: free slot
   Value other_;
   uint64_t folded_keys_ = 0;
 };

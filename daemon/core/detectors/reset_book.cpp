@@ -61,7 +61,11 @@ void ResetBook::Observe(const Event& e, const SocketEntry* before,
       return;
     case Source::kSendReset:
       if (e.oldstate == TcpState::kClose && e.id != 0) {
-        for (const Close& c : closes_) {
+        // Newest first: the close is usually the socket's previous event,
+        // so this ends at once instead of comparing all of them.
+        for (size_t back = 1; back <= kRecentCloses; ++back) {
+          const Close& c =
+              closes_[(next_close_ + kRecentCloses - back) % kRecentCloses];
           if (c.id == e.id && c.netns == e.netns) {
             Count(e, c.from, c.role, c.port, /*sent=*/true);
             return;
