@@ -29,13 +29,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <queue>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "tcpstated/event.h"
+#include "tcpstated/expiry_queue.h"
 #include "tcpstated/listener_index.h"
 #include "tcpstated/mirror_observer.h"
 #include "tcpstated/owner_pool.h"
@@ -356,8 +356,12 @@ class Mirror {
 
  private:
   // ---- Applying events (mirror.cpp) ----
+  // Starts loading the table slots `e` will be looked up in (ApplyBatch).
+  void PrefetchFor(const Event& e) const;
   void ApplyStateChange(const Event& e);
-  void ApplyTransition(const Event& e);
+  // `found`: table_.Find(e.id), one probe of the table for the observer
+  // and the transition.
+  void ApplyTransition(const Event& e, SocketEntry* found);
   // The entry an event is about, after dropping what cannot be it (a
   // timewait id reused by a full socket, an entry the event says was
   // closed); nullptr if the mirror has none. `found`: table_.Find(e.id).
@@ -366,8 +370,9 @@ class Mirror {
   void ApplyClose(SocketEntry* entry, const Event& e);
   // A socket the mirror has not seen: a new one, or one that predates us.
   SocketEntry* Adopt(const Event& e);
-  // Any other change of a tracked socket's state.
-  void ApplyChange(SocketEntry* entry, const Event& e);
+  // Any other change of a tracked socket's state. `adopted`: the entry was
+  // made for this event.
+  void ApplyChange(SocketEntry* entry, const Event& e, bool adopted);
   void ApplyReset(const Event& e);
   void ApplySynRetransmit(const Event& e);
   // The provisional entry of the child at e.skaddr, renamed to e.id (the
@@ -389,7 +394,9 @@ class Mirror {
   // and the CLOSE_WAIT index.
   void Account(const SocketEntry& entry, TcpState state, int delta);
   void IndexCloseWait(uint64_t id, bool in);
-  void CopyTuple(SocketEntry* entry, const Event& e);
+  // Returns whether the entry's 4-tuple changed (a port or an address
+  // became known or different).
+  bool CopyTuple(SocketEntry* entry, const Event& e);
   void UpdateDestination(SocketEntry* entry);
   void UnregisterDestination(SocketEntry& entry);
   void RegisterListener(const SocketEntry& entry);
@@ -437,6 +444,9 @@ class Mirror {
   // socket was taken over (tcp_tw_reuse, TCP_TW_SYN) and is gone. Returns
   // `entry` again (removing moves entries).
   SocketEntry* EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns);
+  // Whether an event can be the one that puts a full socket on a timewait
+  // socket's 4-tuple: see mirror_timewait.cpp.
+  static bool CanTakeOver(const Event& e, bool adopted, bool tuple_changed);
 
   // ---- Orphaned FIN_WAIT2 lifetimes and resets (mirror_orphans.cpp) ----
   uint64_t OrphanLifetime(const SocketEntry& entry) const;
@@ -449,13 +459,7 @@ class Mirror {
   // tcp_fin_time() of orphans with a TCP_LINGER2 of their own, by id.
   std::unordered_map<uint64_t, uint64_t> orphan_fin_times_;
 
-  struct Expiry {
-    uint64_t at_ns;
-    uint64_t id;
-    bool operator>(const Expiry& o) const { return at_ns > o.at_ns; }
-  };
-  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>>
-      expiries_;
+  ExpiryQueue expiries_;
   // Timewait entries (both substates) by 4-tuple, where both ports are
   // known: the kernel's connection hash holds one socket per 4-tuple.
   // Bounded by the table's size, with no allocation per entry.

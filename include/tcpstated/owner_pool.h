@@ -29,7 +29,8 @@ class OwnerPool {
 
   OwnerPool() : slots_(1) {}
 
-  // A new owner with one reference; returns its index.
+  // An owner with one more reference; returns its index. The same owner
+  // as the last one acquired (still held) shares its slot.
   uint32_t Acquire(uint32_t tgid, uint64_t cgroup_id, std::string_view comm);
   // One more reference to an owner already held (an accepted child).
   void AddRef(uint32_t index) {
@@ -50,6 +51,7 @@ class OwnerPool {
   };
   std::vector<Slot> slots_;  // index 0 unused
   std::vector<uint32_t> free_;
+  uint32_t last_ = kUnknown;  // the slot Acquire last filled
 };
 
 }  // namespace tcpstated

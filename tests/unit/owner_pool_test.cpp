@@ -43,5 +43,35 @@ TEST(OwnerPool, DistinctOwnersGetDistinctSlots) {
   EXPECT_EQ(pool.Get(b)->comm, "b");
 }
 
+TEST(OwnerPool, TheSameOwnerInARowSharesItsSlot) {
+  OwnerPool pool;
+  uint32_t a = pool.Acquire(10, 20, "nginx");
+  uint32_t b = pool.Acquire(10, 20, "nginx");
+  EXPECT_EQ(a, b);
+  // Any field that differs is another owner.
+  EXPECT_NE(pool.Acquire(11, 20, "nginx"), a);
+  uint32_t c = pool.Acquire(11, 20, "nginx");
+  EXPECT_NE(pool.Acquire(11, 21, "nginx"), c);
+  uint32_t d = pool.Acquire(11, 21, "nginx");
+  EXPECT_NE(pool.Acquire(11, 21, "nginx2"), d);
+  // Two references: the owner outlives the first release.
+  pool.Release(a);
+  ASSERT_NE(pool.Get(a), nullptr);
+  EXPECT_EQ(pool.Get(a)->comm, "nginx");
+  pool.Release(b);
+  EXPECT_EQ(pool.Get(a)->comm, "");
+}
+
+TEST(OwnerPool, AFreedSlotIsNotSharedAgain) {
+  OwnerPool pool;
+  uint32_t a = pool.Acquire(10, 20, "nginx");
+  pool.Release(a);
+  // The last slot filled was freed: a new owner (even the same one) gets
+  // its own reference count from 1.
+  uint32_t b = pool.Acquire(10, 20, "nginx");
+  pool.Release(b);
+  EXPECT_EQ(pool.Get(b)->comm, "");
+}
+
 }  // namespace
 }  // namespace tcpstated

@@ -109,14 +109,30 @@ void Mirror::NotifyObserver(const Event& e, const SocketEntry* before) {
                          role_unknown && listeners_.HasPort(e.netns, e.sport));
 }
 
+void Mirror::PrefetchFor(const Event& e) const {
+  if (!e.id_is_cookie || e.skaddr == 0) {
+    table_.Prefetch(e.id);
+    return;
+  }
+  // An accepted child's first event is applied under its provisional id
+  // (ApplyStateChange), and its next one finds it there (ClaimChild).
+  const uint64_t provisional = ProvisionalChildId(e.skaddr);
+  if (e.oldstate == TcpState::kListen && e.newstate == TcpState::kSynRecv) {
+    table_.Prefetch(provisional);
+    return;
+  }
+  table_.Prefetch(e.id);
+  if (e.oldstate == TcpState::kSynRecv && provisional_children_ != 0) {
+    table_.Prefetch(provisional);
+  }
+}
+
 void Mirror::ApplyBatch(const Event* events, size_t n) {
   for (size_t i = 0; i < n && i < kPrefetchDistance; ++i) {
-    table_.Prefetch(events[i].id);
+    PrefetchFor(events[i]);
   }
   for (size_t i = 0; i < n; ++i) {
-    if (i + kPrefetchDistance < n) {
-      table_.Prefetch(events[i + kPrefetchDistance].id);
-    }
+    if (i + kPrefetchDistance < n) PrefetchFor(events[i + kPrefetchDistance]);
     Apply(events[i]);
   }
 }
@@ -134,10 +150,10 @@ void Mirror::ApplyStateChange(const Event& e) {
     if (SocketEntry* stale = table_.Find(child.id)) {
       Remove(stale, e.ts_ns, /*observe=*/false);
     }
-    ApplyTransition(child);
+    ApplyTransition(child, nullptr);  // no entry under child.id now
     return;
   }
-  ApplyTransition(e);
+  ApplyTransition(e, table_.Find(e.id));
 }
 
 SocketEntry* Mirror::ClaimChild(const Event& e) {
@@ -163,11 +179,9 @@ SocketEntry* Mirror::ClaimChild(const Event& e) {
   return entry;
 }
 
-void Mirror::ApplyTransition(const Event& e) {
+void Mirror::ApplyTransition(const Event& e, SocketEntry* const found) {
   const TcpState from = e.oldstate;
   const TcpState to = e.newstate;
-  // One probe of the table for the observer and the transition.
-  SocketEntry* const found = table_.Find(e.id);
   if (observer_ != nullptr && MirrorObserver::Wants(e)) {
     NotifyObserver(e, found);
   }
@@ -191,13 +205,14 @@ void Mirror::ApplyTransition(const Event& e) {
     ApplyClose(entry, e);
     return;
   }
-  if (entry == nullptr) {
+  const bool adopted = entry == nullptr;
+  if (adopted) {
     entry = Adopt(e);
     if (entry == nullptr) return;
   } else if (entry->state != from) {
     Resync(entry, from, e.ts_ns);  // before moving on
   }
-  ApplyChange(entry, e);
+  ApplyChange(entry, e, adopted);
 }
 
 SocketEntry* Mirror::EntryForTransition(const Event& e, SocketEntry* found) {
@@ -288,10 +303,10 @@ SocketEntry* Mirror::Adopt(const Event& e) {
   return entry;
 }
 
-void Mirror::ApplyChange(SocketEntry* entry, const Event& e) {
+void Mirror::ApplyChange(SocketEntry* entry, const Event& e, bool adopted) {
   const TcpState to = e.newstate;
-  CopyTuple(entry, e);
-  if (!timewaits_.empty()) {
+  const bool tuple_changed = CopyTuple(entry, e);
+  if (!timewaits_.empty() && CanTakeOver(e, adopted, tuple_changed)) {
     entry = EndTakenOverTimewait(entry, e.ts_ns);
     if (entry == nullptr) return;
   }
@@ -313,7 +328,7 @@ void Mirror::ApplyChange(SocketEntry* entry, const Event& e) {
     // Never emitted by Linux (counted invalid above); age it like an
     // inferred one rather than keep it forever.
     MarkTimewait(entry, /*fin_wait2_substate=*/false);
-    expiries_.push({entry->entered_ns + kTimeWaitNs, entry->id});
+    expiries_.Push(entry->entered_ns + kTimeWaitNs, entry->id);
   }
 }
 
@@ -363,7 +378,9 @@ void Mirror::ApplySynRetransmit(const Event& e) {
   // the socket holds it towards its destination.
   SocketEntry* entry = table_.Find(e.id);
   if (entry == nullptr || entry->state != TcpState::kSynSent) return;
-  CopyTuple(entry, e);
+  if (CopyTuple(entry, e) && !timewaits_.empty()) {
+    EndTakenOverTimewait(entry, e.ts_ns);
+  }
 }
 
 const Owner* Mirror::OwnerOf(const SocketEntry& entry) const {

@@ -133,7 +133,7 @@ inline void Mirror::IndexCloseWait(uint64_t id, bool in) {
   }
 }
 
-inline void Mirror::CopyTuple(SocketEntry* entry, const Event& e) {
+inline bool Mirror::CopyTuple(SocketEntry* entry, const Event& e) {
   // Early events carry partial tuples (sport 0 before the port is chosen;
   // before 6.15 a child's first event has its listener's addresses), so a
   // known field is never overwritten by an unknown one.
@@ -153,7 +153,7 @@ inline void Mirror::CopyTuple(SocketEntry* entry, const Event& e) {
                           edaddr, mirror_table_detail::WordsOf(entry->daddr)));
   if (!changed) {
     if (e.ipv6) entry->flags |= kEntryIpv6;
-    return;
+    return false;
   }
   UnregisterDestination(*entry);
   if (e.sport != 0) entry->sport = e.sport;
@@ -162,6 +162,7 @@ inline void Mirror::CopyTuple(SocketEntry* entry, const Event& e) {
   if (daddr_known) entry->daddr = e.daddr;
   if (e.ipv6) entry->flags |= kEntryIpv6;
   UpdateDestination(entry);
+  return true;
 }
 
 inline TupleKey Mirror::KeyOf(const SocketEntry& entry) {

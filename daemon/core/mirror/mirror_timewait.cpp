@@ -8,9 +8,9 @@
 namespace tcpstated {
 
 void Mirror::Expire(uint64_t now_ns) {
-  while (!expiries_.empty() && expiries_.top().at_ns <= now_ns) {
-    Expiry x = expiries_.top();
-    expiries_.pop();
+  while (!expiries_.empty() && expiries_.Top().at_ns <= now_ns) {
+    const ExpiryQueue::Item x = expiries_.Top();
+    expiries_.Pop();
     SocketEntry* entry = table_.Find(x.id);
     // Stale items (the entry left TIME_WAIT) are dropped. The deadline is
     // recomputed, since the entry may have re-entered TIME_WAIT or its
@@ -20,7 +20,7 @@ void Mirror::Expire(uint64_t now_ns) {
     if (deadline <= now_ns) {
       Remove(entry, now_ns, /*observe=*/true);
     } else {
-      expiries_.push({deadline, x.id});
+      expiries_.Push(deadline, x.id);
     }
   }
 }
@@ -31,7 +31,7 @@ uint64_t Mirror::TimeWaitLifetime(const SocketEntry& entry) const {
 }
 
 void Mirror::ScheduleExpiry(const SocketEntry& entry) {
-  expiries_.push({entry.entered_ns + TimeWaitLifetime(entry), entry.id});
+  expiries_.Push(entry.entered_ns + TimeWaitLifetime(entry), entry.id);
 }
 
 void Mirror::EnterTimeWait(SocketEntry* entry, const Event& e) {
@@ -83,7 +83,21 @@ void Mirror::PromoteOrphan(const Event& peer, bool peer_reset) {
   // Still a timewait socket (and indexed as one), now in TIME_WAIT.
   orphan->flags &= static_cast<uint8_t>(~kEntryFinWait2Substate);
   SetState(orphan, TcpState::kTimeWait, peer.ts_ns);
-  expiries_.push({orphan->entered_ns + kTimeWaitNs, orphan->id});
+  expiries_.Push(orphan->entered_ns + kTimeWaitNs, orphan->id);
+}
+
+bool Mirror::CanTakeOver(const Event& e, bool adopted, bool tuple_changed) {
+  // The kernel's connection hash holds one socket per 4-tuple: a full
+  // socket lands on a timewait socket's only when it gets that 4-tuple, in
+  // the handshake (connect() choosing a port under tcp_tw_reuse, a SYN a
+  // timewait socket accepted). The mirror sees that as a socket it adopts,
+  // an event whose ports or addresses are new to the entry, or a handshake
+  // transition; a socket whose 4-tuple the mirror already knew in an
+  // earlier event was checked then. Every other event (most of them: the
+  // closes of established connections) skips the index lookup.
+  return adopted || tuple_changed || e.newstate == TcpState::kSynSent ||
+         e.newstate == TcpState::kSynRecv || e.oldstate == TcpState::kSynSent ||
+         e.oldstate == TcpState::kSynRecv;
 }
 
 SocketEntry* Mirror::EndTakenOverTimewait(SocketEntry* entry, uint64_t now_ns) {

@@ -4,6 +4,18 @@ namespace tcpstated {
 
 uint32_t OwnerPool::Acquire(uint32_t tgid, uint64_t cgroup_id,
                             std::string_view comm) {
+  // A process opens its connections in runs (a client's connects, a
+  // proxy's accepts): the owner last handed out is shared, as an accepted
+  // child shares its listener's, instead of a slot and a copy of the comm
+  // per socket.
+  if (last_ != kUnknown && last_ < slots_.size()) {
+    Slot& last = slots_[last_];
+    if (last.refs > 0 && last.owner.tgid == tgid &&
+        last.owner.cgroup_id == cgroup_id && last.owner.comm == comm) {
+      last.refs++;
+      return last_;
+    }
+  }
   uint32_t index;
   if (!free_.empty()) {
     index = free_.back();
@@ -17,6 +29,7 @@ uint32_t OwnerPool::Acquire(uint32_t tgid, uint64_t cgroup_id,
   slot.owner.cgroup_id = cgroup_id;
   slot.owner.comm.assign(comm.data(), comm.size());
   slot.refs = 1;
+  last_ = index;
   return index;
 }
 
