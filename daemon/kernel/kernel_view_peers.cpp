@@ -35,8 +35,9 @@ namespace {
 const FamilySpec kPeerLivenessDumpSeconds = {
     "tcpstated_peer_liveness_dump_seconds",
     "How long the last peer-liveness dump (FIN_WAIT2 and/or ESTABLISHED "
-    "sockets with tcp_info, each at a tenth of its detector's threshold) "
-    "took, every namespace that has such sockets included.",
+    "sockets with tcp_info, at a tenth of fin_wait2_stuck_after and a "
+    "quarter of idle_after) took, every namespace that has such sockets "
+    "included; or the full dump with tcp_info that served it.",
     prometheus::MetricType::Gauge};
 
 // The mirror's owner, role and time in state of a dumped socket. Sockets
