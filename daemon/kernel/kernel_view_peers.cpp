@@ -1,16 +1,17 @@
 // KernelView's peer-liveness step: sock_diag dumps of FIN_WAIT2 and of
 // ESTABLISHED (and LISTEN) sockets with tcp_info (INET_DIAG_INFO, ~230
 // bytes more per socket), in the namespaces where the mirror counts such
-// sockets, each on its own cadence: a tenth of its detector's threshold
-// (fin_wait2_stuck_after, idle_after), within [detector interval, full
-// reconcile interval] (not the 30-s reconcile interval: at a million
-// connections the ESTABLISHED dump costs ~1.45 full dumps). A detection so
-// starts and clears within its threshold plus that cadence (plus one
-// detector cycle). With the defaults the FIN_WAIT2 dump (a state-filtered
-// walk; few sockets match) runs every 30 s and the ESTABLISHED one every
-// 6 min. The full dump stays without tcp_info:
-// asking for it there would make every LISTEN, TIME_WAIT and request socket
-// pay too. Cost at scale: docs/performance.md.
+// sockets, each on its own cadence (PeerDumpSchedule: a tenth of
+// fin_wait2_stuck_after, a quarter of idle_after, within [detector
+// interval, full reconcile interval]). A detection so starts and clears
+// within its threshold plus that cadence (plus one detector cycle). A
+// full dump that falls due when the ESTABLISHED dump does asks for
+// tcp_info itself and serves both detectors: each dump walks the whole
+// host's established hash, so two walks would cost twice one. With the
+// defaults the FIN_WAIT2 dump (a state-filtered walk; few sockets match)
+// runs every 30 s in namespaces that have FIN_WAIT2 sockets, and the
+// ESTABLISHED one only with the 10-min safety dump. Cost at scale:
+// docs/performance.md, sections 11 and 16.
 
 #include <spdlog/spdlog.h>
 
@@ -18,7 +19,9 @@
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
+#include "daemon/kernel/kernel_view_cycle.h"
 #include "tcpstated/kernel_view.h"
 #include "tcpstated/metric_family.h"
 #include "tcpstated/monotonic_clock.h"
@@ -32,26 +35,18 @@ namespace {
 const FamilySpec kPeerLivenessDumpSeconds = {
     "tcpstated_peer_liveness_dump_seconds",
     "How long the last peer-liveness dump (FIN_WAIT2 and/or ESTABLISHED "
-    "sockets with tcp_info, each at a tenth of its detector's threshold) "
-    "took, every namespace that has such sockets included.",
+    "sockets with tcp_info, at a tenth of fin_wait2_stuck_after and a "
+    "quarter of idle_after) took, every namespace that has such sockets "
+    "included; or the full dump with tcp_info that served it.",
     prometheus::MetricType::Gauge};
-
-// The interval of a peer dump whose detector has threshold `seconds`.
-uint64_t PeerDumpIntervalNs(double seconds, std::chrono::milliseconds lo,
-                            std::chrono::milliseconds hi) {
-  const double lo_s = static_cast<double>(lo.count()) / 1e3;
-  const double hi_s = static_cast<double>(hi.count()) / 1e3;
-  double s = seconds / 10;
-  if (s > hi_s) s = hi_s;
-  if (s < lo_s) s = lo_s;
-  return static_cast<uint64_t>(s * 1e9);
-}
 
 // The mirror's owner, role and time in state of a dumped socket. Sockets
 // are matched by cookie: in classic-tracepoint mode only those whose
 // identity came from a dump are found; the others keep the kernel's age
-// and are attributed through /proc.
-KnownSocket Lookup(const Mirror& mirror, const DiagSocket& d, uint64_t now_ns) {
+// and are attributed through /proc. A socket found without an owner is
+// added to `unowned` (id, inode) for KeepOwners.
+KnownSocket Lookup(const Mirror& mirror, const DiagSocket& d, uint64_t now_ns,
+                   std::vector<std::pair<uint64_t, uint32_t>>* unowned) {
   KnownSocket known;
   const SocketEntry* e = d.cookie != 0 ? mirror.Find(d.cookie) : nullptr;
   if (e == nullptr || e->state != d.state) return known;
@@ -59,6 +54,8 @@ KnownSocket Lookup(const Mirror& mirror, const DiagSocket& d, uint64_t now_ns) {
   if (const Owner* owner = mirror.OwnerOf(*e)) {
     known.comm = owner->comm;
     known.tgid = owner->tgid;
+  } else if (d.inode != 0) {
+    unowned->emplace_back(d.cookie, d.inode);
   }
   if (now_ns > e->entered_ns) {
     known.age_seconds = static_cast<double>(now_ns - e->entered_ns) / 1e9;
@@ -95,41 +92,49 @@ void UnownedInodes(const std::vector<Row>& rows,
 
 }  // namespace
 
-uint64_t KernelView::ReadPeerLivenessWhenDue() {
-  // Not tied to the full reconcile: its safety interval is long, and lost
-  // events (which trigger it) say nothing about liveness.
-  const uint64_t now = MonotonicNowNs();
-  const bool fin_wait2 = now >= next_fin_wait2_ns_;
-  const bool established = now >= next_established_ns_;
-  if (fin_wait2) {
-    next_fin_wait2_ns_ =
-        now + PeerDumpIntervalNs(options_.fin_wait2.stuck_after_seconds,
-                                 options_.detector_interval,
-                                 options_.full_reconcile_interval);
-  }
-  if (established) {
-    next_established_ns_ =
-        now + PeerDumpIntervalNs(options_.peer_liveness.idle_after_seconds,
-                                 options_.detector_interval,
-                                 options_.full_reconcile_interval);
-  }
-  if (!fin_wait2 && !established) return 0;
-  return ReadPeerLiveness(fin_wait2, established);
+PeerDumpIntervals KernelView::PeerIntervals() const {
+  return PeerDumpIntervalsFor(options_.fin_wait2.stuck_after_seconds,
+                              options_.peer_liveness.idle_after_seconds,
+                              options_.detector_interval,
+                              options_.full_reconcile_interval);
 }
 
-uint64_t KernelView::ReadPeerLiveness(bool fin_wait2_due,
-                                      bool established_due) {
+bool KernelView::FullDumpServesPeers() const {
+  return peer_schedule_.FullDumpServes(MonotonicNowNs(), PeerIntervals());
+}
+
+uint64_t KernelView::ReadPeerLivenessWhenDue(const Cycle& c) {
+  // Not tied to the full reconcile otherwise: its safety interval is long,
+  // and lost events (which trigger it) say nothing about liveness.
+  const uint64_t now = MonotonicNowNs();
+  const PeerDumpIntervals intervals = PeerIntervals();
+  if (c.peers_from_full) {
+    const PeerDumpsDue both{true, true};
+    peer_schedule_.Ran(both, now, intervals);
+    std::vector<const std::vector<DiagSocket>*> dumps;
+    for (const auto& [inode, sockets] : c.dumps) dumps.push_back(&sockets);
+    JudgePeers(dumps, both,
+               static_cast<double>(c.dump_end - c.dump_start) / 1e9);
+    return 0;  // the full dump's failures are counted with it
+  }
+  const PeerDumpsDue due = peer_schedule_.DueNow(now, intervals);
+  if (!due.any()) return 0;
+  peer_schedule_.Ran(due, now, intervals);
+  return ReadPeerLiveness(due);
+}
+
+uint64_t KernelView::ReadPeerLiveness(PeerDumpsDue due) {
   const uint32_t mask =
       StateBit(TcpState::kListen) |
-      (fin_wait2_due ? StateBit(TcpState::kFinWait2) : 0) |
-      (established_due ? StateBit(TcpState::kEstablished) : 0);
+      (due.fin_wait2 ? StateBit(TcpState::kFinWait2) : 0) |
+      (due.established ? StateBit(TcpState::kEstablished) : 0);
   std::vector<NamespaceRequest> requests;
   {
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     for (const auto& [inode, counts] : mirror_->counts()) {
-      if (!(established_due &&
+      if (!(due.established &&
             counts[StateIndex(TcpState::kEstablished)] > 0) &&
-          !(fin_wait2_due && counts[StateIndex(TcpState::kFinWait2)] > 0)) {
+          !(due.fin_wait2 && counts[StateIndex(TcpState::kFinWait2)] > 0)) {
         continue;
       }
       auto it = namespaces_.find(inode);
@@ -146,22 +151,32 @@ uint64_t KernelView::ReadPeerLiveness(bool fin_wait2_due,
   std::vector<NamespaceResult> results = Visit(requests, &errors);
   const double dump_seconds =
       static_cast<double>(MonotonicNowNs() - dump_start) / 1e9;
+  std::vector<const std::vector<DiagSocket>*> dumps;
+  for (const NamespaceResult& r : results) {
+    if (r.dumped) dumps.push_back(&r.sockets);
+  }
+  JudgePeers(dumps, due, dump_seconds);
+  return errors;
+}
 
+void KernelView::JudgePeers(
+    const std::vector<const std::vector<DiagSocket>*>& dumps, PeerDumpsDue due,
+    double dump_seconds) {
   PeerSockets sockets;
+  // Flagged sockets the mirror knows without an owner: the owner /proc
+  // gives is kept in the mirror, so that the next dump of the same idle
+  // connections does not search /proc for them again.
+  std::vector<std::pair<uint64_t, uint32_t>> unowned;  // id, inode
   {
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     const uint64_t now = MonotonicNowNs();
-    SocketLookup lookup = [this, now](const DiagSocket& d) {
-      return Lookup(*mirror_, d, now);
+    SocketLookup lookup = [this, now, &unowned](const DiagSocket& d) {
+      return Lookup(*mirror_, d, now, &unowned);
     };
-    for (const NamespaceResult& r : results) {
-      if (r.dumped) {
-        ClassifyPeerSockets(r.sockets, options_.peer_liveness, lookup,
-                            &sockets);
-      }
+    for (const std::vector<DiagSocket>* dump : dumps) {
+      ClassifyPeerSockets(*dump, options_.peer_liveness, lookup, &sockets);
     }
   }
-  results.clear();
 
   std::unordered_set<uint32_t> inodes;
   UnownedInodes(sockets.fin_wait2, &inodes);
@@ -170,14 +185,15 @@ uint64_t KernelView::ReadPeerLiveness(bool fin_wait2_due,
   if (!inodes.empty()) by_inode = FindOwners(inodes, nullptr);
   Attribute(&sockets.fin_wait2, &owners_, by_inode);
   Attribute(&sockets.established, &owners_, by_inode);
+  KeepOwners(unowned, by_inode);
 
   // Only the detector whose dump ran is judged; the other's report stands.
   FinWait2Report fin_wait2;
   PeerLivenessReport liveness;
-  if (fin_wait2_due) {
+  if (due.fin_wait2) {
     fin_wait2 = fin_wait2_.Evaluate(sockets.fin_wait2, options_.fin_wait2);
   }
-  if (established_due) {
+  if (due.established) {
     liveness = liveness_.Evaluate(sockets.established, options_.peer_liveness);
   }
   for (const auto* lines : {&fin_wait2.started, &liveness.started}) {
@@ -187,10 +203,24 @@ uint64_t KernelView::ReadPeerLiveness(bool fin_wait2_due,
     for (const std::string& line : *lines) spdlog::info("{}", line);
   }
   std::lock_guard<std::mutex> lock(report_mutex_);
-  if (fin_wait2_due) fin_wait2_report_ = std::move(fin_wait2);
-  if (established_due) liveness_report_ = std::move(liveness);
+  if (due.fin_wait2) fin_wait2_report_ = std::move(fin_wait2);
+  if (due.established) liveness_report_ = std::move(liveness);
   liveness_dump_seconds_ = dump_seconds;
-  return errors;
+}
+
+void KernelView::KeepOwners(
+    const std::vector<std::pair<uint64_t, uint32_t>>& unowned,
+    const std::unordered_map<uint32_t, ProcessInfo>& by_inode) {
+  if (unowned.empty() || by_inode.empty()) return;
+  std::lock_guard<std::mutex> lock(*mirror_mutex_);
+  for (const auto& [id, inode] : unowned) {
+    auto it = by_inode.find(inode);
+    if (it == by_inode.end()) continue;
+    Owner o;
+    o.tgid = it->second.tgid;
+    o.comm = it->second.comm;
+    mirror_->SetOwner(id, o);  // only if still there and still unowned
+  }
 }
 
 void KernelView::AppendPeerLivenessMetrics(

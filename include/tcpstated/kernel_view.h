@@ -44,6 +44,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -58,6 +59,7 @@
 #include "tcpstated/netns.h"
 #include "tcpstated/owner_scan_misses.h"
 #include "tcpstated/owners.h"
+#include "tcpstated/peer_dump_schedule.h"
 #include "tcpstated/peer_liveness.h"
 
 namespace tcpstated {
@@ -212,11 +214,19 @@ class KernelView {
       const std::unordered_set<uint32_t>& inodes, bool* complete);
   // The peer-liveness step (kernel_view_peers.cpp): a dump of FIN_WAIT2
   // and/or ESTABLISHED sockets with tcp_info in every namespace that has
-  // some, judged by the FIN_WAIT2 and peer-liveness detectors. Returns the
-  // number of failed reads.
-  // Which peer-liveness dumps are due now (their cadence), then those.
-  uint64_t ReadPeerLivenessWhenDue();
-  uint64_t ReadPeerLiveness(bool fin_wait2, bool established);
+  // some, judged by the FIN_WAIT2 and peer-liveness detectors, or the
+  // cycle's full dump when it carried tcp_info for them
+  // (PeerDumpSchedule). Returns the number of failed reads.
+  PeerDumpIntervals PeerIntervals() const;
+  bool FullDumpServesPeers() const;
+  uint64_t ReadPeerLivenessWhenDue(const Cycle& c);
+  uint64_t ReadPeerLiveness(PeerDumpsDue due);
+  void JudgePeers(const std::vector<const std::vector<DiagSocket>*>& dumps,
+                  PeerDumpsDue due, double dump_seconds);
+  // Gives the mirror the owners /proc found for sockets it knows without
+  // one (id, inode), as the reconcile does for CLOSE_WAIT and LISTEN.
+  void KeepOwners(const std::vector<std::pair<uint64_t, uint32_t>>& unowned,
+                  const std::unordered_map<uint32_t, ProcessInfo>& by_inode);
   // The drift check (kernel_view_drift.cpp): sockstat read for the
   // namespaces it checks (PlanReads), compared with the mirror after the
   // events in flight are applied.
@@ -248,8 +258,7 @@ class KernelView {
   std::unordered_set<uint32_t> unfound_;
   DriftTracker drift_;              // worker thread only
   uint64_t next_refresh_ns_ = 0;    // discovery, sysctls (worker only)
-  uint64_t next_fin_wait2_ns_ = 0;  // peer dumps due (worker only)
-  uint64_t next_established_ns_ = 0;
+  PeerDumpSchedule peer_schedule_;  // worker thread only
 
   mutable std::mutex report_mutex_;  // guards the fields below
   DetectionReport report_;

@@ -1,0 +1,61 @@
+#include "tcpstated/peer_dump_schedule.h"
+
+#include <algorithm>
+
+namespace tcpstated {
+namespace {
+
+constexpr double kFinWait2Fraction = 0.1;
+// A quarter, not a tenth: the ESTABLISHED dump fills in tcp_info for every
+// connection on the host (~3 s of CPU at a million), and an hour's
+// threshold flagged at 1h10m rather than 1h06m tells an SRE the same.
+constexpr double kEstablishedFraction = 0.25;
+
+uint64_t Clamp(double seconds, uint64_t lo_ns, uint64_t hi_ns) {
+  const double ns = seconds * 1e9;
+  if (!(ns > static_cast<double>(lo_ns))) return lo_ns;  // NaN too
+  if (ns >= static_cast<double>(hi_ns)) return hi_ns;
+  return std::max(lo_ns, static_cast<uint64_t>(ns));
+}
+
+uint64_t Ns(std::chrono::milliseconds ms) {
+  return ms.count() > 0 ? static_cast<uint64_t>(ms.count()) * 1000000ULL : 0;
+}
+
+}  // namespace
+
+PeerDumpIntervals PeerDumpIntervalsFor(double fin_wait2_stuck_after_seconds,
+                                       double idle_after_seconds,
+                                       std::chrono::milliseconds detector,
+                                       std::chrono::milliseconds full) {
+  PeerDumpIntervals i;
+  i.detector_ns = Ns(detector);
+  i.full_ns = std::max(i.detector_ns, Ns(full));
+  i.fin_wait2_ns = Clamp(fin_wait2_stuck_after_seconds * kFinWait2Fraction,
+                         i.detector_ns, i.full_ns);
+  i.established_ns = Clamp(idle_after_seconds * kEstablishedFraction,
+                           i.detector_ns, i.full_ns);
+  return i;
+}
+
+bool PeerDumpSchedule::FullDumpServes(uint64_t now_ns,
+                                      const PeerDumpIntervals& i) const {
+  return now_ns + i.detector_ns >= next_established_ns_;
+}
+
+PeerDumpsDue PeerDumpSchedule::DueNow(uint64_t now_ns,
+                                      const PeerDumpIntervals& i) const {
+  PeerDumpsDue due;
+  due.fin_wait2 = now_ns >= next_fin_wait2_ns_;
+  due.established =
+      i.established_ns < i.full_ns && now_ns >= next_established_ns_;
+  return due;
+}
+
+void PeerDumpSchedule::Ran(PeerDumpsDue ran, uint64_t now_ns,
+                           const PeerDumpIntervals& i) {
+  if (ran.fin_wait2) next_fin_wait2_ns_ = now_ns + i.fin_wait2_ns;
+  if (ran.established) next_established_ns_ = now_ns + i.established_ns;
+}
+
+}  // namespace tcpstated

@@ -1,0 +1,110 @@
+// Unit tests of tcpstated::PeerDumpSchedule: the peer dumps' intervals,
+// and the full dump standing in for the ESTABLISHED dump (so that one walk
+// of the host's sockets serves both) without an idle connection waiting
+// longer than idle_after plus a quarter of it, capped at the safety
+// interval.
+
+#include "tcpstated/peer_dump_schedule.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+namespace tcpstated {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr uint64_t kS = 1000000000ULL;
+
+// The defaults: fin_wait2_stuck_after 300 s, idle_after 1 h, detector
+// cycle 5 s, safety dump 10 min.
+PeerDumpIntervals Defaults() {
+  return PeerDumpIntervalsFor(300, 3600, milliseconds(5000),
+                              milliseconds(600000));
+}
+
+TEST(PeerDumpScheduleTest, IntervalsAreFractionsOfTheThresholdsWithinBounds) {
+  PeerDumpIntervals d = Defaults();
+  EXPECT_EQ(d.fin_wait2_ns, 30 * kS);
+  // A quarter of an hour, capped at the safety interval.
+  EXPECT_EQ(d.established_ns, 600 * kS);
+  EXPECT_EQ(d.detector_ns, 5 * kS);
+  EXPECT_EQ(d.full_ns, 600 * kS);
+
+  PeerDumpIntervals mid =
+      PeerDumpIntervalsFor(300, 1200, milliseconds(5000), milliseconds(600000));
+  EXPECT_EQ(mid.established_ns, 300 * kS);  // a quarter of 20 min
+
+  // The integration tests' settings: thresholds of seconds, everything
+  // every second.
+  PeerDumpIntervals fast =
+      PeerDumpIntervalsFor(2, 2, milliseconds(1000), milliseconds(1000));
+  EXPECT_EQ(fast.fin_wait2_ns, kS);
+  EXPECT_EQ(fast.established_ns, kS);
+
+  // A safety interval shorter than the cycle cannot make a dump more
+  // frequent than the cycle.
+  PeerDumpIntervals odd =
+      PeerDumpIntervalsFor(300, 3600, milliseconds(5000), milliseconds(1000));
+  EXPECT_EQ(odd.full_ns, 5 * kS);
+  EXPECT_EQ(odd.established_ns, 5 * kS);
+}
+
+TEST(PeerDumpScheduleTest, FirstFullDumpServesBoth) {
+  PeerDumpSchedule s;
+  const PeerDumpIntervals d = Defaults();
+  // The seed: nothing judged yet.
+  EXPECT_TRUE(s.FullDumpServes(0, d));
+  s.Ran({true, true}, 1 * kS, d);
+  EXPECT_FALSE(s.FullDumpServes(2 * kS, d));
+  // FIN_WAIT2 on its own cadence, ESTABLISHED never on its own at the
+  // defaults.
+  EXPECT_FALSE(s.DueNow(30 * kS, d).any());
+  PeerDumpsDue due = s.DueNow(31 * kS, d);
+  EXPECT_TRUE(due.fin_wait2);
+  EXPECT_FALSE(due.established);
+  EXPECT_FALSE(s.DueNow(10000 * kS, d).established);
+}
+
+TEST(PeerDumpScheduleTest, SafetyDumpServesTheEstablishedJudgmentEveryTime) {
+  PeerDumpSchedule s;
+  const PeerDumpIntervals d = Defaults();
+  s.Ran({true, true}, 0, d);
+  // The next safety dump comes a full interval after the last one started,
+  // which may be a little before the judgment's interval has run out: it
+  // still serves (due within the cycle).
+  EXPECT_TRUE(s.FullDumpServes(600 * kS - 2 * kS, d));
+  EXPECT_TRUE(s.FullDumpServes(600 * kS + 3 * kS, d));
+  EXPECT_FALSE(s.FullDumpServes(600 * kS - 6 * kS, d));
+}
+
+TEST(PeerDumpScheduleTest, OverdueJudgmentTakesTheNextFullDumpOfAnyReason) {
+  // Under lost events the full dumps come every 30 s and the safety dump's
+  // timer keeps restarting: the judgment, once due, rides on the next.
+  PeerDumpSchedule s;
+  const PeerDumpIntervals d = Defaults();
+  s.Ran({true, true}, 0, d);
+  for (uint64_t t = 30; t < 595; t += 30) {
+    EXPECT_FALSE(s.FullDumpServes(t * kS, d)) << t;
+  }
+  EXPECT_TRUE(s.FullDumpServes(610 * kS, d));
+}
+
+TEST(PeerDumpScheduleTest, ShortIdleAfterDumpsOnItsOwnCadence) {
+  // idle_after 20 min: every 5 min on its own, the 10-min safety dump
+  // serving it only when it falls due then.
+  const PeerDumpIntervals d =
+      PeerDumpIntervalsFor(300, 1200, milliseconds(5000), milliseconds(600000));
+  PeerDumpSchedule s;
+  s.Ran({true, true}, 0, d);
+  EXPECT_FALSE(s.DueNow(299 * kS, d).established);
+  EXPECT_TRUE(s.DueNow(300 * kS, d).established);
+  s.Ran({false, true}, 300 * kS, d);
+  EXPECT_FALSE(s.DueNow(301 * kS, d).established);
+  EXPECT_FALSE(s.FullDumpServes(400 * kS, d));
+  EXPECT_TRUE(s.FullDumpServes(597 * kS, d));
+}
+
+}  // namespace
+}  // namespace tcpstated
