@@ -2,15 +2,16 @@
 // ESTABLISHED (and LISTEN) sockets with tcp_info (INET_DIAG_INFO, ~230
 // bytes more per socket), in the namespaces where the mirror counts such
 // sockets, each on its own cadence (PeerDumpSchedule: a tenth of
-// fin_wait2_stuck_after, a quarter of idle_after, within [detector
-// interval, full reconcile interval]). A detection so starts and clears
-// within its threshold plus that cadence (plus one detector cycle). A
+// fin_wait2_stuck_after, a quarter of idle_after but at most 5 min, within
+// [detector interval, full reconcile interval]). A detection so starts and
+// clears within its threshold plus that cadence (plus one detector cycle). A
 // full dump that falls due when the ESTABLISHED dump does asks for
 // tcp_info itself and serves both detectors: each dump walks the whole
 // host's established hash, so two walks would cost twice one. With the
 // defaults the FIN_WAIT2 dump (a state-filtered walk; few sockets match)
 // runs every 30 s in namespaces that have FIN_WAIT2 sockets, and the
-// ESTABLISHED one only with the 10-min safety dump. Cost at scale:
+// ESTABLISHED one every 5 min, every other time with the 10-min safety
+// dump. Cost at scale:
 // docs/performance.md, sections 11 and 16.
 
 #include <spdlog/spdlog.h>
@@ -36,8 +37,8 @@ const FamilySpec kPeerLivenessDumpSeconds = {
     "tcpstated_peer_liveness_dump_seconds",
     "How long the last peer-liveness dump (FIN_WAIT2 and/or ESTABLISHED "
     "sockets with tcp_info, at a tenth of fin_wait2_stuck_after and a "
-    "quarter of idle_after) took, every namespace that has such sockets "
-    "included; or the full dump with tcp_info that served it.",
+    "quarter of idle_after, at most 5 min) took, every namespace that has "
+    "such sockets included; or the full dump with tcp_info that served it.",
     prometheus::MetricType::Gauge};
 
 // The mirror's owner, role and time in state of a dumped socket. Sockets

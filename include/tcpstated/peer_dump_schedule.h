@@ -6,8 +6,8 @@
 // the full safety dump (docs/performance.md, section 16). Rather than two
 // walks, the full dump asks for tcp_info when the ESTABLISHED dump is due
 // (or about to be) and the detectors judge its rows. With the defaults
-// (idle_after 1h, full_reconcile_interval 10 min) the ESTABLISHED dump never
-// runs on its own: every safety dump serves it.
+// (idle_after 1h, full_reconcile_interval 10 min) the ESTABLISHED judgment
+// comes every 5 min: every other one rides on the safety dump.
 //
 // Thread-safety: a value type; one owner (the kernel view's worker).
 // What throws: nothing.
@@ -20,10 +20,12 @@ namespace tcpstated {
 
 struct PeerDumpIntervals {
   // A tenth of detectors.fin_wait2_stuck_after (a state-filtered dump;
-  // few sockets match), a quarter of detectors.idle_after (a dump of every
-  // connection), each within [detector interval, full reconcile interval].
-  // An idle connection is so flagged by idle_after plus that quarter plus
-  // one detector cycle at the latest.
+  // few sockets match), a quarter of detectors.idle_after but at most 5 min
+  // (a dump of every connection; the cap keeps every peer that dies under
+  // the default keepalive judged before the kernel resets it), each within
+  // [detector interval, full reconcile interval]. An idle connection is so
+  // flagged by idle_after plus that interval plus one detector cycle at the
+  // latest.
   uint64_t fin_wait2_ns = 0;
   uint64_t established_ns = 0;
   uint64_t detector_ns = 0;

@@ -8,8 +8,15 @@ namespace {
 constexpr double kFinWait2Fraction = 0.1;
 // A quarter, not a tenth: the ESTABLISHED dump fills in tcp_info for every
 // connection on the host (~3 s of CPU at a million), and an hour's
-// threshold flagged at 1h10m rather than 1h06m tells an SRE the same.
+// threshold flagged at 1h05m rather than 1h06m tells an SRE the same.
 constexpr double kEstablishedFraction = 0.25;
+// But at most 5 min: a peer that dies under keepalive shows as dead from
+// its dead_peer_retries-th unanswered probe until the kernel resets the
+// connection, (tcp_keepalive_probes - retries) x tcp_keepalive_intvl =
+// 450-525 s at the default sysctls. A judgment every 5 min sees every such
+// peer at least once; every 10 min (the safety dump's) missed about one in
+// eight.
+constexpr double kEstablishedMaxSeconds = 300;
 
 uint64_t Clamp(double seconds, uint64_t lo_ns, uint64_t hi_ns) {
   const double ns = seconds * 1e9;
@@ -33,7 +40,8 @@ PeerDumpIntervals PeerDumpIntervalsFor(double fin_wait2_stuck_after_seconds,
   i.full_ns = std::max(i.detector_ns, Ns(full));
   i.fin_wait2_ns = Clamp(fin_wait2_stuck_after_seconds * kFinWait2Fraction,
                          i.detector_ns, i.full_ns);
-  i.established_ns = Clamp(idle_after_seconds * kEstablishedFraction,
+  i.established_ns = Clamp(std::min(idle_after_seconds * kEstablishedFraction,
+                                    kEstablishedMaxSeconds),
                            i.detector_ns, i.full_ns);
   return i;
 }
