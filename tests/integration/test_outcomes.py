@@ -173,18 +173,32 @@ class OutcomeTest(unittest.TestCase):
 """ % (drop, abort, reject))
         seen = workload(ns, "dropped", drop, 5, timeout=30)
         self.assertEqual(seen, ["ETIMEDOUT"] * 5)
-        seen = workload(ns, "dropped", reject, 3, timeout=30)
-        self.assertEqual(seen, ["EHOSTUNREACH"] * 3)
-        self.assertEqual(nstat(ns, "TcpAttemptFails"), 8)
+        # What the application saw is the ground truth. Rarely (seen once,
+        # on a loaded machine) no ICMP reaches a connect's socket and it
+        # times out like a dropped one; the daemon must then say so too.
+        # Bounded: at most 3 rounds of 3, until one was unreachable.
+        rejected = []
+        for _ in range(3):
+            seen = workload(ns, "dropped", reject, 3, timeout=30)
+            self.assertTrue(set(seen) <= {"EHOSTUNREACH", "ETIMEDOUT"}, seen)
+            rejected += seen
+            if "EHOSTUNREACH" in seen:
+                break
+        self.assertIn("EHOSTUNREACH", rejected)
+        want_reject = {"unreachable": rejected.count("EHOSTUNREACH")}
+        if "ETIMEDOUT" in rejected:
+            want_reject["timed_out"] = rejected.count("ETIMEDOUT")
+        fails = 5 + len(rejected)
+        self.assertEqual(nstat(ns, "TcpAttemptFails"), fails)
         seen = workload(ns, "aborted", abort, 4)
         self.assertEqual(seen, ["in_syn_sent"] * 4)
         # close() in SYN_SENT is no tcp_done(): not an attempt failure.
-        self.assertEqual(nstat(ns, "TcpAttemptFails"), 8)
-        self.assertEqual(nstat(ns, "TcpActiveOpens"), 12)
+        self.assertEqual(nstat(ns, "TcpAttemptFails"), fails)
+        self.assertEqual(nstat(ns, "TcpActiveOpens"), fails + 4)
         self.assertEventually(lambda: failures(self.daemon, ns, drop),
                               {"timed_out": 5}, "timeouts")
         self.assertEventually(lambda: failures(self.daemon, ns, reject),
-                              {"unreachable": 3}, "unreachable")
+                              want_reject, "unreachable")
         self.assertEventually(lambda: failures(self.daemon, ns, abort),
                               {"aborted": 4}, "aborted")
 
