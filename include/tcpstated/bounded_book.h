@@ -22,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "tcpstated/bit_mix.h"
+
 namespace tcpstated {
 
 template <typename Key, typename Value, typename Hash>
@@ -88,24 +90,11 @@ class BoundedBook {
   };
   static constexpr uint32_t kEmpty = UINT32_MAX;
 
-  // The keys' hashes are made for prime-sized buckets (std::unordered_map):
-  // some leave the low bits that a power-of-two mask keeps nearly constant
-  // (a port shifted left, times an odd constant). Every bit of the hash
-  // reaches the low ones here (the 64-bit finaliser of MurmurHash3).
-  static uint64_t Spread(uint64_t h) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-  }
-
   // The slot holding `key`, or the empty slot where it would go. The index
   // is never full (at most half), so the probe ends.
   size_t Probe(const Key& key) const {
     const size_t mask = index_.size() - 1;
-    size_t slot = static_cast<size_t>(Spread(Hash()(key))) & mask;
+    size_t slot = static_cast<size_t>(MixBits(Hash()(key))) & mask;
     while (index_[slot] != kEmpty && !(entries_[index_[slot]].key == key)) {
       slot = (slot + 1) & mask;
     }

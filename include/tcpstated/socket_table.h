@@ -14,6 +14,8 @@
 #include <memory>
 #include <vector>
 
+#include "tcpstated/bit_mix.h"
+
 namespace tcpstated {
 
 // Entry must have a public `uint64_t id` member (0 = empty slot) and be
@@ -153,16 +155,7 @@ class SocketTable {
   static constexpr size_t kLoadNum = 7;
   static constexpr size_t kLoadDen = 8;
 
-  static uint64_t Mix(uint64_t x) {
-    // splitmix64 finaliser: cookies are sequential, skaddrs are aligned.
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-  }
-  size_t Home(uint64_t id) const { return Mix(id) & mask_; }
+  size_t Home(uint64_t id) const { return MixBits(id) & mask_; }
   size_t Next(size_t i) const { return (i + 1) & mask_; }
 
   void Rehash(size_t capacity) {

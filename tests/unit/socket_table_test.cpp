@@ -12,8 +12,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "tcpstated/bit_mix.h"
+
 namespace {
 
+using tcpstated::MixBits;
 using tcpstated::SocketTable;
 
 struct TestEntry {
@@ -23,19 +26,12 @@ struct TestEntry {
 
 constexpr size_t kInitialCapacity = 1024;
 
-// The table's home-slot hash (splitmix64 finaliser), to pick colliding keys.
-// If the table changes its hash these keys merely stop colliding: every
-// assertion below still holds.
-uint64_t Mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
+// The table's home slot (its hash, MixBits), to pick colliding keys. If the
+// table changes its hash these keys merely stop colliding: every assertion
+// below still holds.
+size_t HomeIn(uint64_t id, size_t capacity) {
+  return MixBits(id) & (capacity - 1);
 }
-
-size_t HomeIn(uint64_t id, size_t capacity) { return Mix(id) & (capacity - 1); }
 
 // `count` distinct non-zero keys whose home slot is `home`, skipping `used`.
 std::vector<uint64_t> KeysWithHome(size_t home, size_t count,

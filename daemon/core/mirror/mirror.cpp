@@ -280,12 +280,8 @@ void Mirror::ApplyClose(SocketEntry* entry, const Event& e) {
 SocketEntry* Mirror::Adopt(const Event& e) {
   const TcpState from = e.oldstate;
   if (e.id == 0) return nullptr;  // no identity (incarnation map full)
-  // Full sockets are never in these states; an (invalid, counted) event
-  // from one is not a socket to adopt.
-  if (from == TcpState::kTimeWait || from == TcpState::kNewSynRecv ||
-      from == TcpState::kBoundInactive) {
-    return nullptr;
-  }
+  // Events from states no full socket is in never get here
+  // (ReportsFullSocket, ApplyTransition).
   // New socket (connect, listen, accepted child) or one that predates us:
   // for the latter the time it entered `from` is unknown.
   // Either way nothing is observed for the state it starts in: a new
