@@ -38,10 +38,12 @@ namespace {
 // cannot match comes from whether their local port is listening.
 const FamilySpec kPeerLivenessDumpSeconds = {
     "tcpstated_peer_liveness_dump_seconds",
-    "How long the last peer-liveness dump (FIN_WAIT2 and/or ESTABLISHED "
-    "sockets with tcp_info, at a tenth of fin_wait2_stuck_after and a "
-    "quarter of idle_after, at most 5 min) took, every namespace that has "
-    "such sockets included; or the full dump with tcp_info that served it.",
+    "How long the last peer-liveness dump (FIN_WAIT2 sockets with "
+    "tcp_info at a tenth of fin_wait2_stuck_after; ESTABLISHED sockets for "
+    "dead peers at a quarter of idle_after, at most 5 min, and with "
+    "tcp_info for idle connections at a quarter of idle_after) took, every "
+    "namespace that has such sockets included; or the full dump that "
+    "served it.",
     prometheus::MetricType::Gauge};
 
 // The mirror's owner, role and time in state of a dumped socket. Sockets
