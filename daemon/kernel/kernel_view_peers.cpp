@@ -173,9 +173,14 @@ void KernelView::JudgePeers(
   // connections does not search /proc for them again.
   std::vector<std::pair<uint64_t, uint32_t>> unowned;  // id, inode
   {
-    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    // The mirror's lock per looked-up row, not around the whole
+    // classification: every full dump is judged (a million rows at a
+    // million connections, every 30 s under lost events), and only the
+    // rows the detectors can flag are looked up; the ring consumer must
+    // not wait for the others.
     const uint64_t now = MonotonicNowNs();
     SocketLookup lookup = [this, now, &unowned](const DiagSocket& d) {
+      std::lock_guard<std::mutex> lock(*mirror_mutex_);
       return Lookup(*mirror_, d, now, &unowned);
     };
     for (const std::vector<DiagSocket>* dump : dumps) {
