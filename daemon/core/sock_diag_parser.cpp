@@ -82,7 +82,8 @@ AttrScan ScanAttributes(const uint8_t* p, size_t len, bool* has_shutdown,
   return AttrScan::kOk;
 }
 
-// Decodes one SOCK_DIAG_BY_FAMILY payload; false if it is unusable.
+// Decodes one SOCK_DIAG_BY_FAMILY (or TCPDIAG_GETSOCK) payload; false if it
+// is unusable.
 bool DecodeSocket(const uint8_t* payload, size_t len, DiagSocket* out) {
   if (len < sizeof(inet_diag_msg)) return false;
   inet_diag_msg msg;
@@ -200,7 +201,10 @@ ParseResult ParseDiagMessages(const uint8_t* data, size_t len,
       }
       if (error > 0) ++result.malformed;
       // 0 is an acknowledgement: nothing to do.
-    } else if (header.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+    } else if (header.nlmsg_type == SOCK_DIAG_BY_FAMILY ||
+               header.nlmsg_type == TCPDIAG_GETSOCK) {
+      // TCPDIAG_GETSOCK: the reply to the one-walk request of both families
+      // (SockDiagClient::DumpTcp), with the same payload.
       DiagSocket socket;
       if (DecodeSocket(payload, payload_len, &socket)) {
         out->push_back(socket);

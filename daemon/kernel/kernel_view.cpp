@@ -278,14 +278,14 @@ std::vector<NamespaceRequest> KernelView::PlanReads(const Cycle& c) const {
     if (seeding) {
       // Sockets older than the daemon are only in the kernel's tables.
       r.dump_mask = kAllStatesMask;
-      r.dump_tcp_info = c.peers_from_full;
+      r.dump_tcp_info = c.peers_from_full.needs_tcp_info();
       r.read_settings = r.read_counters = true;
       r.files_only_if_sockets = true;
     } else if (full && (a.sockets || c.targets.count(inode) > 0)) {
       // The sysctls are re-read here: they seldom change, and nothing
       // announces a change (no inotify on /proc/sys).
       r.dump_mask = kAllStatesMask;
-      r.dump_tcp_info = c.peers_from_full;
+      r.dump_tcp_info = c.peers_from_full.needs_tcp_info();
       r.read_settings = r.read_counters = true;
     } else if (a.listeners) {
       // Queues for the SYN-flood detector, and its cookie counters, every
@@ -409,7 +409,7 @@ void KernelView::RunCycle(bool full, bool seeding, ReconcileReason reason) {
   c.reason = full ? reason : ReconcileReason::kDrift;
   if (!full) c.targets = drift_.Drifting();
   c.reconcile = full || !c.targets.empty();
-  c.peers_from_full = full && FullDumpServesPeers();
+  if (full) c.peers_from_full = FullDumpServesPeers();
   if (loss_counter_) c.loss_before = loss_counter_();
   Survey(c);
   Dump(c);

@@ -23,9 +23,9 @@ struct KernelView::Cycle {
   // cycle reconciles at all (full, or some).
   std::set<uint32_t> targets;
   bool reconcile = false;
-  // The full dump carries tcp_info and serves the peer detectors
-  // (PeerDumpSchedule::FullDumpServes).
-  bool peers_from_full = false;
+  // The peer judgments the full dump serves, and whether it carries
+  // tcp_info for them (PeerDumpSchedule::FullDumpServes).
+  PeerDumpsDue peers_from_full;
   ReconcileReason reason = ReconcileReason::kSafety;
   // Events applied to the mirror per namespace before the reads.
   std::unordered_map<uint32_t, uint64_t> events_before;

@@ -1,18 +1,21 @@
 // KernelView's peer-liveness step: sock_diag dumps of FIN_WAIT2 and of
-// ESTABLISHED (and LISTEN) sockets with tcp_info (INET_DIAG_INFO, ~230
-// bytes more per socket), in the namespaces where the mirror counts such
-// sockets, each on its own cadence (PeerDumpSchedule: a tenth of
-// fin_wait2_stuck_after, a quarter of idle_after but at most 5 min, within
+// ESTABLISHED (and LISTEN) sockets, in the namespaces where the mirror
+// counts such sockets, each judgment on its own cadence (PeerDumpSchedule:
+// a tenth of fin_wait2_stuck_after; dead peers a quarter of idle_after but
+// at most 5 min; idle connections a quarter of idle_after; each within
 // [detector interval, full reconcile interval]). A detection so starts and
-// clears within its threshold plus that cadence (plus one detector cycle). A
-// full dump that falls due when the ESTABLISHED dump does asks for
-// tcp_info itself and serves both detectors: each dump walks the whole
-// host's established hash, so two walks would cost twice one. With the
-// defaults the FIN_WAIT2 dump (a state-filtered walk; few sockets match)
-// runs every 30 s in namespaces that have FIN_WAIT2 sockets, and the
-// ESTABLISHED one every 5 min, every other time with the 10-min safety
-// dump. Cost at scale:
-// docs/performance.md, sections 11 and 16.
+// clears within its threshold plus that cadence (plus one detector cycle).
+// tcp_info (INET_DIAG_INFO, ~230 bytes more per socket and the kernel's
+// tcp_get_info under the socket lock) is asked for only by the FIN_WAIT2
+// and idle judgments; dead peers are judged from the row's timer. Every
+// full dump serves the dead-peer judgment, and the idle and FIN_WAIT2 ones
+// when they fall due, for which it asks for tcp_info: each dump walks the
+// whole host's established hash, so two walks would cost twice one. With
+// the defaults the FIN_WAIT2 dump (a state-filtered walk; few sockets
+// match) runs every 30 s in namespaces that have FIN_WAIT2 sockets, the
+// 10-min safety dump carries tcp_info and serves all three judgments, and
+// an ESTABLISHED dump without tcp_info judges dead peers 5 min after each.
+// Cost at scale: docs/performance.md, sections 11, 16 and 20.
 
 #include <spdlog/spdlog.h>
 
@@ -35,10 +38,12 @@ namespace {
 // cannot match comes from whether their local port is listening.
 const FamilySpec kPeerLivenessDumpSeconds = {
     "tcpstated_peer_liveness_dump_seconds",
-    "How long the last peer-liveness dump (FIN_WAIT2 and/or ESTABLISHED "
-    "sockets with tcp_info, at a tenth of fin_wait2_stuck_after and a "
-    "quarter of idle_after, at most 5 min) took, every namespace that has "
-    "such sockets included; or the full dump with tcp_info that served it.",
+    "How long the last peer-liveness dump (FIN_WAIT2 sockets with "
+    "tcp_info at a tenth of fin_wait2_stuck_after; ESTABLISHED sockets for "
+    "dead peers at a quarter of idle_after, at most 5 min, and with "
+    "tcp_info for idle connections at a quarter of idle_after) took, every "
+    "namespace that has such sockets included; or the full dump that "
+    "served it.",
     prometheus::MetricType::Gauge};
 
 // The mirror's owner, role and time in state of a dumped socket. Sockets
@@ -100,7 +105,7 @@ PeerDumpIntervals KernelView::PeerIntervals() const {
                               options_.full_reconcile_interval);
 }
 
-bool KernelView::FullDumpServesPeers() const {
+PeerDumpsDue KernelView::FullDumpServesPeers() const {
   return peer_schedule_.FullDumpServes(MonotonicNowNs(), PeerIntervals());
 }
 
@@ -109,15 +114,15 @@ uint64_t KernelView::ReadPeerLivenessWhenDue(const Cycle& c) {
   // and lost events (which trigger it) say nothing about liveness.
   const uint64_t now = MonotonicNowNs();
   const PeerDumpIntervals intervals = PeerIntervals();
-  if (c.peers_from_full) {
-    const PeerDumpsDue both{true, true};
-    peer_schedule_.Ran(both, now, intervals);
+  if (c.peers_from_full.any()) {
+    // The full dump's failures are counted with it.
+    peer_schedule_.Ran(c.peers_from_full, now, intervals);
     std::vector<const std::vector<DiagSocket>*> dumps;
     for (const auto& [inode, sockets] : c.dumps) dumps.push_back(&sockets);
-    JudgePeers(dumps, both,
+    JudgePeers(dumps, c.peers_from_full,
                static_cast<double>(c.dump_end - c.dump_start) / 1e9);
-    return 0;  // the full dump's failures are counted with it
   }
+  // What the full dump did not serve (FIN_WAIT2 without tcp_info).
   const PeerDumpsDue due = peer_schedule_.DueNow(now, intervals);
   if (!due.any()) return 0;
   peer_schedule_.Ran(due, now, intervals);
@@ -125,16 +130,15 @@ uint64_t KernelView::ReadPeerLivenessWhenDue(const Cycle& c) {
 }
 
 uint64_t KernelView::ReadPeerLiveness(PeerDumpsDue due) {
-  const uint32_t mask =
-      StateBit(TcpState::kListen) |
-      (due.fin_wait2 ? StateBit(TcpState::kFinWait2) : 0) |
-      (due.established ? StateBit(TcpState::kEstablished) : 0);
+  const bool established = due.established || due.idle;
+  const uint32_t mask = StateBit(TcpState::kListen) |
+                        (due.fin_wait2 ? StateBit(TcpState::kFinWait2) : 0) |
+                        (established ? StateBit(TcpState::kEstablished) : 0);
   std::vector<NamespaceRequest> requests;
   {
     std::lock_guard<std::mutex> lock(*mirror_mutex_);
     for (const auto& [inode, counts] : mirror_->counts()) {
-      if (!(due.established &&
-            counts[StateIndex(TcpState::kEstablished)] > 0) &&
+      if (!(established && counts[StateIndex(TcpState::kEstablished)] > 0) &&
           !(due.fin_wait2 && counts[StateIndex(TcpState::kFinWait2)] > 0)) {
         continue;
       }
@@ -143,7 +147,7 @@ uint64_t KernelView::ReadPeerLiveness(PeerDumpsDue due) {
       NamespaceRequest r;
       r.handle = it->second.handle;
       r.dump_mask = mask;
-      r.dump_tcp_info = true;
+      r.dump_tcp_info = due.needs_tcp_info();
       requests.push_back(std::move(r));
     }
   }
@@ -169,9 +173,14 @@ void KernelView::JudgePeers(
   // connections does not search /proc for them again.
   std::vector<std::pair<uint64_t, uint32_t>> unowned;  // id, inode
   {
-    std::lock_guard<std::mutex> lock(*mirror_mutex_);
+    // The mirror's lock per looked-up row, not around the whole
+    // classification: every full dump is judged (a million rows at a
+    // million connections, every 30 s under lost events), and only the
+    // rows the detectors can flag are looked up; the ring consumer must
+    // not wait for the others.
     const uint64_t now = MonotonicNowNs();
     SocketLookup lookup = [this, now, &unowned](const DiagSocket& d) {
+      std::lock_guard<std::mutex> lock(*mirror_mutex_);
       return Lookup(*mirror_, d, now, &unowned);
     };
     for (const std::vector<DiagSocket>* dump : dumps) {
@@ -194,8 +203,13 @@ void KernelView::JudgePeers(
   if (due.fin_wait2) {
     fin_wait2 = fin_wait2_.Evaluate(sockets.fin_wait2, options_.fin_wait2);
   }
-  if (due.established) {
-    liveness = liveness_.Evaluate(sockets.established, options_.peer_liveness);
+  const bool judges_liveness = due.established || due.idle;
+  if (judges_liveness) {
+    PeerJudgments judge;
+    judge.idle = due.idle;
+    judge.dead = due.established;
+    liveness =
+        liveness_.Evaluate(sockets.established, options_.peer_liveness, judge);
   }
   for (const auto* lines : {&fin_wait2.started, &liveness.started}) {
     for (const std::string& line : *lines) spdlog::warn("{}", line);
@@ -205,7 +219,7 @@ void KernelView::JudgePeers(
   }
   std::lock_guard<std::mutex> lock(report_mutex_);
   if (due.fin_wait2) fin_wait2_report_ = std::move(fin_wait2);
-  if (due.established) liveness_report_ = std::move(liveness);
+  if (judges_liveness) liveness_report_ = std::move(liveness);
   liveness_dump_seconds_ = dump_seconds;
 }
 

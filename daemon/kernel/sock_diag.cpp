@@ -115,6 +115,7 @@ SockDiagClient::SockDiagClient(SockDiagClient&& other) noexcept
       seq_(other.seq_),
       netns_(other.netns_),
       malformed_(other.malformed_),
+      one_walk_refused_(other.one_walk_refused_),
       buffer_(std::move(other.buffer_)) {}
 
 SockDiagClient& SockDiagClient::operator=(SockDiagClient&& other) noexcept {
@@ -125,6 +126,7 @@ SockDiagClient& SockDiagClient::operator=(SockDiagClient&& other) noexcept {
     seq_ = other.seq_;
     netns_ = other.netns_;
     malformed_ = other.malformed_;
+    one_walk_refused_ = other.one_walk_refused_;
     buffer_ = std::move(other.buffer_);
   }
   return *this;
@@ -134,17 +136,57 @@ std::vector<DiagSocket> SockDiagClient::DumpTcp(uint32_t state_mask,
                                                 bool with_tcp_info) {
   if (fd_ < 0) ThrowErrno(EBADF, "SockDiagClient used after move");
   std::vector<DiagSocket> sockets;
-  // AF_UNSPEC would do both at once, but only through the legacy
-  // TCPDIAG_GETSOCK request; SOCK_DIAG_BY_FAMILY takes one family each.
-  DumpFamily(AF_INET, state_mask, with_tcp_info, &sockets);
-  DumpFamily(AF_INET6, state_mask, with_tcp_info, &sockets);
+  // Without INET_DIAG_INFO unless asked: keeps the full dumps cheap.
+  const uint8_t ext =
+      with_tcp_info ? static_cast<uint8_t>(1u << (INET_DIAG_INFO - 1)) : 0;
+  if (!one_walk_refused_) {
+    try {
+      DumpBothFamilies(state_mask, ext, &sockets);
+    } catch (const std::system_error& e) {
+      // A kernel without the legacy request refuses it before any row: the
+      // two-walk way, from now on. Any other failure is an error like any
+      // other.
+      const int error = e.code().value();
+      const bool refused = error == EINVAL || error == EOPNOTSUPP ||
+                           error == ENOENT || error == EPROTONOSUPPORT;
+      if (!refused || !sockets.empty()) throw;
+      one_walk_refused_ = true;
+    }
+  }
+  if (one_walk_refused_) {
+    DumpFamily(AF_INET, state_mask, ext, &sockets);
+    DumpFamily(AF_INET6, state_mask, ext, &sockets);
+  }
   for (DiagSocket& socket : sockets) socket.netns = netns_;
   return sockets;
 }
 
+void SockDiagClient::DumpBothFamilies(uint32_t state_mask, uint8_t ext,
+                                      std::vector<DiagSocket>* out) {
+  // A dump walks the host's whole established hash (every namespace's
+  // sockets, both families in one table) whatever it asks for, and
+  // SOCK_DIAG_BY_FAMILY takes one family at a time: two walks. The legacy
+  // TCPDIAG_GETSOCK request is dumped as AF_UNSPEC by the kernel
+  // (inet_diag_dump_compat): one walk for both families, the same rows,
+  // replies typed TCPDIAG_GETSOCK (docs/performance.md, section 20). Its
+  // request is the older inet_diag_req, whose layout differs from
+  // inet_diag_req_v2 (the states come after the socket id).
+  struct {
+    nlmsghdr header;
+    inet_diag_req body;
+  } request{};
+  request.header.nlmsg_len = sizeof(request);
+  request.header.nlmsg_type = TCPDIAG_GETSOCK;
+  request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  request.header.nlmsg_seq = ++seq_;
+  request.body.idiag_family = AF_UNSPEC;
+  request.body.idiag_ext = ext;
+  request.body.idiag_states = state_mask;
+  Exchange(&request, sizeof(request), request.header.nlmsg_seq, out);
+}
+
 void SockDiagClient::DumpFamily(uint8_t family, uint32_t state_mask,
-                                bool with_tcp_info,
-                                std::vector<DiagSocket>* out) {
+                                uint8_t ext, std::vector<DiagSocket>* out) {
   struct {
     nlmsghdr header;
     inet_diag_req_v2 body;
@@ -155,23 +197,25 @@ void SockDiagClient::DumpFamily(uint8_t family, uint32_t state_mask,
   request.header.nlmsg_seq = ++seq_;
   request.body.sdiag_family = family;
   request.body.sdiag_protocol = IPPROTO_TCP;
-  // Without INET_DIAG_INFO unless asked: keeps the full dumps cheap.
-  request.body.idiag_ext =
-      with_tcp_info ? static_cast<uint8_t>(1u << (INET_DIAG_INFO - 1)) : 0;
+  request.body.idiag_ext = ext;
   request.body.idiag_states = state_mask;
+  Exchange(&request, sizeof(request), request.header.nlmsg_seq, out);
+}
 
+void SockDiagClient::Exchange(const void* request, size_t size, uint32_t seq,
+                              std::vector<DiagSocket>* out) {
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
   for (;;) {
-    ssize_t sent = sendto(fd_, &request, sizeof(request), 0,
+    ssize_t sent = sendto(fd_, request, size, 0,
                           reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel));
-    if (sent == static_cast<ssize_t>(sizeof(request))) break;
+    if (sent == static_cast<ssize_t>(size)) break;
     if (sent < 0 && errno == EINTR) continue;
     ThrowErrno(sent < 0 ? errno : EIO, "send(SOCK_DIAG_BY_FAMILY)");
   }
 
   ReplyFilter filter;
-  filter.seq = request.header.nlmsg_seq;
+  filter.seq = seq;
   filter.portid = portid_;
   for (;;) {
     iovec iov{buffer_.data(), buffer_.size()};

@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -37,6 +38,36 @@ struct TopGroups {
   std::optional<Group> other;      // the rest folded, if there was any
 };
 
+namespace keep_top_detail {
+
+// KeepTop over any container of (key, group) pairs; `in_key_order` says
+// whether it iterates in key order already (std::map).
+template <typename Key, typename Group, typename Groups, typename Before,
+          typename Fold>
+TopGroups<Key, Group> Keep(const Groups& groups, bool in_key_order,
+                           size_t max_kept, Before before, Fold fold) {
+  TopGroups<Key, Group> out;
+  out.kept.reserve(groups.size());
+  for (const auto& g : groups) out.kept.push_back(&g);
+  auto by_key = [](const auto* a, const auto* b) {
+    return a->first < b->first;
+  };
+  if (out.kept.size() <= max_kept) {
+    if (!in_key_order) std::sort(out.kept.begin(), out.kept.end(), by_key);
+    return out;
+  }
+  auto nth = out.kept.begin() + static_cast<std::ptrdiff_t>(max_kept);
+  std::nth_element(out.kept.begin(), nth, out.kept.end(), before);
+  Group other{};
+  for (auto it = nth; it != out.kept.end(); ++it) fold(other, (*it)->second);
+  out.other = std::move(other);
+  out.kept.erase(nth, out.kept.end());
+  std::sort(out.kept.begin(), out.kept.end(), by_key);
+  return out;
+}
+
+}  // namespace keep_top_detail
+
 // Keeps the `max_kept` groups that rank first by `before` (a strict total
 // order on entry pointers) and returns them in key order; the others are
 // folded into one group, starting from Group{}, by `fold(acc, group)`.
@@ -44,19 +75,21 @@ struct TopGroups {
 template <typename Key, typename Group, typename Before, typename Fold>
 TopGroups<Key, Group> KeepTop(const std::map<Key, Group>& groups,
                               size_t max_kept, Before before, Fold fold) {
-  TopGroups<Key, Group> out;
-  out.kept.reserve(groups.size());
-  for (const auto& g : groups) out.kept.push_back(&g);
-  if (out.kept.size() <= max_kept) return out;
-  auto nth = out.kept.begin() + static_cast<std::ptrdiff_t>(max_kept);
-  std::nth_element(out.kept.begin(), nth, out.kept.end(), before);
-  Group other{};
-  for (auto it = nth; it != out.kept.end(); ++it) fold(other, (*it)->second);
-  out.other = std::move(other);
-  out.kept.erase(nth, out.kept.end());
-  std::sort(out.kept.begin(), out.kept.end(),
-            [](const auto* a, const auto* b) { return a->first < b->first; });
-  return out;
+  return keep_top_detail::Keep<Key, Group>(groups, /*in_key_order=*/true,
+                                           max_kept, before, fold);
+}
+
+// The same for groups in a hash map (a detector that groups many keys every
+// cycle, where ordered inserts cost more than the rest of its work): what is
+// kept comes back in key order all the same, so the output does not depend
+// on the container.
+template <typename Key, typename Group, typename Hash, typename Before,
+          typename Fold>
+TopGroups<Key, Group> KeepTop(
+    const std::unordered_map<Key, Group, Hash>& groups, size_t max_kept,
+    Before before, Fold fold) {
+  return keep_top_detail::Keep<Key, Group>(groups, /*in_key_order=*/false,
+                                           max_kept, before, fold);
 }
 
 }  // namespace tcpstated

@@ -213,12 +213,12 @@ class KernelView {
   std::unordered_map<uint32_t, ProcessInfo> FindOwners(
       const std::unordered_set<uint32_t>& inodes, bool* complete);
   // The peer-liveness step (kernel_view_peers.cpp): a dump of FIN_WAIT2
-  // and/or ESTABLISHED sockets with tcp_info in every namespace that has
-  // some, judged by the FIN_WAIT2 and peer-liveness detectors, or the
-  // cycle's full dump when it carried tcp_info for them
+  // and/or ESTABLISHED sockets (with tcp_info when a judgment needs it) in
+  // every namespace that has some, judged by the FIN_WAIT2 and
+  // peer-liveness detectors, or the cycle's full dump for what it serves
   // (PeerDumpSchedule). Returns the number of failed reads.
   PeerDumpIntervals PeerIntervals() const;
-  bool FullDumpServesPeers() const;
+  PeerDumpsDue FullDumpServesPeers() const;
   uint64_t ReadPeerLivenessWhenDue(const Cycle& c);
   uint64_t ReadPeerLiveness(PeerDumpsDue due);
   void JudgePeers(const std::vector<const std::vector<DiagSocket>*>& dumps,

@@ -48,10 +48,16 @@ struct EstablishedSocket {
   // Server: the local (listening) port; client: the remote port; unknown:
   // the local port (as for CLOSE_WAIT).
   uint16_t port = 0;
-  double idle_seconds = 0;  // since data last arrived (tcpi_last_data_recv)
+  // Since data last arrived (tcpi_last_data_recv); NaN when the dump
+  // carried no tcp_info (a dead-peer judgment alone).
+  double idle_seconds = 0;
+  // The pending timer and its count, as every inet_diag row gives them
+  // (idiag_timer, idiag_retrans): unanswered keepalive or zero-window
+  // probes (icsk_probes_out, what tcp_info calls tcpi_probes) and
+  // consecutive retransmission timeouts (icsk_retransmits, tcpi_retransmits).
   PendingTimer timer = PendingTimer::kNone;
-  uint8_t probes = 0;       // unanswered probes (tcpi_probes)
-  uint8_t retransmits = 0;  // consecutive timeouts (tcpi_retransmits)
+  uint8_t probes = 0;
+  uint8_t retransmits = 0;
   // Where the caller finds `comm` and `unit` when they are unknown: the
   // owning process, or else the socket's inode (0: none). Not labels.
   uint32_t tgid = 0;
@@ -81,16 +87,30 @@ struct PeerLivenessReport {
   std::vector<std::string> cleared;
 };
 
+// Which detections a dump lets the detector judge: dead peers from any
+// dump of ESTABLISHED sockets, idle connections only from one with
+// tcp_info.
+struct PeerJudgments {
+  bool idle = true;
+  bool dead = true;
+};
+
 class PeerLivenessDetector {
  public:
   // Groups `sockets`; one start/clear line per detection (idle, dead peer)
-  // when the host goes from none to some or back.
+  // when the host goes from none to some or back. A detection not in
+  // `judge` keeps its last series and says nothing.
   PeerLivenessReport Evaluate(const std::vector<EstablishedSocket>& sockets,
-                              const PeerLivenessConfig& config);
+                              const PeerLivenessConfig& config,
+                              PeerJudgments judge = {});
 
  private:
   bool idle_ = false;
   bool dead_ = false;
+  // The last judged series of each detection.
+  std::vector<Series> idle_sockets_;
+  std::vector<Series> idle_longest_seconds_;
+  std::vector<Series> dead_peer_sockets_;
 };
 
 // The families of a report, every one present even when empty.

@@ -1,5 +1,5 @@
-// Turns the peer-liveness dump (ESTABLISHED and FIN_WAIT2 sockets with
-// tcp_info, see KernelView) into the inputs of the FIN_WAIT2 and
+// Turns the peer-liveness dump (ESTABLISHED and FIN_WAIT2 sockets, with
+// tcp_info or not, see KernelView) into the inputs of the FIN_WAIT2 and
 // peer-liveness detectors. Pure: what the mirror knows of a socket (owner,
 // role, time in its state) comes through a lookup the caller provides.
 //

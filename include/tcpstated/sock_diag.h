@@ -159,7 +159,8 @@ class SockDiagClient {
   SockDiagClient(const SockDiagClient&) = delete;
   SockDiagClient& operator=(const SockDiagClient&) = delete;
 
-  // Every TCP socket (AF_INET, then AF_INET6) whose state bit is in
+  // Every TCP socket (both families, in one walk of the kernel's tables
+  // where it can) whose state bit is in
   // `state_mask` (bits as the kernel numbers states, see kAllStatesMask for
   // the subtleties), with netns filled in. INET_DIAG_INFO (struct
   // tcp_info, ~240 bytes more per socket) only if `with_tcp_info`.
@@ -182,14 +183,22 @@ class SockDiagClient {
   uint64_t malformed() const { return malformed_; }
 
  private:
-  void DumpFamily(uint8_t family, uint32_t state_mask, bool with_tcp_info,
+  void DumpBothFamilies(uint32_t state_mask, uint8_t ext,
+                        std::vector<DiagSocket>* out);
+  void DumpFamily(uint8_t family, uint32_t state_mask, uint8_t ext,
                   std::vector<DiagSocket>* out);
+  // Sends one dump request and reads its replies into `out`.
+  void Exchange(const void* request, size_t size, uint32_t seq,
+                std::vector<DiagSocket>* out);
 
   int fd_ = -1;
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
   uint32_t netns_ = 0;
   uint64_t malformed_ = 0;
+  // The kernel refused the one-walk request (TCPDIAG_GETSOCK): one dump
+  // per family instead.
+  bool one_walk_refused_ = false;
   std::vector<uint8_t> buffer_;
 };
 

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -100,6 +101,45 @@ TEST(PeerLivenessTest, IdleSplitByKeepaliveAndDeadByReason) {
   ASSERT_EQ(r.cleared.size(), 1u);
   EXPECT_EQ(r.cleared[0].rfind("idle connections cleared", 0), 0u);
   EXPECT_TRUE(r.idle_sockets.empty());
+}
+
+// A dump without tcp_info (every 5 min at the defaults) judges dead peers
+// only: the idle series and state stand until a dump with tcp_info.
+TEST(PeerLivenessTest, DeadPeersAloneKeepTheLastIdleJudgment) {
+  PeerLivenessDetector detector;
+  PeerLivenessConfig config;
+  config.idle_after_seconds = 60;
+  config.dead_peer_retries = 2;
+  const double unknown = std::numeric_limits<double>::quiet_NaN();
+  PeerLivenessReport r =
+      detector.Evaluate({Conn(80, 90, PendingTimer::kNone)}, config);
+  ASSERT_EQ(r.started.size(), 1u);
+  EXPECT_EQ(ValueOf(r.idle_sockets, L(80, "keepalive", "off")), 1);
+
+  PeerJudgments dead_only;
+  dead_only.idle = false;
+  r = detector.Evaluate({Conn(443, unknown, PendingTimer::kKeepalive, 2)},
+                        config, dead_only);
+  EXPECT_EQ(ValueOf(r.idle_sockets, L(80, "keepalive", "off")), 1);
+  EXPECT_EQ(ValueOf(r.idle_longest_seconds, L(80, "keepalive", "off")), 90);
+  EXPECT_EQ(ValueOf(r.dead_peer_sockets, L(443, "reason", "keepalive")), 1);
+  ASSERT_EQ(r.started.size(), 1u);
+  EXPECT_EQ(r.started[0].rfind("dead peers started", 0), 0u) << r.started[0];
+  EXPECT_TRUE(r.cleared.empty());
+
+  // And the other way round: an idle judgment alone keeps the dead peers.
+  PeerJudgments idle_only;
+  idle_only.dead = false;
+  r = detector.Evaluate({}, config, idle_only);
+  EXPECT_TRUE(r.idle_sockets.empty());
+  EXPECT_EQ(ValueOf(r.dead_peer_sockets, L(443, "reason", "keepalive")), 1);
+  ASSERT_EQ(r.cleared.size(), 1u);
+  EXPECT_EQ(r.cleared[0].rfind("idle connections cleared", 0), 0u);
+
+  r = detector.Evaluate({}, config, dead_only);
+  EXPECT_TRUE(r.dead_peer_sockets.empty());
+  ASSERT_EQ(r.cleared.size(), 1u);
+  EXPECT_EQ(r.cleared[0].rfind("dead peers cleared", 0), 0u);
 }
 
 TEST(PeerLivenessTest, FoldsIntoOther) {

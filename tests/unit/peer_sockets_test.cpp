@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 namespace tcpstated {
@@ -71,7 +72,7 @@ TEST(PeerSocketsTest, OnlyIdleOrDeadEstablishedSocketsAreKept) {
   DiagSocket dead = Diag(TcpState::kEstablished, 3, 50002, 443);
   dead.last_data_recv_ms = 200;
   dead.timer = 1;
-  dead.retransmits = 2;
+  dead.retrans = 2;
   DiagSocket no_info = Diag(TcpState::kEstablished, 4, 80, 50003);
   int lookups = 0;
   SocketLookup lookup = [&lookups](const DiagSocket& d) {
@@ -92,6 +93,38 @@ TEST(PeerSocketsTest, OnlyIdleOrDeadEstablishedSocketsAreKept) {
   EXPECT_EQ(out.established[0].inode, 2u);
   EXPECT_EQ(out.established[1].port, 443);  // client: the remote port
   EXPECT_EQ(DeadPeerOf(out.established[1], 2), DeadPeerReason::kRetransmit);
+}
+
+// A dump without tcp_info (the 5-min dead-peer dump at the defaults): the
+// row's timer and count (idiag_timer, idiag_retrans) judge the peer; no
+// idle time, so no idle verdict however long the socket was quiet.
+TEST(PeerSocketsTest, DeadPeersFromTheRowWithoutTcpInfo) {
+  PeerLivenessConfig config;
+  config.idle_after_seconds = 10;
+  config.dead_peer_retries = 3;
+  DiagSocket quiet = Diag(TcpState::kEstablished, 1, 80, 50000);
+  DiagSocket probed = Diag(TcpState::kEstablished, 2, 80, 50001);
+  probed.timer = 2;
+  probed.retrans = 3;
+  DiagSocket retransmitting = Diag(TcpState::kEstablished, 3, 50002, 443);
+  retransmitting.timer = 1;
+  retransmitting.retrans = 4;
+  DiagSocket few = Diag(TcpState::kEstablished, 4, 50003, 443);
+  few.timer = 2;
+  few.retrans = 2;
+  DiagSocket window = Diag(TcpState::kEstablished, 5, 50004, 443);
+  window.timer = 4;  // zero-window probes are answered
+  window.retrans = 9;
+  SocketLookup lookup = [](const DiagSocket&) { return KnownSocket{}; };
+  PeerSockets out;
+  ClassifyPeerSockets({quiet, probed, retransmitting, few, window}, config,
+                      lookup, &out);
+  ASSERT_EQ(out.established.size(), 2u);
+  EXPECT_EQ(out.established[0].inode, 2u);
+  EXPECT_EQ(DeadPeerOf(out.established[0], 3), DeadPeerReason::kKeepalive);
+  EXPECT_TRUE(std::isnan(out.established[0].idle_seconds));
+  EXPECT_EQ(out.established[1].inode, 3u);
+  EXPECT_EQ(DeadPeerOf(out.established[1], 3), DeadPeerReason::kRetransmit);
 }
 
 // Sockets the mirror cannot match get their role from the dump's listeners.

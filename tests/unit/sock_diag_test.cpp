@@ -585,6 +585,20 @@ TEST(SockDiagParserTest, BadContentIsSkipped) {
   }
 }
 
+// The one-walk request of both families (TCPDIAG_GETSOCK) is answered in
+// messages of that type, with the same payload.
+TEST(SockDiagParserTest, OneWalkRepliesAreSockets) {
+  Bytes buffer;
+  AppendMessage(&buffer, TCPDIAG_GETSOCK, DiagPayload(Ipv4Established()));
+  AppendSocket(&buffer, Ipv4Established());
+  std::vector<DiagSocket> out;
+  ParseResult result = Parse(buffer, &out);
+  EXPECT_EQ(result.malformed, 0u);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].sport, out[1].sport);
+  EXPECT_EQ(out[0].cookie, out[1].cookie);
+}
+
 TEST(SockDiagParserTest, UnknownMessageTypeIsSkipped) {
   Bytes buffer;
   AppendMessage(&buffer, NLMSG_MIN_TYPE + 1, DiagPayload(Ipv4Established()));

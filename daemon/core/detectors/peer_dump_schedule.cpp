@@ -6,14 +6,14 @@ namespace tcpstated {
 namespace {
 
 constexpr double kFinWait2Fraction = 0.1;
-// A quarter, not a tenth: the ESTABLISHED dump fills in tcp_info for every
-// connection on the host (~3 s of CPU at a million), and an hour's
-// threshold flagged at 1h05m rather than 1h06m tells an SRE the same.
+// A quarter, not a tenth: the idle judgment needs tcp_info for every
+// connection on the host (~3 s of CPU at a million with the walk), and an
+// hour's threshold flagged at 1h10m rather than 1h06m tells an SRE the same.
 constexpr double kEstablishedFraction = 0.25;
-// But at most 5 min: a peer that dies under keepalive shows as dead from
-// its dead_peer_retries-th unanswered probe until the kernel resets the
-// connection, (tcp_keepalive_probes - retries) x tcp_keepalive_intvl =
-// 450-525 s at the default sysctls. A judgment every 5 min sees every such
+// The dead-peer judgment, at most 5 min: a peer that dies under keepalive
+// shows as dead from its dead_peer_retries-th unanswered probe until the kernel
+// resets the connection, (tcp_keepalive_probes - retries) x tcp_keepalive_intvl
+// = 450-525 s at the default sysctls. A judgment every 5 min sees every such
 // peer at least once; every 10 min (the safety dump's) missed about one in
 // eight.
 constexpr double kEstablishedMaxSeconds = 300;
@@ -43,12 +43,18 @@ PeerDumpIntervals PeerDumpIntervalsFor(double fin_wait2_stuck_after_seconds,
   i.established_ns = Clamp(std::min(idle_after_seconds * kEstablishedFraction,
                                     kEstablishedMaxSeconds),
                            i.detector_ns, i.full_ns);
+  i.idle_ns = Clamp(idle_after_seconds * kEstablishedFraction, i.detector_ns,
+                    i.full_ns);
   return i;
 }
 
-bool PeerDumpSchedule::FullDumpServes(uint64_t now_ns,
-                                      const PeerDumpIntervals& i) const {
-  return now_ns + i.detector_ns >= next_established_ns_;
+PeerDumpsDue PeerDumpSchedule::FullDumpServes(
+    uint64_t now_ns, const PeerDumpIntervals& i) const {
+  PeerDumpsDue served;
+  served.established = true;
+  served.idle = now_ns + i.detector_ns >= next_idle_ns_;
+  served.fin_wait2 = served.idle;  // tcp_info is there for them too
+  return served;
 }
 
 PeerDumpsDue PeerDumpSchedule::DueNow(uint64_t now_ns,
@@ -57,6 +63,11 @@ PeerDumpsDue PeerDumpSchedule::DueNow(uint64_t now_ns,
   due.fin_wait2 = now_ns >= next_fin_wait2_ns_;
   due.established =
       i.established_ns < i.full_ns && now_ns >= next_established_ns_;
+  due.idle = i.idle_ns < i.full_ns && now_ns >= next_idle_ns_;
+  // What the dump brings anyway: ESTABLISHED rows for the idle judgment,
+  // and tcp_info on them when FIN_WAIT2 sockets ask for it.
+  if (due.idle) due.established = true;
+  if (due.established && due.fin_wait2) due.idle = true;
   return due;
 }
 
@@ -64,6 +75,7 @@ void PeerDumpSchedule::Ran(PeerDumpsDue ran, uint64_t now_ns,
                            const PeerDumpIntervals& i) {
   if (ran.fin_wait2) next_fin_wait2_ns_ = now_ns + i.fin_wait2_ns;
   if (ran.established) next_established_ns_ = now_ns + i.established_ns;
+  if (ran.idle) next_idle_ns_ = now_ns + i.idle_ns;
 }
 
 }  // namespace tcpstated

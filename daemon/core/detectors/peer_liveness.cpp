@@ -241,15 +241,27 @@ void ReportDeadPeerTransition(const Grouped& g, bool was_dead,
 
 PeerLivenessReport PeerLivenessDetector::Evaluate(
     const std::vector<EstablishedSocket>& sockets,
-    const PeerLivenessConfig& config) {
+    const PeerLivenessConfig& config, PeerJudgments judge) {
   PeerLivenessReport report;
   const Grouped groups = GroupSockets(sockets, config);
-  AddIdleSeries(groups.idle, config.max_series_per_metric, report);
-  AddDeadPeerSeries(groups.dead, config.max_series_per_metric, report);
-  ReportIdleTransition(groups, idle_, config, report);
-  ReportDeadPeerTransition(groups, dead_, config, report);
-  idle_ = groups.idle_total > 0;
-  dead_ = groups.dead_total > 0;
+  if (judge.idle) {
+    AddIdleSeries(groups.idle, config.max_series_per_metric, report);
+    ReportIdleTransition(groups, idle_, config, report);
+    idle_ = groups.idle_total > 0;
+    idle_sockets_ = report.idle_sockets;
+    idle_longest_seconds_ = report.idle_longest_seconds;
+  } else {
+    report.idle_sockets = idle_sockets_;
+    report.idle_longest_seconds = idle_longest_seconds_;
+  }
+  if (judge.dead) {
+    AddDeadPeerSeries(groups.dead, config.max_series_per_metric, report);
+    ReportDeadPeerTransition(groups, dead_, config, report);
+    dead_ = groups.dead_total > 0;
+    dead_peer_sockets_ = report.dead_peer_sockets;
+  } else {
+    report.dead_peer_sockets = dead_peer_sockets_;
+  }
   return report;
 }
 

@@ -1,6 +1,7 @@
 #include "tcpstated/peer_sockets.h"
 
 #include <algorithm>
+#include <limits>
 #include <unordered_set>
 
 namespace tcpstated {
@@ -62,12 +63,23 @@ void AddFinWait2(const DiagSocket& d, const SocketLookup& lookup,
 void AddEstablished(const DiagSocket& d, const PeerLivenessConfig& liveness,
                     const SocketLookup& lookup, const ListenPorts& listening,
                     PeerSockets* out) {
-  if (d.last_data_recv_ms == kNoTcpInfo) return;  // no tcp_info: no judgment
   EstablishedSocket s;
-  s.idle_seconds = SecondsOf(d.last_data_recv_ms);
+  // Without tcp_info (a dead-peer judgment alone) the idle time is unknown.
+  s.idle_seconds = d.last_data_recv_ms == kNoTcpInfo
+                       ? std::numeric_limits<double>::quiet_NaN()
+                       : SecondsOf(d.last_data_recv_ms);
   s.timer = TimerOf(d.timer);
-  s.probes = d.probes;
-  s.retransmits = d.retransmits;
+  // inet_sk_diag_fill puts the live count of the pending timer in
+  // idiag_retrans: icsk_retransmits for the retransmit timer (1),
+  // icsk_probes_out for the keepalive (2) and zero-window (4) ones; the
+  // very fields tcp_get_info copies to tcpi_retransmits and tcpi_probes
+  // (5.10 to 6.18). So the row alone judges a dead peer, with or without
+  // tcp_info, and both ways give the same verdict.
+  if (s.timer == PendingTimer::kRetransmit) s.retransmits = d.retrans;
+  if (s.timer == PendingTimer::kKeepalive ||
+      s.timer == PendingTimer::kZeroWindowProbe) {
+    s.probes = d.retrans;
+  }
   if (!(s.idle_seconds > liveness.idle_after_seconds) &&
       DeadPeerOf(s, liveness.dead_peer_retries) == DeadPeerReason::kNone) {
     return;

@@ -1,6 +1,8 @@
 // Ephemeral-port exhaustion per destination: the local ports held towards
 // one (source, destination, port) against the namespace's range.
 #include <algorithm>
+#include <unordered_map>
+#include <vector>
 
 #include "daemon/core/detectors/detectors_internal.h"
 #include "tcpstated/keep_top.h"
@@ -34,7 +36,13 @@ std::string UsageText(const DestinationGroup &g) {
          " ephemeral ports (" + Percent(g.used, g.available) + ")";
 }
 
-using DestinationGroups = std::map<DestinationKey, DestinationGroup>;
+// Hashed, not ordered: at every detector cycle each destination the mirror
+// counts is grouped here, and on a busy host (thousands of destinations)
+// the ordered map's key comparisons were most of the kernel-view thread's
+// time between dumps (docs/performance.md, sections 16 and 20). The report
+// and the lines come out in key order all the same.
+using DestinationGroups =
+    std::unordered_map<DestinationKey, DestinationGroup, DestinationKeyHash>;
 
 // Ports held per destination, judged against the namespace's range; the
 // active ones into `next`.
@@ -48,6 +56,7 @@ DestinationGroups JudgeDestinations(const DetectorConfig &config,
       available[netns] = EphemeralPortsAvailable(ns->settings);
   }
   DestinationGroups groups;
+  groups.reserve(inputs.destinations.size());
   for (const DestinationInput &d : inputs.destinations) {
     DestinationKey key{d.netns, d.dport, Normalized(d.saddr, d.ipv6),
                        Normalized(d.daddr, d.ipv6)};
@@ -113,11 +122,20 @@ void ReportDestinations(const DetectorConfig &config,
 void LogDestinations(const DestinationGroups &groups,
                      const NamespaceMap &namespaces, const History &previous,
                      DetectionReport *report) {
-  for (const auto &[key, g] : groups) {
-    if (!g.active || previous.port_exhaustion.count(key) > 0) continue;
+  std::vector<const DestinationGroups::value_type *> started;
+  for (const auto &entry : groups) {
+    if (entry.second.active &&
+        previous.port_exhaustion.count(entry.first) == 0) {
+      started.push_back(&entry);
+    }
+  }
+  std::sort(started.begin(), started.end(),
+            [](const auto *a, const auto *b) { return a->first < b->first; });
+  for (const auto *entry : started) {
     report->started.push_back(
         "Ephemeral port exhaustion started: " +
-        DestinationText(key, namespaces) + " holds " + UsageText(g) +
+        DestinationText(entry->first, namespaces) + " holds " +
+        UsageText(entry->second) +
         "; connect() to it fails with EADDRNOTAVAIL when none is left");
   }
   for (const DestinationKey &key : previous.port_exhaustion) {
