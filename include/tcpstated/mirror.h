@@ -34,6 +34,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "tcpstated/destination_counts.h"
 #include "tcpstated/event.h"
 #include "tcpstated/expiry_queue.h"
 #include "tcpstated/listener_index.h"
@@ -164,10 +165,8 @@ class Mirror {
   using DestinationKey = tcpstated::DestinationKey;
   using DestinationKeyHash = tcpstated::DestinationKeyHash;
   // Outbound connections (any state, timewait included) per destination.
-  const std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>&
-  destinations() const {
-    return destinations_;
-  }
+  // Iterated as a map: pairs of key and count; find(), size(), empty().
+  const DestinationCounts& destinations() const { return destinations_; }
 
   // SYN-ACK retransmits per listener (netns, local port), from the events.
   const std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash>&
@@ -412,8 +411,7 @@ class Mirror {
   };
   SocketTable<IdSlot> close_wait_ids_;
   ListenerIndex listeners_;
-  std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
-      destinations_;
+  DestinationCounts destinations_;
   std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash>
       synack_retransmits_;
   OwnerPool owners_;
