@@ -430,6 +430,9 @@ class Mirror {
   void NotifyObserver(const Event& e, const SocketEntry* before);
 
   // ---- TIME_WAIT inference and expiry (mirror_timewait.cpp) ----
+  // Starts loading the table slot and the TIME_WAIT index lines of the
+  // deadlines that come a few after the next one (Expire).
+  void PrefetchExpiry(uint64_t now_ns) const;
   void EnterTimeWait(SocketEntry* entry, const Event& e);
   void PromoteOrphan(const Event& peer_event, bool peer_reset);
   uint64_t TimeWaitLifetime(const SocketEntry& entry) const;
