@@ -62,6 +62,19 @@ class DestinationCounts {
     entries_.emplace_back(key, 1);
   }
 
+  // Gives memory back after a peak (a scan of many destinations): once the
+  // keys would fit a quarter of the index at a quarter full, the index is
+  // rebuilt at the smallest size that holds them at most half full, and the
+  // pairs' vector is trimmed. Returns whether it shrank.
+  bool Shrink() {
+    size_t target = kMinCapacity;
+    while (entries_.size() * 4 > target) target *= 2;
+    if (target * 4 > index_.size()) return false;
+    Rehash(target);
+    entries_.shrink_to_fit();
+    return true;
+  }
+
   // One fewer socket towards `key`; the key goes with its last socket. A
   // key not held is ignored.
   void Remove(const DestinationKey& key) {

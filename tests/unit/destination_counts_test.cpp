@@ -118,4 +118,28 @@ TEST(DestinationCountsTest, ChurnMatchesAnOracle) {
   ExpectMatches(counts, oracle);
 }
 
+TEST(DestinationCountsTest, ShrinkGivesBackThePeakAndKeepsEveryKey) {
+  DestinationCounts counts;
+  std::map<DestinationKey, uint64_t> oracle;
+  // A scan of 20,000 destinations, then all but 100 of them gone.
+  for (uint32_t i = 0; i < 20000; ++i) counts.Add(V4(1, 1, i + 1, 443));
+  EXPECT_FALSE(counts.Shrink());  // at its peak: nothing to give back
+  for (uint32_t i = 0; i < 20000; ++i) {
+    if (i % 200 == 0) {
+      oracle[V4(1, 1, i + 1, 443)] = 1;
+    } else {
+      counts.Remove(V4(1, 1, i + 1, 443));
+    }
+  }
+  EXPECT_TRUE(counts.Shrink());
+  EXPECT_FALSE(counts.Shrink());  // already as small as it gets
+  ExpectMatches(counts, oracle);
+  // It grows again as before.
+  for (uint32_t i = 0; i < 5000; ++i) {
+    counts.Add(V4(2, 1, i + 1, 80));
+    oracle[V4(2, 1, i + 1, 80)]++;
+  }
+  ExpectMatches(counts, oracle);
+}
+
 }  // namespace
