@@ -45,6 +45,14 @@ class ExpiryQueue {
   // The earliest deadline; the queue must not be empty.
   const Item& Top() const { return FromRing() ? ring_[head_] : heap_.front(); }
 
+  // The ring's k-th item from its front, or null if it holds fewer: the
+  // deadlines that come next (nearly all of them are in the ring), whose
+  // sockets Mirror::Expire starts loading ahead.
+  const Item* RingAhead(size_t k) const {
+    if (k >= ring_size_) return nullptr;
+    return &ring_[(head_ + k) & (ring_.size() - 1)];
+  }
+
   void Pop() {
     if (FromRing()) {
       head_ = (head_ + 1) & (ring_.size() - 1);

@@ -34,6 +34,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "tcpstated/destination_counts.h"
 #include "tcpstated/event.h"
 #include "tcpstated/expiry_queue.h"
 #include "tcpstated/listener_index.h"
@@ -164,10 +165,8 @@ class Mirror {
   using DestinationKey = tcpstated::DestinationKey;
   using DestinationKeyHash = tcpstated::DestinationKeyHash;
   // Outbound connections (any state, timewait included) per destination.
-  const std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>&
-  destinations() const {
-    return destinations_;
-  }
+  // Iterated as a map: pairs of key and count; find(), size(), empty().
+  const DestinationCounts& destinations() const { return destinations_; }
 
   // SYN-ACK retransmits per listener (netns, local port), from the events.
   const std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash>&
@@ -412,8 +411,7 @@ class Mirror {
   };
   SocketTable<IdSlot> close_wait_ids_;
   ListenerIndex listeners_;
-  std::unordered_map<DestinationKey, uint64_t, DestinationKeyHash>
-      destinations_;
+  DestinationCounts destinations_;
   std::unordered_map<ListenerKey, uint64_t, ListenerKeyHash>
       synack_retransmits_;
   OwnerPool owners_;
@@ -432,6 +430,9 @@ class Mirror {
   void NotifyObserver(const Event& e, const SocketEntry* before);
 
   // ---- TIME_WAIT inference and expiry (mirror_timewait.cpp) ----
+  // Starts loading the table slot and the TIME_WAIT index lines of the
+  // deadlines that come a few after the next one (Expire).
+  void PrefetchExpiry(uint64_t now_ns) const;
   void EnterTimeWait(SocketEntry* entry, const Event& e);
   void PromoteOrphan(const Event& peer_event, bool peer_reset);
   uint64_t TimeWaitLifetime(const SocketEntry& entry) const;

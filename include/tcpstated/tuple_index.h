@@ -49,6 +49,15 @@ class TupleIndex {
     }
   }
 
+  // Starts loading the lines a Find, Set or Erase of `key` reads first: at
+  // a million timewait sockets each is otherwise two cache misses in a row.
+  void Prefetch(const TupleKey& key) const {
+    if (hashes_.empty()) return;
+    const size_t i = HashOf(Pack(key)) & mask_;
+    __builtin_prefetch(&hashes_[i]);
+    __builtin_prefetch(&slots_[i]);
+  }
+
   // Maps `key` to `id` (non-zero), replacing the id it had. Returns false,
   // changing nothing, when `key` is new and max_entries keys are held.
   bool Set(const TupleKey& key, uint64_t id);

@@ -182,11 +182,13 @@ Mirror::ReconcileStats Mirror::FinishReconcile() {
   ReconcileStats stats;
   if (job_) stats = job_->stats;
   job_.reset();
-  // After a peak of sockets the table and the CLOSE_WAIT index give their
-  // memory back (at most once per reconcile; a storm's dip does not).
+  // After a peak of sockets the table, the indexes and the destination
+  // counts give their memory back (at most once per reconcile; a storm's dip
+  // does not).
   table_.Shrink();
   close_wait_ids_.Shrink();
   timewaits_.Shrink();
+  destinations_.Shrink();
   reconciling_ = false;
   removed_during_reconcile_.clear();
   removed_tuples_during_reconcile_.clear();

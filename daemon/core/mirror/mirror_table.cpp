@@ -56,15 +56,14 @@ void Mirror::UpdateDestination(SocketEntry* entry) {
        !InEphemeralRange(entry->netns, entry->sport))) {
     return;
   }
-  destinations_[DestinationOf(*entry)]++;
+  destinations_.Add(DestinationOf(*entry));
   entry->flags |= kEntryDestCounted;
 }
 
 void Mirror::UnregisterDestination(SocketEntry& entry) {
   if ((entry.flags & kEntryDestCounted) == 0) return;
   entry.flags &= static_cast<uint8_t>(~kEntryDestCounted);
-  auto it = destinations_.find(DestinationOf(entry));
-  if (it != destinations_.end() && --it->second == 0) destinations_.erase(it);
+  destinations_.Remove(DestinationOf(entry));
 }
 
 void Mirror::RegisterListener(const SocketEntry& entry) {
