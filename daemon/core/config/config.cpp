@@ -23,6 +23,9 @@ using std::chrono::milliseconds;
 
 constexpr uint64_t kMinRingBufferBytes = 4096;
 constexpr uint64_t kMaxRingBufferBytes = uint64_t{1} << 30;
+// A CPU writes to ring (CPU number % rings): more rings than CPUs are never
+// created, so this only bounds what a configuration may say.
+constexpr uint64_t kMaxRingBuffers = 1024;
 constexpr uint64_t kMaxTrackedSockets = 100000000;
 constexpr uint64_t kMaxSeriesPerMetric = 10000;
 
@@ -179,6 +182,10 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
       {"ring_buffer_bytes",
        [&config](const std::string& k, const YAML::Node& n) {
          config.bpf.ring_buffer_bytes = GetUint(k, n);
+       }},
+      {"ring_buffers",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.bpf.ring_buffers = GetUint(k, n);
        }},
   };
   const std::vector<YamlField> tracking = {
@@ -435,6 +442,16 @@ void ValidateConfig(const Config& config) {
   if ((ring & (ring - 1)) != 0) {
     Fail("bpf.ring_buffer_bytes",
          std::to_string(ring) + " is not a power of two");
+  }
+
+  ValidateRange("bpf.ring_buffers", config.bpf.ring_buffers, 1,
+                kMaxRingBuffers);
+  // Every ring is locked memory: the product is bounded like one ring.
+  if (config.bpf.ring_buffers * ring > kMaxRingBufferBytes) {
+    Fail("bpf.ring_buffers",
+         std::to_string(config.bpf.ring_buffers) + " rings of " +
+             std::to_string(ring) + " bytes are above the maximum of " +
+             std::to_string(kMaxRingBufferBytes) + " bytes (1 GiB) in all");
   }
 
   ValidateRange("tracking.max_tracked_sockets",
