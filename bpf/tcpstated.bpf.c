@@ -32,24 +32,32 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
- * The event rings: ring_count ring buffers in an array of maps, each CPU
- * writing to ring (CPU number % ring_count), so that with more than one
- * ring two CPUs no longer share the ring's lock, producer position and
- * record lines. Userspace creates the rings (all of the configured size,
- * as is this template, against which the verifier checks the calls) and
- * merges them by timestamp (see daemon/core/ring_merge.cpp).
+ * The event ring, or rings. With ring_count 1 (the default) every CPU writes
+ * to `events`, reserved directly as before rings could be several: the
+ * other branch below is dead code the verifier removes, ring_count being a
+ * read-only constant, so one ring costs what it always did. With more,
+ * `events` shrinks to one unused page and each CPU writes to ring (CPU
+ * number % ring_count) of `rings`, so that CPUs no longer share a ring's
+ * lock, producer position and record lines; userspace creates those rings
+ * (all of the configured size; the first is the template the verifier
+ * checks the calls against) and merges them by timestamp
+ * (daemon/core/ring_merge.cpp).
  *
  * Why an array of maps rather than a fixed set of ring maps chosen by a
  * switch: the count is set at load time without unused rings, and the
  * lookup is inlined by the verifier into a bounds check and a load (array
- * of maps' map_gen_lookup). Ring buffers may be inner maps since Linux
- * 5.10 (commit f4d05259, "bpf: Add map_meta_equal map ops"). With one ring
- * the CPU number is not read: the branch below is dead code the verifier
- * removes, ring_count being a read-only constant.
+ * of maps' map_gen_lookup), a few instructions per event. Ring buffers may
+ * be inner maps since Linux 5.10 (commit f4d05259, "bpf: Add
+ * map_meta_equal map ops").
  */
-struct event_ring {
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20); /* userspace sets the configured size */
+} events SEC(".maps");
+
+struct event_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* a template, replaced by userspace's */
 };
 
 struct {
@@ -61,23 +69,18 @@ struct {
 
 const volatile __u32 ring_count = 1;
 
-/* This CPU's ring; NULL only if userspace left a slot empty (counted as a
- * lost event by the caller, like a full ring). */
-static __always_inline void *cpu_ring(void)
-{
-	__u32 slot = 0;
-
-	if (ring_count > 1)
-		slot = bpf_get_smp_processor_id() % ring_count;
-	return bpf_map_lookup_elem(&rings, &slot);
-}
-
 /* Reserves a record in this CPU's ring; `size` must be a constant after
- * inlining (the verifier needs one). */
+ * inlining (the verifier needs one). NULL when the ring is full, or if
+ * userspace left a slot empty: the caller counts either as a lost event. */
 static __always_inline void *reserve(__u64 size)
 {
-	void *ring = cpu_ring();
+	__u32 slot;
+	void *ring;
 
+	if (ring_count <= 1)
+		return bpf_ringbuf_reserve(&events, size, 0);
+	slot = bpf_get_smp_processor_id() % ring_count;
+	ring = bpf_map_lookup_elem(&rings, &slot);
 	return ring ? bpf_ringbuf_reserve(ring, size, 0) : NULL;
 }
 

@@ -155,11 +155,16 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
       (static_cast<uint64_t>(ncpus_) + rings - 1) / rings;
   skel_->rodata->wakeup_bytes = std::max<uint64_t>(
       options_.ring_buffer_bytes / 8 / cpus_per_ring, TCPSTATED_EVENT_SIZE);
-  int err = bpf_map__set_max_entries(skel_->maps.rings, rings);
-  if (err == 0) {
+  // One ring is `events` itself; several are `rings`' and `events` keeps
+  // one unused page (bpf/tcpstated.bpf.c says why).
+  int err = bpf_map__set_max_entries(
+      skel_->maps.events,
+      static_cast<uint32_t>(rings == 1 ? options_.ring_buffer_bytes
+                                       : sysconf(_SC_PAGESIZE)));
+  if (err == 0) err = bpf_map__set_max_entries(skel_->maps.rings, rings);
+  if (err == 0 && rings > 1) {
     // The first ring is the template the verifier checks the programs'
-    // ring calls against (libbpf would otherwise create one of the
-    // compiled-in size only for that).
+    // ring calls against.
     CreateRings(rings);
     err = bpf_map__set_inner_map_fd(skel_->maps.rings, ring_fds_[0]);
   }
@@ -192,7 +197,7 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
                      " BPF programs: " + ErrnoText(err) +
                      " (run with --log.level=debug for the verifier log)");
   }
-  err = FillRings();
+  err = rings > 1 ? FillRings() : 0;
   if (err != 0) {
     Destroy();
     throw ProbeError("cannot fill the BPF ring array: " + ErrnoText(err));
@@ -216,6 +221,11 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
                           : ""));
   }
   mode_ = mode;
+}
+
+std::vector<int> BpfProbe::ring_buffer_fds() const {
+  if (ring_fds_.empty()) return {bpf_map__fd(skel_->maps.events)};
+  return ring_fds_;
 }
 
 void BpfProbe::CreateRings(uint32_t rings) {

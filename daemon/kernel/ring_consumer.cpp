@@ -164,11 +164,17 @@ int RingConsumer::HandleRecord(void* ctx, void* data, size_t size) {
 }
 
 void RingConsumer::Hold(size_t ring, const Event& event) {
-  // The bound of one ring's pending_, for held and pending together. Only a
-  // drain that never ends (the rings refilled faster than they are read)
-  // reaches it: no watermark is safe before the drain ends, so what is held
-  // is applied in stamp order as it is, counted.
-  if (merge_->held() + pending_.size() >= kMaxPendingEvents) {
+  // Released records wait in pending_ while the mirror is busy, bounded as
+  // with one ring: they are in order, so applying them now is safe.
+  if (pending_.size() >= kMaxPendingEvents) {
+    std::lock_guard<std::mutex> lock(*mutex_);
+    ApplyPendingLocked();
+  }
+  // Held records (one drain's) have the same bound. Only a drain that never
+  // ends (the rings refilled faster than they are read) reaches it: no
+  // watermark is safe before the drain ends, so what is held is applied in
+  // stamp order as it is, counted.
+  if (merge_->held() >= kMaxPendingEvents) {
     const size_t before = pending_.size();
     merge_->Release(UINT64_MAX, &pending_);
     if (unmerged_events_.fetch_add(pending_.size() - before) == 0) {

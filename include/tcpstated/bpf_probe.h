@@ -50,7 +50,7 @@ class BpfProbe {
   // The mode actually attached: kTpBtf or kTracepoint.
   AttachMode mode() const { return mode_; }
   // The event rings, in ring order; owned by the probe.
-  const std::vector<int>& ring_buffer_fds() const { return ring_fds_; }
+  std::vector<int> ring_buffer_fds() const;
 
   // Sums the per-CPU counters. Never throws; on a failed lookup the
   // affected counters read as zero and `ok` is false.
@@ -67,7 +67,7 @@ class BpfProbe {
   Options options_;
   AttachMode mode_ = AttachMode::kAuto;
   struct tcpstated_bpf* skel_ = nullptr;
-  std::vector<int> ring_fds_;
+  std::vector<int> ring_fds_;  // with several rings only (else `events`)
   int ncpus_ = 0;
 };
 
