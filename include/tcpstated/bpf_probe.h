@@ -35,7 +35,7 @@ class BpfProbe {
     AttachMode attach = AttachMode::kAuto;
     uint64_t ring_buffer_bytes = 4u << 20;  // each ring's
     // Rings the CPUs share out by CPU number (at most one per CPU).
-    uint32_t ring_buffers = 1;
+    uint32_t ring_buffers = 2;
     // Bound of the classic-tracepoint incarnation map.
     uint64_t max_tracked_sockets = 1000000;
   };
