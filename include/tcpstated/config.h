@@ -48,7 +48,7 @@ struct Config {
     AttachMode attach = AttachMode::kAuto;
     uint64_t ring_buffer_bytes = 4u << 20;  // each ring's; power of two
     // Rings the CPUs share by CPU number modulo the count (at most one per
-    // CPU is created); 1..1024, at most 1 GiB of rings in all. The default
+    // CPU is created); 1..1024, at most 4 GiB of rings in all. The default
     // is docs/performance.md §19's: a fixed count, so the locked memory
     // does not grow with the CPUs.
     uint64_t ring_buffers = 2;

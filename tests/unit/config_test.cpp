@@ -295,9 +295,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "bpf:\n  ring_buffers: 1025\n",
                   {"bpf.ring_buffers:", "out of range"}},
         ErrorCase{
-            "RingsAboveAGibibyteInAll",
-            "bpf:\n  ring_buffers: 512\n  ring_buffer_bytes: 4194304\n",
-            {"bpf.ring_buffers:", "512 rings of 4194304 bytes", "maximum"}},
+            "RingsAboveFourGibibytesInAll",
+            "bpf:\n  ring_buffers: 1024\n  ring_buffer_bytes: 8388608\n",
+            {"bpf.ring_buffers:", "1024 rings of 8388608 bytes", "maximum"}},
         ErrorCase{"ZeroTrackedSockets",
                   "tracking:\n  max_tracked_sockets: 0\n",
                   {"tracking.max_tracked_sockets:", "out of range"}},

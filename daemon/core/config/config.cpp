@@ -26,6 +26,9 @@ constexpr uint64_t kMaxRingBufferBytes = uint64_t{1} << 30;
 // A CPU writes to ring (CPU number % rings): more rings than CPUs are never
 // created, so this only bounds what a configuration may say.
 constexpr uint64_t kMaxRingBuffers = 1024;
+// The rings' total: a bound on locked memory that still takes any one ring
+// the old single-ring bound allowed, times the default count.
+constexpr uint64_t kMaxRingBytesInAll = uint64_t{4} << 30;
 constexpr uint64_t kMaxTrackedSockets = 100000000;
 constexpr uint64_t kMaxSeriesPerMetric = 10000;
 
@@ -446,12 +449,12 @@ void ValidateConfig(const Config& config) {
 
   ValidateRange("bpf.ring_buffers", config.bpf.ring_buffers, 1,
                 kMaxRingBuffers);
-  // Every ring is locked memory: the product is bounded like one ring.
-  if (config.bpf.ring_buffers * ring > kMaxRingBufferBytes) {
+  // Every ring is locked memory.
+  if (config.bpf.ring_buffers * ring > kMaxRingBytesInAll) {
     Fail("bpf.ring_buffers",
          std::to_string(config.bpf.ring_buffers) + " rings of " +
              std::to_string(ring) + " bytes are above the maximum of " +
-             std::to_string(kMaxRingBufferBytes) + " bytes (1 GiB) in all");
+             std::to_string(kMaxRingBytesInAll) + " bytes (4 GiB) in all");
   }
 
   ValidateRange("tracking.max_tracked_sockets",
