@@ -141,42 +141,14 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
   for (auto* p : btf_progs) bpf_program__set_autoload(p, btf);
   for (auto* p : tp_progs) bpf_program__set_autoload(p, !btf);
 
-  // A CPU writes to ring (CPU number % rings): more rings than CPUs would
-  // never be written to.
-  const uint32_t rings =
-      std::min<uint32_t>(std::max<uint32_t>(options_.ring_buffers, 1),
-                         static_cast<uint32_t>(ncpus_));
-  skel_->rodata->ring_count = rings;
-  // Wake the consumer when an eighth of a ring is waiting; otherwise it
-  // picks events up at its next poll (RingConsumer's poll interval). Each
-  // CPU counts what it sent since its own last wake-up, so the eighth is
-  // shared out among the CPUs writing to that ring.
-  const uint64_t cpus_per_ring =
-      (static_cast<uint64_t>(ncpus_) + rings - 1) / rings;
-  skel_->rodata->wakeup_bytes = std::max<uint64_t>(
-      options_.ring_buffer_bytes / 8 / cpus_per_ring, TCPSTATED_EVENT_SIZE);
-  // One ring is `events` itself; several are `rings`' and `events` keeps
-  // one unused page (bpf/tcpstated.bpf.c says why).
-  int err = bpf_map__set_max_entries(
-      skel_->maps.events,
-      static_cast<uint32_t>(rings == 1 ? options_.ring_buffer_bytes
-                                       : sysconf(_SC_PAGESIZE)));
-  if (err == 0) err = bpf_map__set_max_entries(skel_->maps.rings, rings);
-  if (err == 0 && rings > 1) {
-    // The first ring is the template the verifier checks the programs'
-    // ring calls against.
-    CreateRings(rings);
-    err = bpf_map__set_inner_map_fd(skel_->maps.rings, ring_fds_[0]);
-  }
-  if (err == 0) {
-    // The incarnation map is only used by classic tracepoints; in tp_btf
-    // mode it shrinks to one entry.
-    uint64_t n =
-        btf ? 1 : std::min<uint64_t>(options_.max_tracked_sockets, 1u << 24);
-    err = bpf_map__set_max_entries(
-        skel_->maps.incarnations,
-        static_cast<uint32_t>(std::max<uint64_t>(n, 1)));
-  }
+  const uint32_t rings = ConfigureRings();
+  // The incarnation map is only used by classic tracepoints; in tp_btf mode
+  // it shrinks to one entry.
+  const uint64_t n =
+      btf ? 1 : std::min<uint64_t>(options_.max_tracked_sockets, 1u << 24);
+  int err =
+      bpf_map__set_max_entries(skel_->maps.incarnations,
+                               static_cast<uint32_t>(std::max<uint64_t>(n, 1)));
   if (err != 0) {
     Destroy();
     throw ProbeError("cannot size BPF maps: " + ErrnoText(err));
@@ -221,6 +193,41 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
                           : ""));
   }
   mode_ = mode;
+}
+
+uint32_t BpfProbe::ConfigureRings() {
+  // A CPU writes to ring (CPU number % rings): more rings than CPUs would
+  // never be written to.
+  const uint32_t rings =
+      std::min<uint32_t>(std::max<uint32_t>(options_.ring_buffers, 1),
+                         static_cast<uint32_t>(ncpus_));
+  skel_->rodata->ring_count = rings;
+  // Wake the consumer when an eighth of a ring is waiting; otherwise it
+  // picks events up at its next poll (RingConsumer's poll interval). Each
+  // CPU counts what it sent since its own last wake-up, so the eighth is
+  // shared out among the CPUs writing to that ring.
+  const uint64_t cpus_per_ring =
+      (static_cast<uint64_t>(ncpus_) + rings - 1) / rings;
+  skel_->rodata->wakeup_bytes = std::max<uint64_t>(
+      options_.ring_buffer_bytes / 8 / cpus_per_ring, TCPSTATED_EVENT_SIZE);
+  // One ring is `events` itself; several are `rings`' and `events` keeps
+  // one unused page (bpf/tcpstated.bpf.c says why).
+  int err = bpf_map__set_max_entries(
+      skel_->maps.events,
+      static_cast<uint32_t>(rings == 1 ? options_.ring_buffer_bytes
+                                       : sysconf(_SC_PAGESIZE)));
+  if (err == 0) err = bpf_map__set_max_entries(skel_->maps.rings, rings);
+  if (err == 0 && rings > 1) {
+    // The first ring is the template the verifier checks the programs'
+    // ring calls against.
+    CreateRings(rings);
+    err = bpf_map__set_inner_map_fd(skel_->maps.rings, ring_fds_[0]);
+  }
+  if (err != 0) {
+    Destroy();
+    throw ProbeError("cannot size the BPF ring buffers: " + ErrnoText(err));
+  }
+  return rings;
 }
 
 std::vector<int> BpfProbe::ring_buffer_fds() const {

@@ -58,6 +58,9 @@ class BpfProbe {
 
  private:
   void LoadAndAttach(AttachMode mode);
+  // Sets the ring count and sizes before load (creating the rings when
+  // there are several); returns the count. Throws ProbeError.
+  uint32_t ConfigureRings();
   // The event rings, before load; FillRings puts them in the program's
   // array after it (returns 0 or -errno).
   void CreateRings(uint32_t rings);

@@ -414,23 +414,8 @@ void ValidateFullReconcileInterval(const Config::Tracking& tracking) {
   }
 }
 
-}  // namespace
-
-void ValidateConfig(const Config& config) {
-  ValidateListenAddress("web.listen_address", config.web.listen_address);
-  ValidateTelemetryPath("web.telemetry_path", config.web.telemetry_path);
-  if (config.web.config_file.find('\0') != std::string::npos) {
-    Fail("web.config_file", "path contains a NUL byte");
-  }
-  ValidateLogLevel("log.level", config.log.level);
-  if (std::string_view(LogFormatName(config.log.format)) == "unknown") {
-    Fail("log.format", "invalid log format");
-  }
-  if (std::string_view(AttachModeName(config.bpf.attach)) == "unknown") {
-    Fail("bpf.attach", "invalid attach mode");
-  }
-
-  const uint64_t ring = config.bpf.ring_buffer_bytes;
+void ValidateRings(const Config::Bpf& bpf) {
+  const uint64_t ring = bpf.ring_buffer_bytes;
   if (ring < kMinRingBufferBytes) {
     Fail("bpf.ring_buffer_bytes",
          std::to_string(ring) + " is below the minimum of " +
@@ -447,15 +432,33 @@ void ValidateConfig(const Config& config) {
          std::to_string(ring) + " is not a power of two");
   }
 
-  ValidateRange("bpf.ring_buffers", config.bpf.ring_buffers, 1,
-                kMaxRingBuffers);
+  ValidateRange("bpf.ring_buffers", bpf.ring_buffers, 1, kMaxRingBuffers);
   // Every ring is locked memory.
-  if (config.bpf.ring_buffers * ring > kMaxRingBytesInAll) {
+  if (bpf.ring_buffers * ring > kMaxRingBytesInAll) {
     Fail("bpf.ring_buffers",
-         std::to_string(config.bpf.ring_buffers) + " rings of " +
+         std::to_string(bpf.ring_buffers) + " rings of " +
              std::to_string(ring) + " bytes are above the maximum of " +
              std::to_string(kMaxRingBytesInAll) + " bytes (4 GiB) in all");
   }
+}
+
+}  // namespace
+
+void ValidateConfig(const Config& config) {
+  ValidateListenAddress("web.listen_address", config.web.listen_address);
+  ValidateTelemetryPath("web.telemetry_path", config.web.telemetry_path);
+  if (config.web.config_file.find('\0') != std::string::npos) {
+    Fail("web.config_file", "path contains a NUL byte");
+  }
+  ValidateLogLevel("log.level", config.log.level);
+  if (std::string_view(LogFormatName(config.log.format)) == "unknown") {
+    Fail("log.format", "invalid log format");
+  }
+  if (std::string_view(AttachModeName(config.bpf.attach)) == "unknown") {
+    Fail("bpf.attach", "invalid attach mode");
+  }
+
+  ValidateRings(config.bpf);
 
   ValidateRange("tracking.max_tracked_sockets",
                 config.tracking.max_tracked_sockets, 1, kMaxTrackedSockets);
