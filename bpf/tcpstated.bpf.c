@@ -2,9 +2,9 @@
 /*
  * tcpstated's kernel side: every TCP state change, the resets that tell a
  * TIME_WAIT hand-off from an abort, and SYN-ACK retransmits, sent to
- * userspace through one ring buffer. Socket destruction is not an event: a
- * socket is destroyed only in CLOSE (inet_csk_destroy_sock warns otherwise),
- * and its move to CLOSE was already reported by inet_sock_set_state.
+ * userspace through ring buffers (one, or a few shared out by CPU number). Socket destruction is
+ * not an event: a socket is destroyed only in CLOSE (inet_csk_destroy_sock warns otherwise), and
+ * its move to CLOSE was already reported by inet_sock_set_state.
  *
  * Two attach modes share the event format:
  *  - tp_btf (preferred): typed struct sock *, identity is the socket cookie;
@@ -31,10 +31,58 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * The event ring, or rings. With ring_count 1 (the default) every CPU writes
+ * to `events`, reserved directly as before rings could be several: the
+ * other branch below is dead code the verifier removes, ring_count being a
+ * read-only constant, so one ring costs what it always did. With more,
+ * `events` shrinks to one unused page and each CPU writes to ring (CPU
+ * number % ring_count) of `rings`, so that CPUs no longer share a ring's
+ * lock, producer position and record lines; userspace creates those rings
+ * (all of the configured size; the first is the template the verifier
+ * checks the calls against) and merges them by timestamp
+ * (daemon/core/ring_merge.cpp).
+ *
+ * Why an array of maps rather than a fixed set of ring maps chosen by a
+ * switch: the count is set at load time without unused rings, and the
+ * lookup is inlined by the verifier into a bounds check and a load (array
+ * of maps' map_gen_lookup), a few instructions per event. Ring buffers may
+ * be inner maps since Linux 5.10 (commit f4d05259, "bpf: Add
+ * map_meta_equal map ops").
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20); /* userspace sets the configured size */
 } events SEC(".maps");
+
+struct event_ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* a template, replaced by userspace's */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1); /* userspace sets ring_count */
+	__type(key, __u32);
+	__array(values, struct event_ring);
+} rings SEC(".maps");
+
+const volatile __u32 ring_count = 1;
+
+/* Reserves a record in this CPU's ring; `size` must be a constant after
+ * inlining (the verifier needs one). NULL when the ring is full, or if
+ * userspace left a slot empty: the caller counts either as a lost event. */
+static __always_inline void *reserve(__u64 size)
+{
+	__u32 slot;
+	void *ring;
+
+	if (ring_count <= 1)
+		return bpf_ringbuf_reserve(&events, size, 0);
+	slot = bpf_get_smp_processor_id() % ring_count;
+	ring = bpf_map_lookup_elem(&rings, &slot);
+	return ring ? bpf_ringbuf_reserve(ring, size, 0) : NULL;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -115,9 +163,9 @@ static __always_inline __u64 wakeup_flags(__u64 size)
 }
 
 /* Reserving is done by the caller with a constant size (the verifier needs
- * one): bpf_ringbuf_reserve(&events, sizeof(struct tcpstated_event_head) or
- * sizeof(struct tcpstated_event), 0). These count a failed reserve and
- * submit either form. */
+ * one): reserve(sizeof(struct tcpstated_event_head) or
+ * sizeof(struct tcpstated_event)). These count a failed reserve and submit
+ * either form. */
 static __always_inline void lost(__u8 source) { count(&source_lost, source); }
 
 static __always_inline void submit_short(struct tcpstated_event_head *h)
@@ -363,7 +411,7 @@ static __always_inline void state_event(const struct sock *sk, const struct tcp_
 	bool linger = own_linger2(sk, tp, oldstate, newstate, direct, &fin_time, &fin_timeout);
 
 	if (ipv6 || owner || linger) {
-		struct tcpstated_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		struct tcpstated_event *e = reserve(sizeof(*e));
 
 		if (!e) {
 			lost(TCPSTATED_SRC_STATE);
@@ -381,7 +429,7 @@ static __always_inline void state_event(const struct sock *sk, const struct tcp_
 		e->fin_timeout = fin_timeout;
 		submit_long(e);
 	} else {
-		struct tcpstated_event_head *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+		struct tcpstated_event_head *h = reserve(sizeof(*h));
 
 		if (!h) {
 			lost(TCPSTATED_SRC_STATE);
@@ -404,7 +452,7 @@ static __always_inline void socket_event(__u8 source, const void *skaddr,
 	bool ipv6 = ipv6_socket(skc, direct);
 
 	if (ipv6) {
-		struct tcpstated_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		struct tcpstated_event *e = reserve(sizeof(*e));
 
 		if (!e) {
 			lost(source);
@@ -419,7 +467,7 @@ static __always_inline void socket_event(__u8 source, const void *skaddr,
 		e->fin_timeout = 0;
 		submit_long(e);
 	} else {
-		struct tcpstated_event_head *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+		struct tcpstated_event_head *h = reserve(sizeof(*h));
 
 		if (!h) {
 			lost(source);
@@ -510,7 +558,7 @@ static __always_inline int no_socket_reset_event(const struct sk_buff *skb)
 	offset = BPF_CORE_READ(skb, transport_header);
 	if (!net || !head || bpf_probe_read_kernel(&th, sizeof(th), head + offset))
 		return 0;
-	h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+	h = reserve(sizeof(*h));
 	if (!h) {
 		lost(TCPSTATED_SRC_SEND_RESET);
 		return 0;

@@ -128,6 +128,7 @@ Daemon::Daemon(const Config& config)
   BpfProbe::Options options;
   options.attach = config.bpf.attach;
   options.ring_buffer_bytes = config.bpf.ring_buffer_bytes;
+  options.ring_buffers = static_cast<uint32_t>(config.bpf.ring_buffers);
   options.max_tracked_sockets = config.tracking.max_tracked_sockets;
   probe_ = std::make_unique<BpfProbe>(options);
   spdlog::info("attached BPF programs in {} mode",
@@ -142,8 +143,8 @@ Daemon::Daemon(const Config& config)
     throw std::runtime_error(std::string("cannot drop capabilities: ") +
                              e.what());
   }
-  consumer_ = std::make_unique<RingConsumer>(probe_->ring_buffer_fd(), &mirror_,
-                                             &mirror_mutex_);
+  consumer_ = std::make_unique<RingConsumer>(probe_->ring_buffer_fds(),
+                                             &mirror_, &mirror_mutex_);
   consumer_->Start();
   kernel_view_ = std::make_unique<KernelView>(KernelViewOptions(config),
                                               &mirror_, &mirror_mutex_);
@@ -283,6 +284,9 @@ void Daemon::Reconfigure(const Config& config) {
   if (config.bpf.ring_buffer_bytes != config_.bpf.ring_buffer_bytes) {
     restart_needed("bpf.ring_buffer_bytes");
   }
+  if (config.bpf.ring_buffers != config_.bpf.ring_buffers) {
+    restart_needed("bpf.ring_buffers");
+  }
   if (config.tracking.max_tracked_sockets !=
       config_.tracking.max_tracked_sockets) {
     restart_needed("tracking.max_tracked_sockets");
@@ -391,6 +395,7 @@ Snapshot Daemon::TakeSnapshot() const {
   privileged_->Run([&] { s.kernel = probe_->ReadCounters(&ok); });
   if (!ok) spdlog::warn("could not read some in-kernel counters");
   s.decode_errors = consumer_->decode_errors();
+  s.unmerged_events = consumer_->unmerged_events();
   s.version = kVersion;
   s.attach = AttachModeName(probe_->mode());
   s.kernel_release = KernelRelease();

@@ -57,6 +57,12 @@ constexpr FamilySpec kDecodeErrors{
     "tcpstated_event_decode_errors_total",
     "Ring-buffer records that failed to decode and were dropped.",
     MetricType::Counter};
+constexpr FamilySpec kUnmerged{
+    "tcpstated_events_unmerged_total",
+    "Kernel events applied before the merge of the per-CPU rings could order "
+    "them (the held events reached their bound within one drain): their "
+    "sockets' order is not guaranteed; the next reconcile repairs the mirror.",
+    MetricType::Counter};
 constexpr FamilySpec kTracked{
     "tcpstated_tracked_sockets",
     "Sockets in the mirror's table (TIME_WAIT included).", MetricType::Gauge};
@@ -180,6 +186,7 @@ std::vector<MetricFamily> BuildMetrics(const Snapshot& s) {
   out.push_back(PerSource(kLost, s.kernel.lost));
   out.push_back(PerSource(kMissed, s.kernel.missed));
   out.push_back(Scalar(kDecodeErrors, D(s.decode_errors)));
+  out.push_back(Scalar(kUnmerged, D(s.unmerged_events)));
   out.push_back(Scalar(kTracked, D(s.mirror.tracked)));
   out.push_back(Scalar(kLimit, D(s.mirror.limit)));
   out.push_back(Scalar(kEvictions, D(s.mirror.evictions)));

@@ -113,6 +113,8 @@ BpfProbe::BpfProbe(const Options& options) : options_(options) {
 BpfProbe::~BpfProbe() { Destroy(); }
 
 void BpfProbe::Destroy() {
+  for (int fd : ring_fds_) close(fd);
+  ring_fds_.clear();
   if (skel_ != nullptr) {
     tcpstated_bpf__destroy(skel_);
     skel_ = nullptr;
@@ -139,26 +141,14 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
   for (auto* p : btf_progs) bpf_program__set_autoload(p, btf);
   for (auto* p : tp_progs) bpf_program__set_autoload(p, !btf);
 
-  // Wake the consumer when an eighth of the ring is waiting; otherwise it
-  // picks events up at its next poll (RingConsumer's poll interval). Each
-  // CPU counts what it sent since its own last wake-up, so the eighth is
-  // shared out among them.
-  const int cpus = libbpf_num_possible_cpus();
-  skel_->rodata->wakeup_bytes =
-      std::max<uint64_t>(options_.ring_buffer_bytes / 8 /
-                             static_cast<uint64_t>(cpus > 0 ? cpus : 1),
-                         TCPSTATED_EVENT_SIZE);
-  int err = bpf_map__set_max_entries(
-      skel_->maps.events, static_cast<uint32_t>(options_.ring_buffer_bytes));
-  if (err == 0) {
-    // The incarnation map is only used by classic tracepoints; in tp_btf
-    // mode it shrinks to one entry.
-    uint64_t n =
-        btf ? 1 : std::min<uint64_t>(options_.max_tracked_sockets, 1u << 24);
-    err = bpf_map__set_max_entries(
-        skel_->maps.incarnations,
-        static_cast<uint32_t>(std::max<uint64_t>(n, 1)));
-  }
+  const uint32_t rings = ConfigureRings();
+  // The incarnation map is only used by classic tracepoints; in tp_btf mode
+  // it shrinks to one entry.
+  const uint64_t n =
+      btf ? 1 : std::min<uint64_t>(options_.max_tracked_sockets, 1u << 24);
+  int err =
+      bpf_map__set_max_entries(skel_->maps.incarnations,
+                               static_cast<uint32_t>(std::max<uint64_t>(n, 1)));
   if (err != 0) {
     Destroy();
     throw ProbeError("cannot size BPF maps: " + ErrnoText(err));
@@ -178,6 +168,11 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
                      (btf ? "tp_btf" : "tracepoint") +
                      " BPF programs: " + ErrnoText(err) +
                      " (run with --log.level=debug for the verifier log)");
+  }
+  err = rings > 1 ? FillRings() : 0;
+  if (err != 0) {
+    Destroy();
+    throw ProbeError("cannot fill the BPF ring array: " + ErrnoText(err));
   }
   err = tcpstated_bpf__attach(skel_);
   if (err != 0) {
@@ -200,7 +195,73 @@ void BpfProbe::LoadAndAttach(AttachMode mode) {
   mode_ = mode;
 }
 
-int BpfProbe::ring_buffer_fd() const { return bpf_map__fd(skel_->maps.events); }
+uint32_t BpfProbe::ConfigureRings() {
+  // A CPU writes to ring (CPU number % rings): more rings than CPUs would
+  // never be written to.
+  const uint32_t rings =
+      std::min<uint32_t>(std::max<uint32_t>(options_.ring_buffers, 1),
+                         static_cast<uint32_t>(ncpus_));
+  skel_->rodata->ring_count = rings;
+  // Wake the consumer when an eighth of a ring is waiting; otherwise it
+  // picks events up at its next poll (RingConsumer's poll interval). Each
+  // CPU counts what it sent since its own last wake-up, so the eighth is
+  // shared out among the CPUs writing to that ring.
+  const uint64_t cpus_per_ring =
+      (static_cast<uint64_t>(ncpus_) + rings - 1) / rings;
+  skel_->rodata->wakeup_bytes = std::max<uint64_t>(
+      options_.ring_buffer_bytes / 8 / cpus_per_ring, TCPSTATED_EVENT_SIZE);
+  // One ring is `events` itself; several are `rings`' and `events` keeps
+  // one unused page (bpf/tcpstated.bpf.c says why).
+  int err = bpf_map__set_max_entries(
+      skel_->maps.events,
+      static_cast<uint32_t>(rings == 1 ? options_.ring_buffer_bytes
+                                       : sysconf(_SC_PAGESIZE)));
+  if (err == 0) err = bpf_map__set_max_entries(skel_->maps.rings, rings);
+  if (err == 0 && rings > 1) {
+    // The first ring is the template the verifier checks the programs'
+    // ring calls against.
+    CreateRings(rings);
+    err = bpf_map__set_inner_map_fd(skel_->maps.rings, ring_fds_[0]);
+  }
+  if (err != 0) {
+    Destroy();
+    throw ProbeError("cannot size the BPF ring buffers: " + ErrnoText(err));
+  }
+  return rings;
+}
+
+std::vector<int> BpfProbe::ring_buffer_fds() const {
+  if (ring_fds_.empty()) return {bpf_map__fd(skel_->maps.events)};
+  return ring_fds_;
+}
+
+void BpfProbe::CreateRings(uint32_t rings) {
+  for (uint32_t i = 0; i < rings; ++i) {
+    const std::string name = "tcpst_ring" + std::to_string(i);
+    int fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, name.c_str(), 0, 0,
+                            static_cast<uint32_t>(options_.ring_buffer_bytes),
+                            nullptr);
+    if (fd < 0) {
+      Destroy();
+      throw ProbeError("cannot create ring buffer " + std::to_string(i + 1) +
+                       " of " + std::to_string(rings) + " (" +
+                       std::to_string(options_.ring_buffer_bytes) +
+                       " bytes each): " + ErrnoText(fd) +
+                       " (lower bpf.ring_buffers or bpf.ring_buffer_bytes)");
+    }
+    ring_fds_.push_back(fd);
+  }
+}
+
+int BpfProbe::FillRings() {
+  const int outer = bpf_map__fd(skel_->maps.rings);
+  for (uint32_t i = 0; i < ring_fds_.size(); ++i) {
+    if (bpf_map_update_elem(outer, &i, &ring_fds_[i], BPF_ANY) != 0) {
+      return -errno;
+    }
+  }
+  return 0;
+}
 
 KernelCounters BpfProbe::ReadCounters(bool* ok) const {
   KernelCounters c;

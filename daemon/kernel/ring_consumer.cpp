@@ -4,9 +4,13 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -27,18 +31,93 @@ constexpr int kPollTimeoutMs = 50;
 
 }  // namespace
 
-RingConsumer::RingConsumer(int ring_fd, Mirror* mirror, std::mutex* mutex)
+RingConsumer::RingConsumer(const std::vector<int>& ring_fds, Mirror* mirror,
+                           std::mutex* mutex)
     : mirror_(mirror), mutex_(mutex) {
-  ring_ = ring_buffer__new(ring_fd, &RingConsumer::HandleRecord, this, nullptr);
-  if (ring_ == nullptr) {
-    throw std::runtime_error(std::string("cannot map the ring buffer: ") +
-                             std::strerror(errno));
+  if (ring_fds.empty()) throw std::runtime_error("no ring buffer to consume");
+  contexts_.reserve(ring_fds.size());
+  for (size_t i = 0; i < ring_fds.size(); ++i) {
+    contexts_.push_back({this, i});
+    int err = 0;
+    if (i == 0) {
+      ring_ = ring_buffer__new(ring_fds[i], &RingConsumer::HandleRecord,
+                               &contexts_[i], nullptr);
+      if (ring_ == nullptr) err = errno;
+    } else {
+      err = -ring_buffer__add(ring_, ring_fds[i], &RingConsumer::HandleRecord,
+                              &contexts_[i]);
+    }
+    if (err != 0) {
+      if (ring_ != nullptr) ring_buffer__free(ring_);
+      throw std::runtime_error(
+          "cannot map ring buffer " + std::to_string(i + 1) + " of " +
+          std::to_string(ring_fds.size()) + ": " + std::strerror(err));
+    }
+  }
+  if (ring_fds.size() > 1) {
+    merge_ = std::make_unique<RingMerge>(ring_fds.size());
+    watermark_ = std::make_unique<RingWatermark>(ring_fds.size());
+    MapPositions(ring_fds);
   }
   heartbeat_ns_ = MonotonicNowNs();
 }
 
+void RingConsumer::MapPositions(const std::vector<int>& ring_fds) {
+  // The kernel lets the first pages be mapped read-only: page 0 holds the
+  // consumer position (libbpf's mapping writes it), page 1 the producer's.
+  const size_t len = 2 * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  page_size_ = len / 2;
+  for (int fd : ring_fds) {
+    void* map = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+      const int err = errno;
+      UnmapPositions();
+      ring_buffer__free(ring_);
+      throw std::runtime_error(
+          std::string("cannot map a ring buffer's positions: ") +
+          std::strerror(err));
+    }
+    positions_.push_back(map);
+  }
+}
+
+void RingConsumer::UnmapPositions() {
+  for (void* map : positions_) munmap(map, 2 * page_size_);
+  positions_.clear();
+}
+
+uint64_t RingConsumer::Position(size_t ring, size_t page) const {
+  const auto* pos = reinterpret_cast<const uint64_t*>(
+      static_cast<const char*>(positions_[ring]) + page * page_size_);
+  return __atomic_load_n(pos, __ATOMIC_ACQUIRE);
+}
+
+void RingConsumer::DrainAndMerge() {
+  // Observed before the drain: the clock, then (not before it) each ring's
+  // producer position. RingWatermark says why.
+  const uint64_t now_ns = MonotonicNowNs();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (size_t i = 0; i < positions_.size(); ++i) {
+    watermark_->Observe(i, now_ns, Position(i, 1));
+  }
+  Consume();
+  for (size_t i = 0; i < positions_.size(); ++i) {
+    watermark_->Drained(i, Position(i, 0));
+  }
+  merge_->Release(watermark_->watermark_ns(), &pending_);
+}
+
+void RingConsumer::Consume() {
+  int consumed = ring_buffer__consume(ring_);
+  if (consumed < 0) {
+    poll_errors_++;
+    spdlog::warn("ring buffer consume failed: {}", std::strerror(-consumed));
+  }
+}
+
 RingConsumer::~RingConsumer() {
   Stop();
+  UnmapPositions();
   ring_buffer__free(ring_);
 }
 
@@ -62,7 +141,8 @@ bool RingConsumer::Flush(std::chrono::milliseconds timeout) {
 }
 
 int RingConsumer::HandleRecord(void* ctx, void* data, size_t size) {
-  auto* self = static_cast<RingConsumer*>(ctx);
+  const auto* context = static_cast<const RingContext*>(ctx);
+  RingConsumer* self = context->self;
   Event event;
   DecodeError err = DecodeEvent(data, size, &event);
   if (err != DecodeError::kNone) {
@@ -71,12 +151,43 @@ int RingConsumer::HandleRecord(void* ctx, void* data, size_t size) {
                  DecodeErrorName(err));
     return 0;
   }
+  if (self->merge_ != nullptr) {
+    self->Hold(context->ring, event);
+    return 0;
+  }
   if (self->pending_.size() >= kMaxPendingEvents) {
     std::lock_guard<std::mutex> lock(*self->mutex_);
     self->ApplyPendingLocked();
   }
   self->pending_.push_back(event);
   return 0;
+}
+
+void RingConsumer::Hold(size_t ring, const Event& event) {
+  // Released records wait in pending_ while the mirror is busy, bounded as
+  // with one ring: they are in order, so applying them now is safe.
+  if (pending_.size() >= kMaxPendingEvents) {
+    std::lock_guard<std::mutex> lock(*mutex_);
+    ApplyPendingLocked();
+  }
+  // Held records (one drain's) have the same bound. Only a drain that never
+  // ends (the rings refilled faster than they are read) reaches it: no
+  // watermark is safe before the drain ends, so what is held is applied in
+  // stamp order as it is, counted.
+  if (merge_->held() >= kMaxPendingEvents) {
+    const size_t before = pending_.size();
+    merge_->Release(UINT64_MAX, &pending_);
+    if (unmerged_events_.fetch_add(pending_.size() - before) == 0) {
+      spdlog::warn(
+          "ring merge: {} events applied before their watermark (the rings "
+          "refilled during one drain); counted in "
+          "tcpstated_events_unmerged_total",
+          pending_.size() - before);
+    }
+    std::lock_guard<std::mutex> lock(*mutex_);
+    ApplyPendingLocked();
+  }
+  merge_->Add(ring, event);
 }
 
 void RingConsumer::ApplyPendingLocked() {
@@ -113,10 +224,14 @@ void RingConsumer::Run() {
       requested = flush_requested_;
       done = flush_done_;
     }
-    int consumed = ring_buffer__consume(ring_);
-    if (consumed < 0) {
-      poll_errors_++;
-      spdlog::warn("ring buffer consume failed: {}", std::strerror(-consumed));
+    // With several rings, the merge's clock is read after the flush
+    // tickets, so their events are stamped before it (and released, unless
+    // a ring is blocked behind a record still being written, as one ring
+    // would be).
+    if (merge_ != nullptr) {
+      DrainAndMerge();
+    } else {
+      Consume();
     }
     if (!pending_.empty()) {
       // A flush waits for the lock; otherwise the next turn will do.

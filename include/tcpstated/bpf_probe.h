@@ -12,6 +12,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "tcpstated/config.h"
 #include "tcpstated/event.h"
@@ -32,7 +33,9 @@ class BpfProbe {
  public:
   struct Options {
     AttachMode attach = AttachMode::kAuto;
-    uint64_t ring_buffer_bytes = 4u << 20;
+    uint64_t ring_buffer_bytes = 4u << 20;  // each ring's
+    // Rings the CPUs share out by CPU number (at most one per CPU).
+    uint32_t ring_buffers = 2;
     // Bound of the classic-tracepoint incarnation map.
     uint64_t max_tracked_sockets = 1000000;
   };
@@ -46,7 +49,8 @@ class BpfProbe {
 
   // The mode actually attached: kTpBtf or kTracepoint.
   AttachMode mode() const { return mode_; }
-  int ring_buffer_fd() const;
+  // The event rings, in ring order; owned by the probe.
+  std::vector<int> ring_buffer_fds() const;
 
   // Sums the per-CPU counters. Never throws; on a failed lookup the
   // affected counters read as zero and `ok` is false.
@@ -54,11 +58,19 @@ class BpfProbe {
 
  private:
   void LoadAndAttach(AttachMode mode);
+  // Sets the ring count and sizes before load (creating the rings when
+  // there are several); returns the count. Throws ProbeError.
+  uint32_t ConfigureRings();
+  // The event rings, before load; FillRings puts them in the program's
+  // array after it (returns 0 or -errno).
+  void CreateRings(uint32_t rings);
+  int FillRings();
   void Destroy();
 
   Options options_;
   AttachMode mode_ = AttachMode::kAuto;
   struct tcpstated_bpf* skel_ = nullptr;
+  std::vector<int> ring_fds_;  // with several rings only (else `events`)
   int ncpus_ = 0;
 };
 

@@ -46,7 +46,12 @@ struct Config {
   } log;
   struct Bpf {
     AttachMode attach = AttachMode::kAuto;
-    uint64_t ring_buffer_bytes = 4u << 20;  // power of two, >= one page
+    uint64_t ring_buffer_bytes = 4u << 20;  // each ring's; power of two
+    // Rings the CPUs share by CPU number modulo the count (at most one per
+    // CPU is created); 1..1024, at most 4 GiB of rings in all. The default
+    // is docs/performance.md §19's: a fixed count, so the locked memory
+    // does not grow with the CPUs.
+    uint64_t ring_buffers = 2;
   } bpf;
   struct Tracking {
     uint64_t max_tracked_sockets = 1000000;

@@ -35,6 +35,7 @@ struct Snapshot {
   MirrorStats mirror;
   KernelCounters kernel;
   uint64_t decode_errors = 0;
+  uint64_t unmerged_events = 0;  // RingConsumer::unmerged_events
   std::string version;
   std::string attach;          // "tp_btf" or "tracepoint"
   std::string kernel_release;  // uname -r of the running kernel

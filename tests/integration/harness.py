@@ -248,6 +248,11 @@ class Daemon:
         with open(self.config, "w") as f:
             # extra_config may go on with keys of the bpf: section.
             f.write("bpf:\n  attach: %s\n" % self.attach)
+            # The suite run against another ring count (e.g. the merge of
+            # several rings) without editing each test.
+            rings = os.environ.get("TCPSTATED_RING_BUFFERS")
+            if rings:
+                f.write("  ring_buffers: %d\n" % int(rings))
             f.write(self.extra_config)
             # Never the host's /var/lib/tcpstated: daemons of other tests
             # run at the same time.

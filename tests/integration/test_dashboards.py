@@ -93,6 +93,7 @@ METRICS = {
     "tcpstated_events_lost_total": ("counter", ("source",)),
     "tcpstated_events_missed_total": ("counter", ("source",)),
     "tcpstated_event_decode_errors_total": ("counter", ()),
+    "tcpstated_events_unmerged_total": ("counter", ()),
     "tcpstated_evictions_total": ("counter", ()),
     "tcpstated_mirror_resyncs_total": ("counter", ()),
     "tcpstated_reconcile_corrections_total": ("counter", ("state",)),

@@ -41,8 +41,8 @@ ADDRESS_FAMILIES = {"AF_UNIX", "AF_NETLINK", "AF_INET", "AF_INET6"}
 MAX_EXPOSURE = 3.5
 EXEC_START = "/usr/bin/tcpstated --config.file=/etc/tcpstated/tcpstated.yaml"
 
-# Every key of SPEC.md's configuration block (and tracking.full_reconcile_interval,
-# issue 15), with its default as written.
+# Every key of SPEC.md's configuration block (and tracking.full_reconcile_interval
+# and bpf.ring_buffers, issue 15), with its default as written.
 DEFAULTS = {
     "web.listen_address": '":9640"',
     "web.telemetry_path": "/metrics",
@@ -53,6 +53,7 @@ DEFAULTS = {
     "log.format": "text",
     "bpf.attach": "auto",
     "bpf.ring_buffer_bytes": "4194304",
+    "bpf.ring_buffers": "2",
     "tracking.max_tracked_sockets": "1000000",
     "tracking.reconcile_interval": "30s",
     "tracking.full_reconcile_interval": "10m",

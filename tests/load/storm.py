@@ -15,6 +15,8 @@ the floor measured in the same run
   tcpstated-start  the daemon started --start-delay s after the storm began:
                    what a (re)start costs a busy host (tcpstated-prev-start:
                    the same for --prev-bin)
+  tcpstated-NAME   the daemon ($TCPSTATED_BIN) with a configuration of its
+                   own (--variant NAME=YAML), e.g. another ring layout
   tcpstates        libbpf-tools' tcpstates, output to /dev/null
   bpftrace         a one-liner counting transitions in the kernel
 
@@ -139,6 +141,11 @@ def parse_args():
                    "'tracking: {reconcile_interval: 1h}' to keep the full "
                    "reconcile out of the rounds and so measure the event "
                    "path alone")
+    p.add_argument("--variant", action="append", default=[],
+                   metavar="NAME=YAML",
+                   help="an extra mode tcpstated-NAME: --tcpstated-bin with "
+                   "YAML as its config file instead of --daemon-config, e.g. "
+                   "'r2=bpf: {ring_buffers: 2}' (repeatable)")
     p.add_argument("--quick", action="store_true",
                    help="tiny run for CI: 1 round, 3000 connections, 2 s")
     a = p.parse_args()
@@ -157,6 +164,14 @@ def parse_args():
         p.error("--workers is bounded to 256 (storm.c)")
     if a.start_delay < 0 or a.start_delay >= a.start_seconds:
         p.error("--start-delay must be in [0, --start-seconds)")
+    a.variants = {}
+    for v in a.variant:
+        name, sep, yaml = v.partition("=")
+        if not sep or not re.fullmatch(r"[a-z0-9]+", name) or \
+                "tcpstated-" + name in MODES:
+            p.error("--variant wants NAME=YAML with NAME in [a-z0-9]+ and "
+                    "not a mode's: %r" % v)
+        a.variants["tcpstated-" + name] = yaml
     if not a.floor_bin and a.tcpstated_bin:
         a.floor_bin = os.path.join(os.path.dirname(a.tcpstated_bin),
                                    "tcpstated-floor")
@@ -176,12 +191,14 @@ class Tool:
 
     def start(self):
         pre = loadlib.nice_preexec(self.args.nice)
-        if self.mode in DAEMON_MODES:
+        if self.mode in DAEMON_MODES or self.mode in self.args.variants:
             binary = (self.args.prev_bin
                       if self.mode.startswith("tcpstated-prev")
                       else self.args.tcpstated_bin)
+            config = self.args.variants.get(self.mode,
+                                            self.args.daemon_config)
             self.daemon = loadlib.Daemon(
-                binary, config=self.args.daemon_config,
+                binary, config=config,
                 nice=self.args.nice, workdir=self.workdir,
                 own_session=not self.args.same_session).start()
             return
@@ -471,14 +488,18 @@ def available_modes(args):
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if args.prev_bin and "tcpstated-prev" not in modes:
         modes.append("tcpstated-prev")
+    modes += [v for v in args.variants if v not in modes]
     for m in modes:
+        if m in args.variants:
+            continue
         if m not in MODES or m.endswith("-start"):
             sys.exit("unknown mode %r (the -start modes belong to the start "
                      "storm)" % m if m.endswith("-start") else
                      "unknown mode %r" % m)
     out = []
     for m in modes:
-        if m == "tcpstated" and not (args.tcpstated_bin and
+        if (m == "tcpstated" or m in args.variants) and not (
+                args.tcpstated_bin and
                                      os.access(args.tcpstated_bin, os.X_OK)):
             sys.exit("tcpstated mode needs TCPSTATED_BIN (or "
                      "--tcpstated-bin) pointing at the daemon")

@@ -28,6 +28,7 @@ TEST(ConfigDefaultsTest, MatchSpec) {
   EXPECT_EQ(c.log.format, LogFormat::kText);
   EXPECT_EQ(c.bpf.attach, AttachMode::kAuto);
   EXPECT_EQ(c.bpf.ring_buffer_bytes, 4194304u);
+  EXPECT_EQ(c.bpf.ring_buffers, 2u);
   EXPECT_EQ(c.tracking.max_tracked_sockets, 1000000u);
   EXPECT_EQ(c.tracking.reconcile_interval, milliseconds(30000));
   EXPECT_EQ(c.tracking.max_series_per_metric, 50u);
@@ -89,6 +90,7 @@ log:
 bpf:
   attach: tracepoint
   ring_buffer_bytes: 0x10000
+  ring_buffers: 4
 tracking:
   max_tracked_sockets: 12345
   reconcile_interval: 1m30s
@@ -108,6 +110,7 @@ detectors:
   EXPECT_EQ(c.log.format, LogFormat::kJson);
   EXPECT_EQ(c.bpf.attach, AttachMode::kTracepoint);
   EXPECT_EQ(c.bpf.ring_buffer_bytes, 65536u);
+  EXPECT_EQ(c.bpf.ring_buffers, 4u);
   EXPECT_EQ(c.tracking.max_tracked_sockets, 12345u);
   EXPECT_EQ(c.tracking.reconcile_interval, milliseconds(90000));
   EXPECT_EQ(c.tracking.max_series_per_metric, 7u);
@@ -285,6 +288,16 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"RingTooLarge",
                   "bpf:\n  ring_buffer_bytes: 2147483648\n",
                   {"bpf.ring_buffer_bytes:", "maximum"}},
+        ErrorCase{"ZeroRings",
+                  "bpf:\n  ring_buffers: 0\n",
+                  {"bpf.ring_buffers:", "out of range"}},
+        ErrorCase{"TooManyRings",
+                  "bpf:\n  ring_buffers: 1025\n",
+                  {"bpf.ring_buffers:", "out of range"}},
+        ErrorCase{
+            "RingsAboveFourGibibytesInAll",
+            "bpf:\n  ring_buffers: 1024\n  ring_buffer_bytes: 8388608\n",
+            {"bpf.ring_buffers:", "1024 rings of 8388608 bytes", "maximum"}},
         ErrorCase{"ZeroTrackedSockets",
                   "tracking:\n  max_tracked_sockets: 0\n",
                   {"tracking.max_tracked_sockets:", "out of range"}},

@@ -38,6 +38,7 @@ inline void ExpectSameConfig(const Config& a, const Config& b) {
   EXPECT_EQ(a.log.format, b.log.format);
   EXPECT_EQ(a.bpf.attach, b.bpf.attach);
   EXPECT_EQ(a.bpf.ring_buffer_bytes, b.bpf.ring_buffer_bytes);
+  EXPECT_EQ(a.bpf.ring_buffers, b.bpf.ring_buffers);
   EXPECT_EQ(a.tracking.max_tracked_sockets, b.tracking.max_tracked_sockets);
   EXPECT_EQ(a.tracking.reconcile_interval, b.tracking.reconcile_interval);
   EXPECT_EQ(a.tracking.full_reconcile_interval,

@@ -23,6 +23,12 @@ using std::chrono::milliseconds;
 
 constexpr uint64_t kMinRingBufferBytes = 4096;
 constexpr uint64_t kMaxRingBufferBytes = uint64_t{1} << 30;
+// A CPU writes to ring (CPU number % rings): more rings than CPUs are never
+// created, so this only bounds what a configuration may say.
+constexpr uint64_t kMaxRingBuffers = 1024;
+// The rings' total: a bound on locked memory that still takes any one ring
+// the old single-ring bound allowed, times the default count.
+constexpr uint64_t kMaxRingBytesInAll = uint64_t{4} << 30;
 constexpr uint64_t kMaxTrackedSockets = 100000000;
 constexpr uint64_t kMaxSeriesPerMetric = 10000;
 
@@ -179,6 +185,10 @@ void ApplyYaml(const YAML::Node& root, Config& config) {
       {"ring_buffer_bytes",
        [&config](const std::string& k, const YAML::Node& n) {
          config.bpf.ring_buffer_bytes = GetUint(k, n);
+       }},
+      {"ring_buffers",
+       [&config](const std::string& k, const YAML::Node& n) {
+         config.bpf.ring_buffers = GetUint(k, n);
        }},
   };
   const std::vector<YamlField> tracking = {
@@ -404,6 +414,34 @@ void ValidateFullReconcileInterval(const Config::Tracking& tracking) {
   }
 }
 
+void ValidateRings(const Config::Bpf& bpf) {
+  const uint64_t ring = bpf.ring_buffer_bytes;
+  if (ring < kMinRingBufferBytes) {
+    Fail("bpf.ring_buffer_bytes",
+         std::to_string(ring) + " is below the minimum of " +
+             std::to_string(kMinRingBufferBytes) + " (one page)");
+  }
+  if (ring > kMaxRingBufferBytes) {
+    Fail("bpf.ring_buffer_bytes",
+         std::to_string(ring) + " is above the maximum of " +
+             std::to_string(kMaxRingBufferBytes) + " (1 GiB)");
+  }
+  // The kernel's BPF ring buffer only accepts power-of-two sizes.
+  if ((ring & (ring - 1)) != 0) {
+    Fail("bpf.ring_buffer_bytes",
+         std::to_string(ring) + " is not a power of two");
+  }
+
+  ValidateRange("bpf.ring_buffers", bpf.ring_buffers, 1, kMaxRingBuffers);
+  // Every ring is locked memory.
+  if (bpf.ring_buffers * ring > kMaxRingBytesInAll) {
+    Fail("bpf.ring_buffers",
+         std::to_string(bpf.ring_buffers) + " rings of " +
+             std::to_string(ring) + " bytes are above the maximum of " +
+             std::to_string(kMaxRingBytesInAll) + " bytes (4 GiB) in all");
+  }
+}
+
 }  // namespace
 
 void ValidateConfig(const Config& config) {
@@ -420,22 +458,7 @@ void ValidateConfig(const Config& config) {
     Fail("bpf.attach", "invalid attach mode");
   }
 
-  const uint64_t ring = config.bpf.ring_buffer_bytes;
-  if (ring < kMinRingBufferBytes) {
-    Fail("bpf.ring_buffer_bytes",
-         std::to_string(ring) + " is below the minimum of " +
-             std::to_string(kMinRingBufferBytes) + " (one page)");
-  }
-  if (ring > kMaxRingBufferBytes) {
-    Fail("bpf.ring_buffer_bytes",
-         std::to_string(ring) + " is above the maximum of " +
-             std::to_string(kMaxRingBufferBytes) + " (1 GiB)");
-  }
-  // The kernel's BPF ring buffer only accepts power-of-two sizes.
-  if ((ring & (ring - 1)) != 0) {
-    Fail("bpf.ring_buffer_bytes",
-         std::to_string(ring) + " is not a power of two");
-  }
+  ValidateRings(config.bpf);
 
   ValidateRange("tracking.max_tracked_sockets",
                 config.tracking.max_tracked_sockets, 1, kMaxTrackedSockets);
