@@ -131,8 +131,9 @@ Daemon::Daemon(const Config& config)
   options.ring_buffers = static_cast<uint32_t>(config.bpf.ring_buffers);
   options.max_tracked_sockets = config.tracking.max_tracked_sockets;
   probe_ = std::make_unique<BpfProbe>(options);
-  spdlog::info("attached BPF programs in {} mode",
-               AttachModeName(probe_->mode()));
+  spdlog::info("attached BPF programs in {} mode, {} event ring(s) of {} bytes",
+               AttachModeName(probe_->mode()), probe_->ring_buffer_fds().size(),
+               config.bpf.ring_buffer_bytes);
   // Before any thread exists: capabilities are per thread, and every thread
   // created from here on inherits the reduced sets (the HTTP threads then
   // drop the rest).

@@ -56,6 +56,23 @@ class Attach(unittest.TestCase):
                          "fallback warning present=%r\n%s" %
                          (fell_back, log[-3000:]))
 
+    def test_default_rings(self):
+        # The default bpf.ring_buffers is 2, one ring per CPU up to that:
+        # the guests boot with two CPUs so that the program path which
+        # picks a ring from the array of rings is loaded (and verified) on
+        # every kernel of the matrix, not only the host's. The scenarios
+        # then run through both rings.
+        if os.environ.get("TCPSTATED_RING_BUFFERS"):
+            self.skipTest("TCPSTATED_RING_BUFFERS overrides the default")
+        want = min(2, os.cpu_count() or 1)
+        for attach in ("auto", "tracepoint"):
+            with Daemon(attach=attach) as d:
+                d.metrics()
+                log = d.log_text()
+            self.assertIn("%d event ring(s)" % want, log,
+                          "%s on %s\n%s" % (attach, os.uname().release,
+                                             log[-3000:]))
+
     def test_explicit_tp_btf(self):
         want = expectation("TCPSTATED_EXPECT_TP_BTF")
         if want == "loads":
