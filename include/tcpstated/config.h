@@ -48,10 +48,10 @@ struct Config {
     AttachMode attach = AttachMode::kAuto;
     uint64_t ring_buffer_bytes = 4u << 20;  // each ring's; power of two
     // Rings the CPUs share by CPU number modulo the count (at most one per
-    // CPU is created); 1..1024, at most 4 GiB of rings in all. The default
-    // is docs/performance.md §19's: a fixed count, so the locked memory
-    // does not grow with the CPUs.
-    uint64_t ring_buffers = 2;
+    // CPU is created); 1..1024, at most 4 GiB of rings in all. One by
+    // default: two rings did not pay on a quiet 2-CPU machine
+    // (docs/performance.md §22); hosts with many CPUs may measure otherwise.
+    uint64_t ring_buffers = 1;
   } bpf;
   struct Tracking {
     uint64_t max_tracked_sockets = 1000000;

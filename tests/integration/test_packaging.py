@@ -53,7 +53,7 @@ DEFAULTS = {
     "log.format": "text",
     "bpf.attach": "auto",
     "bpf.ring_buffer_bytes": "4194304",
-    "bpf.ring_buffers": "2",
+    "bpf.ring_buffers": "1",
     "tracking.max_tracked_sockets": "1000000",
     "tracking.reconcile_interval": "30s",
     "tracking.full_reconcile_interval": "10m",

@@ -28,7 +28,7 @@ TEST(ConfigDefaultsTest, MatchSpec) {
   EXPECT_EQ(c.log.format, LogFormat::kText);
   EXPECT_EQ(c.bpf.attach, AttachMode::kAuto);
   EXPECT_EQ(c.bpf.ring_buffer_bytes, 4194304u);
-  EXPECT_EQ(c.bpf.ring_buffers, 2u);
+  EXPECT_EQ(c.bpf.ring_buffers, 1u);
   EXPECT_EQ(c.tracking.max_tracked_sockets, 1000000u);
   EXPECT_EQ(c.tracking.reconcile_interval, milliseconds(30000));
   EXPECT_EQ(c.tracking.max_series_per_metric, 50u);
