@@ -6,12 +6,13 @@
 // walk of the framing written from the header's contract (not from the
 // parser's code):
 //  - done / error / corrupt / foreign are exactly what the framing says;
-//  - every socket returned comes from a SOCK_DIAG_BY_FAMILY message whose
-//    fixed part is usable (payload >= sizeof(inet_diag_msg), AF_INET or
-//    AF_INET6, state 1..13), in order, with every field copied (ports in host
-//    order, addresses, cookie, inode, queues, timer, and tcpi_last_ack_recv
-//    from the last INET_DIAG_INFO attribute long enough to hold it), and a
-//    state the header allows for it;
+//  - every socket returned comes from a SOCK_DIAG_BY_FAMILY message (or a
+//    TCPDIAG_GETSOCK one, the reply to the one-walk request of both
+//    families) whose fixed part is usable (payload >= sizeof(inet_diag_msg),
+//    AF_INET or AF_INET6, state 1..13), in order, with every field copied
+//    (ports in host order, addresses, cookie, inode, queues, timer, and
+//    tcpi_last_ack_recv from the last INET_DIAG_INFO attribute long enough to
+//    hold it), and a state the header allows for it;
 //  - such messages that were not returned (broken rtattrs) and every other
 //    unusable message are counted in `malformed`, and nothing else is;
 //  - sockets are appended: what `out` held before is left alone.
@@ -132,7 +133,8 @@ Expected ReferenceWalk(const uint8_t* data, size_t len,
         return x;
       }
       if (code > 0) x.result.malformed++;
-    } else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+    } else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY ||
+               h.nlmsg_type == TCPDIAG_GETSOCK) {
       inet_diag_msg msg;
       if (payload_len < sizeof(msg)) {
         x.result.malformed++;
