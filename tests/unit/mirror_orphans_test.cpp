@@ -112,6 +112,30 @@ TEST(MirrorOrphans, JiffiesAreScaledByTheNamespaceFinTimeout) {
   EXPECT_EQ(m.Find(1), nullptr);
 }
 
+TEST(MirrorOrphans, AnImpossibleFinTimeIsBoundedByTheKernelsLongest) {
+  // A corrupt record (found by fuzz-decoder): 2^32-1 jiffies at one jiffy
+  // per 60 s overflowed the conversion. The kernel's fin time is an int of
+  // jiffies at HZ >= 100, so no orphan outlives 2^31 / 100 s.
+  constexpr uint64_t kLongest = (uint64_t{1} << 31) / 100 * kSec;
+  Mirror m(kBigTable);
+  m.SetFinTimeout(kNetns, 60 * kSec);
+  const Sock s = Client(1);
+  uint64_t last = Walk(
+      m, s,
+      {S::kClose, S::kSynSent, S::kEstablished, S::kFinWait1, S::kFinWait2},
+      kT0);
+  Event e = StateChange(s, S::kFinWait2, S::kClose, last + kSec);
+  e.own_linger2 = true;
+  e.fin_time_jiffies = UINT32_MAX;
+  e.fin_timeout_jiffies = 1;
+  m.Apply(e);
+  ASSERT_NE(m.Find(1), nullptr);
+  m.Expire(e.ts_ns + kLongest - 60 * kSec - 1);
+  EXPECT_NE(m.Find(1), nullptr);
+  m.Expire(e.ts_ns + kLongest - 60 * kSec);
+  EXPECT_EQ(m.Find(1), nullptr);
+}
+
 TEST(MirrorOrphans, NegativeLinger2MakesNoTimewaitSocket) {
   Mirror m(kBigTable);
   Orphan(m, Client(1), -1);

@@ -15,6 +15,13 @@
 
 namespace tcpstated {
 
+namespace {
+
+// tcp_fin_time() is an int of jiffies; HZ is at least 100.
+constexpr uint64_t kMaxFinTimeNs = (uint64_t{1} << 31) / 100 * kNsPerSec;
+
+}  // namespace
+
 uint64_t Mirror::OrphanLifetime(const SocketEntry& entry) const {
   if (!orphan_fin_times_.empty()) {
     auto own = orphan_fin_times_.find(entry.id);
@@ -34,10 +41,15 @@ bool Mirror::NoteOwnLinger(const SocketEntry& entry, const Event& e) {
   auto it = namespaces_.find(entry.netns);
   const uint64_t fin_timeout_ns =
       it != namespaces_.end() ? it->second.fin_timeout_ns : 60 * kNsPerSec;
-  const uint64_t fin_time_ns =
-      static_cast<uint64_t>(static_cast<double>(e.fin_time_jiffies) *
-                            static_cast<double>(fin_timeout_ns) /
-                            static_cast<double>(e.fin_timeout_jiffies));
+  // Exact in 128 bits; bounded by the longest fin time a kernel can hold
+  // (an int of jiffies at HZ=100), so that a corrupt record cannot push the
+  // deadline past the clock's range.
+  const unsigned __int128 scaled =
+      static_cast<unsigned __int128>(e.fin_time_jiffies) * fin_timeout_ns /
+      e.fin_timeout_jiffies;
+  const uint64_t fin_time_ns = scaled < kMaxFinTimeNs
+                                   ? static_cast<uint64_t>(scaled)
+                                   : kMaxFinTimeNs;
   // Bounded by the number of timewait entries: erased with them.
   orphan_fin_times_[entry.id] = fin_time_ns;
   return true;
