@@ -47,9 +47,8 @@ bool Mirror::NoteOwnLinger(const SocketEntry& entry, const Event& e) {
   const unsigned __int128 scaled =
       static_cast<unsigned __int128>(e.fin_time_jiffies) * fin_timeout_ns /
       e.fin_timeout_jiffies;
-  const uint64_t fin_time_ns = scaled < kMaxFinTimeNs
-                                   ? static_cast<uint64_t>(scaled)
-                                   : kMaxFinTimeNs;
+  const uint64_t fin_time_ns =
+      scaled < kMaxFinTimeNs ? static_cast<uint64_t>(scaled) : kMaxFinTimeNs;
   // Bounded by the number of timewait entries: erased with them.
   orphan_fin_times_[entry.id] = fin_time_ns;
   return true;
