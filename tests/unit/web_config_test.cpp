@@ -138,6 +138,14 @@ INSTANTIATE_TEST_SUITE_P(
             "ColonInUser",
             std::string("basic_auth_users:\n  \"a:b\": ") + kHash + "\n",
             "web config: basic_auth_users: bad user name \"a:b\""},
+        WebErrorCase{
+            "NewlineInUser",
+            std::string("basic_auth_users:\n  \"a\\nb\": ") + kHash + "\n",
+            "web config: basic_auth_users: bad user name \"a\\nb\""},
+        WebErrorCase{
+            "ControlCharacterInUser",
+            std::string("basic_auth_users:\n  \"a\\x07b\": ") + kHash + "\n",
+            "web config: basic_auth_users: bad user name \"a\\x07b\""},
         WebErrorCase{"HttpServerConfig", "http_server_config: {}\n",
                      "web config: http_server_config: not supported by "
                      "tcpstated"}),

@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -140,7 +141,12 @@ void ApplyBasicAuthUsers(const YAML::Node& node, WebConfig& config) {
       FailExpected("basic_auth_users", "user names as keys", name);
     }
     const std::string user = name.Scalar();
-    if (user.empty() || user.find(':') != std::string::npos) {
+    // RFC 7617: no colon, and no control character (which no client can
+    // send, and which would break the error's one line).
+    const bool control = std::any_of(user.begin(), user.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+    });
+    if (user.empty() || user.find(':') != std::string::npos || control) {
       FailKey("basic_auth_users", "bad user name " + QuoteForMessage(user));
     }
     const std::string key = "basic_auth_users." + user;
