@@ -6,6 +6,9 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <optional>
+
 #include "mirror_test_events.h"
 #include "tcpstated/event.h"
 #include "tcpstated/mirror.h"
@@ -47,23 +50,40 @@ Sock Peer(const Sock& c, uint64_t id) {
   return p;
 }
 
+// The socket's own TCP_LINGER2 as the CLOSE event carries it: its
+// tcp_fin_time() and the namespace's tcp_fin_timeout, in jiffies (a
+// fin_time of 0 means linger2 < 0).
+struct OwnLinger {
+  uint32_t fin_time_jiffies = 0;
+  uint32_t fin_timeout_jiffies = 0;
+};
+
 // The client closes first and its FIN is acknowledged: the orphan's
-// hand-off, with the socket's own TCP_LINGER2 when `linger_s` is not 0
-// (negative: -1). Returns the hand-off time.
-uint64_t Orphan(Mirror& m, const Sock& s, int linger_s = 0) {
+// hand-off, with the socket's own TCP_LINGER2 when `own` is set. Returns
+// the hand-off time.
+uint64_t Orphan(Mirror& m, const Sock& s,
+                std::optional<OwnLinger> own = std::nullopt) {
   uint64_t last = Walk(
       m, s,
       {S::kClose, S::kSynSent, S::kEstablished, S::kFinWait1, S::kFinWait2},
       kT0);
   Event e = StateChange(s, S::kFinWait2, S::kClose, last + kSec);
-  if (linger_s != 0) {
+  if (own) {
     e.own_linger2 = true;
-    e.fin_time_jiffies =
-        linger_s < 0 ? 0 : static_cast<uint32_t>(linger_s) * kHz;
-    e.fin_timeout_jiffies = 60 * kHz;
+    e.fin_time_jiffies = own->fin_time_jiffies;
+    e.fin_timeout_jiffies = own->fin_timeout_jiffies;
   }
   m.Apply(e);
   return e.ts_ns;
+}
+
+// The same with a linger2 of `linger_s` seconds (negative: -1) in a
+// namespace whose tcp_fin_timeout is 60 s.
+uint64_t Orphan(Mirror& m, const Sock& s, int linger_s) {
+  return Orphan(
+      m, s,
+      OwnLinger{linger_s < 0 ? 0 : static_cast<uint32_t>(linger_s) * kHz,
+                60 * kHz});
 }
 
 TEST(MirrorOrphans, NamespaceFinTimeoutIsTheDefaultLifetime) {
@@ -96,19 +116,10 @@ TEST(MirrorOrphans, JiffiesAreScaledByTheNamespaceFinTimeout) {
   // 4 s is 1000 jiffies whatever HZ is.
   Mirror m(kBigTable);
   m.SetFinTimeout(kNetns, 10 * kSec);
-  const Sock s = Client(1);
-  uint64_t last = Walk(
-      m, s,
-      {S::kClose, S::kSynSent, S::kEstablished, S::kFinWait1, S::kFinWait2},
-      kT0);
-  Event e = StateChange(s, S::kFinWait2, S::kClose, last + kSec);
-  e.own_linger2 = true;
-  e.fin_time_jiffies = 4 * kHz;
-  e.fin_timeout_jiffies = 10 * kHz;
-  m.Apply(e);
-  m.Expire(e.ts_ns + 4 * kSec - 1);
+  const uint64_t t = Orphan(m, Client(1), OwnLinger{4 * kHz, 10 * kHz});
+  m.Expire(t + 4 * kSec - 1);
   EXPECT_NE(m.Find(1), nullptr);
-  m.Expire(e.ts_ns + 4 * kSec);
+  m.Expire(t + 4 * kSec);
   EXPECT_EQ(m.Find(1), nullptr);
 }
 
@@ -119,20 +130,11 @@ TEST(MirrorOrphans, AnImpossibleFinTimeIsBoundedByTheKernelsLongest) {
   constexpr uint64_t kLongest = (uint64_t{1} << 31) / 100 * kSec;
   Mirror m(kBigTable);
   m.SetFinTimeout(kNetns, 60 * kSec);
-  const Sock s = Client(1);
-  uint64_t last = Walk(
-      m, s,
-      {S::kClose, S::kSynSent, S::kEstablished, S::kFinWait1, S::kFinWait2},
-      kT0);
-  Event e = StateChange(s, S::kFinWait2, S::kClose, last + kSec);
-  e.own_linger2 = true;
-  e.fin_time_jiffies = UINT32_MAX;
-  e.fin_timeout_jiffies = 1;
-  m.Apply(e);
+  const uint64_t t = Orphan(m, Client(1), OwnLinger{UINT32_MAX, 1});
   ASSERT_NE(m.Find(1), nullptr);
-  m.Expire(e.ts_ns + kLongest - 60 * kSec - 1);
+  m.Expire(t + kLongest - 60 * kSec - 1);
   EXPECT_NE(m.Find(1), nullptr);
-  m.Expire(e.ts_ns + kLongest - 60 * kSec);
+  m.Expire(t + kLongest - 60 * kSec);
   EXPECT_EQ(m.Find(1), nullptr);
 }
 
