@@ -141,8 +141,8 @@ void ApplyBasicAuthUsers(const YAML::Node& node, WebConfig& config) {
       FailExpected("basic_auth_users", "user names as keys", name);
     }
     const std::string user = name.Scalar();
-    // RFC 7617: no colon, and no control character (which no client can
-    // send, and which would break the error's one line).
+    // RFC 7617 allows neither a colon nor a control character in a user-id
+    // (and a control character would break the error's one line).
     const bool control = std::any_of(user.begin(), user.end(), [](char c) {
       return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
     });
